@@ -1,0 +1,40 @@
+# bayes_blina: the two commands are `make demo` and `make test` (see README.md).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+OUT ?= out
+BB := $(BIN)/bayes-blina
+
+.PHONY: demo test test-fast install clean bench
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Fit the response model to the bundled published data and write the tables (a few minutes).
+demo: $(STAMP)
+	@mkdir -p $(OUT)
+	$(BB) datasets
+	$(BB) fit response --data published --out fits/demo-response --force --no-progress
+	$(BB) summary fits/demo-response --format md --out $(OUT)/response-summary.md
+	$(BB) summary fits/demo-response --format latex --out $(OUT)/response-summary.tex
+	$(BB) predict fits/demo-response --subjects examples/data/new-patients.csv --out $(OUT)/cr-predictions.csv
+	$(BB) table cr-subgroups --data vonstackelberg2016 --out $(OUT)/cr-subgroups.csv
+	$(BB) table cr-subgroups --data vonstackelberg2016 --no-pooled --format md --out $(OUT)/cr-subgroups-exact.md
+	@echo "demo outputs in $(OUT)/ and fits/demo-response/"
+
+## Run the whole test suite (what CI runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## The fast tests only (no MCMC).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) $(OUT) fits/demo-* .pytest_cache

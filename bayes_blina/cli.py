@@ -1,0 +1,217 @@
+"""The ``bayes-blina`` command. Thin: it parses arguments and calls the library."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from bayes_blina.errors import BayesBlinaError, ConvergenceError
+
+EXIT_INPUT, EXIT_UNCONVERGED = 2, 3
+
+
+def _fail(err: Exception) -> None:
+    click.secho(f"error: {err}", fg="red", err=True)
+    sys.exit(EXIT_UNCONVERGED if isinstance(err, ConvergenceError) else EXIT_INPUT)
+
+
+class _Group(click.Group):
+    """Turns the package's errors into a clear message and a non-zero exit, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BayesBlinaError as e:
+            _fail(e)
+
+
+def _write_text(text: str, out: str | None) -> None:
+    """Write to a file atomically, or to stdout."""
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    p = Path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(p)
+    click.echo(f"wrote {p}", err=True)
+
+
+def _sampler_options(f):
+    for opt in reversed([
+        click.option("--seed", type=int, default=None, help="Random seed (default: the spec's)."),
+        click.option("--chains", type=click.IntRange(1, 64), default=None, help="Number of chains."),
+        click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain after tuning."),
+        click.option("--tune", type=click.IntRange(0), default=None, help="Tuning steps per chain."),
+        click.option("--backend", type=click.Choice(["auto", "nutpie", "pymc", "numpyro"]), default=None,
+                     help="Sampler back end (default: the spec's; auto = nutpie if installed)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="bayes_blina")
+@click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
+def main(verbose: bool) -> None:
+    """Bayesian biomarker and response models for blinatumomab therapy in ALL."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    for noisy in ("pymc", "pytensor", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+@main.command()
+def datasets() -> None:
+    """List the bundled datasets (usable wherever --data is accepted)."""
+    from bayes_blina.data.registry import list_datasets
+    from bayes_blina.report.tables import format_table
+
+    click.echo(format_table(list_datasets(), "md"), nl=False)
+
+
+@main.command()
+def specs() -> None:
+    """List the model specs found in models/."""
+    from bayes_blina.spec import available_specs, load_spec
+
+    for name, path in available_specs().items():
+        s = load_spec(path)
+        click.echo(f"{name:<22} family={s.family:<12} {s.description}  ({path})")
+
+
+@main.command()
+@click.argument("spec")
+@click.option("--data", "data", required=True, help="Dataset folder or bundled dataset name.")
+@click.option("--out", "out", required=True, type=click.Path(), help="Fit folder to write (e.g. fits/NAME).")
+@click.option("--force", is_flag=True, help="Replace an existing fit at --out.")
+@click.option("--progress/--no-progress", default=True, help="Show the sampler's progress bar.")
+@_sampler_options
+def fit(spec, data, out, force, progress, seed, chains, draws, tune, backend) -> None:
+    """Fit model SPEC (a name in models/ or a TOML path) to --data and store it in --out."""
+    from bayes_blina.data import read_dataset
+    from bayes_blina.errors import FitExistsError
+    from bayes_blina.inference import fit as do_fit
+    from bayes_blina.store import save_fit
+
+    if Path(out).exists() and not force:  # fail before sampling, not after
+        raise FitExistsError(f"a fit already exists at {out}; choose another --out or pass --force to replace it")
+    ds = read_dataset(data)
+    click.echo(f"data: {ds!r}  (sha256 {ds.sha256()[:12]})", err=True)
+    res = do_fit(spec, ds, seed=seed, chains=chains, draws=draws, tune=tune, backend=backend, progress=progress)
+    _echo_data_use(res.prepared.data_use)
+    path = save_fit(res, out, force=force)
+    click.echo(f"sampled with {res.backend} in {res.timing['sampling_s']:.1f} s; wrote {path}", err=True)
+    color = "green" if res.verdict.passed else "red"
+    click.secho(str(res.verdict), fg=color, err=True)
+
+
+def _echo_data_use(use: dict) -> None:
+    if "patients_used" in use:
+        click.echo(f"patient-level responses used: {use['patients_used']}", err=True)
+        if use.get("patients_left_out"):
+            click.echo(f"patients left out: {len(use['patients_left_out'])} (response not evaluable)", err=True)
+        for f, k in (use.get("patients_missing_factor") or {}).items():
+            click.echo(f"patients with unknown {f}: {k} (effect held at its mean)", err=True)
+    for r in use.get("aggregate_rows_used", []):
+        click.echo(f"aggregate used: {r['study']} {r['family']}={r['level']} {r['responders']}/{r['n']} "
+                   f"regimen {r['regimen']} weight {r['weight']:.3g}", err=True)
+    for r in use.get("aggregate_rows", []):
+        if not r.get("used", True):
+            click.echo(f"aggregate not used: {r.get('study', '')} {r.get('family', '')} - {r['reason']}", err=True)
+
+
+@main.command()
+@click.argument("fitdir", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["csv", "md", "latex"]), default="md", show_default=True)
+@click.option("--prob", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option("--interval", type=click.Choice(["eti", "hdi"]), default="eti", show_default=True,
+              help="Equal-tailed or highest-density interval.")
+@click.option("--allow-unconverged", is_flag=True, help="Summarise even if the fit fails the convergence gate.")
+@click.option("--out", type=click.Path(), default=None, help="Write to this file instead of stdout.")
+def summary(fitdir, fmt, prob, interval, allow_unconverged, out) -> None:
+    """Posterior summary table of a stored fit (refuses an unconverged fit)."""
+    from bayes_blina.report.tables import UNCONVERGED_BANNER, format_table, summarize_fit
+    from bayes_blina.store import load_fit
+
+    stored = load_fit(fitdir)
+    df = summarize_fit(stored, prob=prob, interval=interval, allow_unconverged=allow_unconverged)
+    banner = None if df.attrs.get("converged") else UNCONVERGED_BANNER
+    if banner:
+        click.secho(banner, fg="red", bold=True, err=True)
+    _write_text(format_table(df, fmt, banner=banner,
+                             caption=f"{stored.provenance['model']['name']}: posterior summary, "
+                                     f"{prob:.0%} {'HDI' if interval == 'hdi' else 'equal-tailed'} intervals"), out)
+
+
+@main.command()
+@click.argument("fitdir", type=click.Path())
+def check(fitdir) -> None:
+    """Print the convergence verdict of a stored fit; exit non-zero if it fails the gate."""
+    from bayes_blina.store import load_fit
+
+    stored = load_fit(fitdir)
+    v = stored.verdict()
+    click.secho(str(v), fg="green" if v.passed else "red")
+    if not v.passed:
+        sys.exit(EXIT_UNCONVERGED)
+
+
+@main.command()
+@click.argument("fitdir", type=click.Path())
+@click.option("--subjects", required=True, type=click.Path(), help="CSV of new patients (subjects.csv format).")
+@click.option("--out", required=True, type=click.Path(), help="CSV to write.")
+@click.option("--prob", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option("--study", default=None, help="Predict for this fitted study (default: a new study).")
+@click.option("--allow-unconverged", is_flag=True, help="Predict even if the fit fails the convergence gate.")
+def predict(fitdir, subjects, out, prob, study, allow_unconverged) -> None:
+    """Posterior CR probability for each patient of --subjects."""
+    from bayes_blina.data.io import read_subjects_file
+    from bayes_blina.families.response import predict_response
+    from bayes_blina.report.tables import gate_or_raise
+    from bayes_blina.store import load_fit
+
+    stored = load_fit(fitdir)
+    if stored.family_name != "response":
+        raise BayesBlinaError(f"predict for family {stored.family_name!r} is not available yet")
+    gate_or_raise(stored.verdict(), allow_unconverged)
+    subj = read_subjects_file(subjects)
+    df = predict_response(stored.idata, subj, factors=stored.options["factors"], prob=prob, study=study,
+                          seed=stored.spec.sampler.seed)
+    _write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out)
+
+
+@main.group()
+def table() -> None:
+    """Publication tables."""
+
+
+@table.command("cr-subgroups")
+@click.option("--data", "data", required=True, help="Dataset folder or bundled dataset name.")
+@click.option("--out", required=True, type=click.Path(), help="File to write.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "md", "latex"]), default="csv", show_default=True)
+@click.option("--prob", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option("--endpoint", default="CR", show_default=True)
+@click.option("--pooled/--no-pooled", default=True, help="Fit the partial-pooling model (MCMC).")
+@click.option("--allow-unconverged", is_flag=True, help="Write the table even if the pooled fit fails the gate.")
+@_sampler_options
+def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, seed, chains, draws, tune, backend) -> None:
+    """CR by subgroup: exact (Clopper-Pearson), unpooled and partially pooled estimates."""
+    from bayes_blina.data import read_dataset
+    from bayes_blina.report.subgroups import cr_subgroup_table
+    from bayes_blina.report.tables import UNCONVERGED_BANNER, format_table
+
+    ds = read_dataset(data)
+    df = cr_subgroup_table(ds, prob=prob, endpoint=endpoint, pooled=pooled, seed=seed, chains=chains,
+                           draws=draws, tune=tune, backend=backend, allow_unconverged=allow_unconverged)
+    banner = None if df.attrs.get("converged", True) else UNCONVERGED_BANNER
+    if "verdict" in df.attrs:
+        click.secho(df.attrs["verdict"], fg="green" if df.attrs["converged"] else "red", err=True)
+    _write_text(format_table(df, fmt, banner=banner, digits=3,
+                             caption=f"{endpoint} by subgroup, {prob:.0%} intervals"), out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

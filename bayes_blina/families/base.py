@@ -1,0 +1,98 @@
+"""What every model family provides.
+
+A family turns a validated :class:`~bayes_blina.data.Dataset` into a PyMC model. It declares its
+default priors (overridable by name), validates its options at construction, records what data it
+used and what it left out (never silently), and names the derived quantities that summaries show.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from bayes_blina.errors import SpecError
+from bayes_blina.priors import Prior, merge_priors
+
+
+@dataclass
+class Prepared:
+    """Model-ready arrays plus a record of which data were used.
+
+    Attributes
+    ----------
+    arrays : dict
+        Numpy arrays the model is built from.
+    coords : dict
+        PyMC coordinates (dimension name to labels).
+    data_use : dict
+        Plain-data account of the rows used and left out, with reasons; stored with the fit.
+    """
+
+    arrays: dict[str, np.ndarray]
+    coords: dict[str, list[str]]
+    data_use: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelFamily(ABC):
+    """Base class of model families.
+
+    Parameters
+    ----------
+    options : mapping, optional
+        Family options; validated against :attr:`Options`.
+    priors : mapping, optional
+        Prior overrides by name; an unknown name raises
+        :class:`~bayes_blina.errors.UnknownPriorError` listing the valid names.
+    """
+
+    #: Registry name, used in specs (``family = "..."``).
+    name: ClassVar[str] = ""
+
+    class Options(BaseModel):
+        """Family options (override in subclasses)."""
+
+    def __init__(self, options: Mapping[str, Any] | None = None,
+                 priors: Mapping[str, Any] | None = None):
+        try:
+            self.options = self.Options(**dict(options or {}))
+        except ValidationError as e:
+            msgs = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or '(options)'}: {err['msg']}" for err in e.errors()
+            )
+            raise SpecError(f"invalid options for model family {self.name!r}: {msgs}") from None
+        self.priors: dict[str, Prior] = merge_priors(self.default_priors(), priors, model=f"model family {self.name!r}")
+
+    @abstractmethod
+    def default_priors(self) -> dict[str, Prior]:
+        """The family's declared default priors, by name (may depend on the options)."""
+
+    @abstractmethod
+    def prepare(self, dataset) -> Prepared:
+        """Turn a dataset into model-ready arrays; raise a clear error if it cannot be used."""
+
+    @abstractmethod
+    def build(self, prepared: Prepared):
+        """Build and return the ``pymc.Model``."""
+
+    def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:
+        """Pointwise log-likelihood arrays (chain, draw, obs) for the ``log_likelihood`` group."""
+        return {}
+
+    def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        """Observed data that are not PyMC observed variables (e.g. rows of a weighted likelihood)."""
+        return {}
+
+    def summary_vars(self) -> list[str]:
+        """Variables shown in summaries, in order."""
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description (options and priors) stored with the fit."""
+        return {
+            "family": self.name,
+            "options": self.options.model_dump(),
+            "priors": {k: v.to_dict() for k, v in self.priors.items()},
+        }

@@ -1,0 +1,103 @@
+"""Covariate factors shared by the response, subgroup and joint models.
+
+Each factor has a fixed vocabulary where the domain defines one (age groups, blast burden, yes/no
+history), so that a level absent from the training data can still be predicted from its prior
+(partial pooling), and a data-driven vocabulary otherwise (regimen, region).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Factors the response model knows, with their fixed vocabularies (None: taken from the data).
+FACTORS: dict[str, list[str] | None] = {
+    "regimen": None,
+    "age_group": ["<2", "2-6", "7-17", "adult"],
+    "blast_burden": ["<50", ">=50"],
+    "prior_hsct": ["no", "yes"],
+    "refractory": ["no", "yes"],
+    "prior_relapses": ["0", "1", "2", ">=3"],
+    "region": None,
+}
+
+#: Aggregate families that are not covariate factors (they carry no level effect).
+NON_FACTOR_FAMILIES = ("all", "cohort", "phase")
+
+
+def _yes_no(s: pd.Series) -> pd.Series:
+    def conv(v):
+        if v is None or pd.isna(v):
+            return None
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        t = str(v).strip().lower()
+        if t in {"1", "yes", "true", "y"}:
+            return "yes"
+        if t in {"0", "no", "false", "n"}:
+            return "no"
+        return t or None
+    return s.map(conv)
+
+
+def _relapse_group(s: pd.Series) -> pd.Series:
+    def conv(v):
+        if v is None or pd.isna(v):
+            return None
+        t = str(v).strip()
+        try:
+            k = int(float(t))
+        except ValueError:
+            return t or None
+        return str(k) if k < 3 else ">=3"
+    return s.map(conv)
+
+
+def subject_levels(subjects: pd.DataFrame, factor: str) -> pd.Series:
+    """The level of ``factor`` for every subject as text (``None`` where unknown), dtype object."""
+    raw = _subject_levels(subjects, factor)
+    return pd.Series([None if v is None or pd.isna(v) else str(v) for v in raw], index=subjects.index, dtype=object)
+
+
+def _subject_levels(subjects: pd.DataFrame, factor: str) -> pd.Series:
+    if factor == "prior_relapses":
+        col = "prior_relapses_group" if "prior_relapses_group" in subjects else "prior_relapses"
+        if col not in subjects:
+            return pd.Series([None] * len(subjects), index=subjects.index, dtype=object)
+        return _relapse_group(subjects[col])
+    if factor not in subjects:
+        return pd.Series([None] * len(subjects), index=subjects.index, dtype=object)
+    s = subjects[factor]
+    if factor in ("prior_hsct", "refractory"):
+        return _yes_no(s)
+    return s.map(lambda v: None if v is None or pd.isna(v) or str(v).strip() == "" else str(v).strip())
+
+
+def parse_regimen_mix(text: str) -> list[tuple[str, float]]:
+    """``'5:5;15:7'`` → ``[('5', 5.0), ('15', 7.0)]``; a plain label → ``[(label, 1.0)]``."""
+    text = str(text).strip()
+    if ":" not in text:
+        return [(text, 1.0)]
+    out = []
+    for part in text.split(";"):
+        label, count = part.rsplit(":", 1)
+        out.append((label.strip(), float(count)))
+    return out
+
+
+def factor_vocabulary(factor: str, observed: list[str]) -> list[str]:
+    """Levels of a factor: the fixed vocabulary plus any other observed level, in a stable order."""
+    fixed = FACTORS.get(factor)
+    obs = sorted({o for o in observed if o is not None}, key=_natural_key)
+    if fixed is None:
+        return obs
+    return list(fixed) + [o for o in obs if o not in fixed]
+
+
+def _natural_key(label: str):
+    parts = []
+    for tok in str(label).replace("-", " - ").split():
+        try:
+            parts.append((0, float(tok), ""))
+        except ValueError:
+            parts.append((1, 0.0, tok))
+    return parts

@@ -1,0 +1,421 @@
+"""Hierarchical logistic model of complete remission (CR) within two cycles.
+
+For patient ``i`` (or aggregate row ``j``) in study ``s``::
+
+    logit P(CR) = alpha + u[s] + sum_f beta_f[level_f]
+    alpha       = logit(p_typical),            p_typical ~ Beta(1, 1)
+    beta_f      = sd_f * z_f,   z_f ~ Normal(0, 1)    (partial pooling of the levels of factor f)
+    u           = sd_study * z_study                  (between-study random effect)
+
+Patient rows enter as Bernoulli, aggregate rows (published n/N) as binomial. An aggregate row that
+pools several dose cohorts (regimen ``'5:5;15:7'``) has the cohort-size-weighted mean of the
+cohorts' probabilities. A factor that a row does not specify (for example the age effect of an
+``age_group``-free row) is held at its mean, 0.
+
+Margins of the same patients
+----------------------------
+Published subgroup rows of one study are margins over the same patients (the age-group rows and the
+blast-burden rows both add up to the same 70 children). Treating them as independent would count
+every patient several times and give intervals narrower than the data allow. Two modes:
+
+``aggregates = "composite"`` (default)
+    In each study population, every partition whose family is a model factor is used, each with
+    weight ``1/K`` (K partitions), so every patient carries total weight one (a weighted composite
+    likelihood). Factor effects are then informed by ``1/K`` of their data: intervals are
+    conservative, never narrower than one partition alone would give.
+``aggregates = "partition"``
+    In each population, exactly one partition is used (the first of ``partition_order`` present):
+    an exact likelihood, but the other factors are informed only by their priors.
+
+Rows that describe a subset of another population (column ``subset_of``) are never used, and a study
+with patient-level responses must not also contribute aggregate CR rows (that would count its
+patients twice): this is an error unless ``aggregates = "ignore"``. Every row left out is recorded
+with its reason in the fit's ``data_use``.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bayes_blina.errors import DataValidationError, Problem, SpecError
+from bayes_blina.families.base import ModelFamily, Prepared
+from bayes_blina.families.levels import (
+    FACTORS,
+    NON_FACTOR_FAMILIES,
+    factor_vocabulary,
+    parse_regimen_mix,
+    subject_levels,
+)
+from bayes_blina.priors import Prior
+
+
+class ResponseOptions(BaseModel):
+    """Options of the response model."""
+
+    model_config = ConfigDict(extra="forbid")
+    factors: list[str] = Field(default_factory=lambda: ["regimen", "age_group", "blast_burden"])
+    study_effect: bool = True
+    endpoint: str = "CR"
+    aggregates: Literal["composite", "partition", "ignore"] = "composite"
+    partition_order: list[str] | None = None
+    studies: list[str] | None = None
+
+    @field_validator("factors")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if f not in FACTORS]
+        if bad:
+            raise ValueError(f"unknown factor(s) {bad}; valid factors are {list(FACTORS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("factors must not repeat")
+        return v
+
+
+class ResponseModel(ModelFamily):
+    """Hierarchical logistic model of CR probability (see the module docstring).
+
+    Default priors (override by name in the spec's ``[priors]`` table):
+
+    ``p_typical``      Beta(1, 1): CR probability of a typical patient in a typical study.
+    ``sd_<factor>``    HalfNormal(1.0): spread of the factor's level effects (logit scale).
+    ``sd_study``       HalfNormal(0.5): between-study spread (logit scale).
+    """
+
+    name = "response"
+    Options = ResponseOptions
+
+    def default_priors(self) -> dict[str, Prior]:
+        pri = {"p_typical": Prior("Beta", alpha=1.0, beta=1.0)}
+        for f in self.options.factors:
+            pri[f"sd_{f}"] = Prior("HalfNormal", sigma=1.0)
+        if self.options.study_effect:
+            pri["sd_study"] = Prior("HalfNormal", sigma=0.5)
+        return pri
+
+    # ------------------------------------------------------------------ data
+    def prepare(self, dataset) -> Prepared:
+        """Patient-level and aggregate CR data as index arrays (see module docstring)."""
+        opt = self.options
+        use: dict[str, Any] = {"patients_used": 0, "patients_left_out": [], "aggregate_rows": []}
+        subj = dataset.subjects
+        agg = dataset.aggregates
+        if opt.studies is not None:
+            subj = None if subj is None else subj[subj["study"].astype(str).isin(opt.studies)]
+            agg = None if agg is None else agg[agg["study"].astype(str).isin(opt.studies)]
+
+        # ---- patient level
+        pat = pd.DataFrame(columns=["study", "response"])
+        if subj is not None and "response" in subj.columns and len(subj):
+            resp = pd.to_numeric(subj["response"], errors="coerce")
+            keep = resp.notna()
+            for sid in subj.loc[~keep, "subject_id"].astype(str):
+                use["patients_left_out"].append({"subject_id": sid, "reason": "response not evaluable (empty)"})
+            pat = subj.loc[keep].copy()
+            pat["response"] = resp[keep].astype(int)
+        patient_studies = set(pat["study"].astype(str)) if len(pat) else set()
+
+        # ---- aggregates
+        rows = []
+        if agg is not None and len(agg) and opt.aggregates != "ignore":
+            a = agg.copy()
+            if "endpoint" not in a:
+                a["endpoint"] = "CR"
+            a = a[a["endpoint"].astype(str) == opt.endpoint]
+            for col, default in (("population", "all"), ("subset_of", "")):
+                if col not in a:
+                    a[col] = default
+                a[col] = a[col].fillna(default).astype(str).replace("", default)
+            clash = sorted(set(a["study"].astype(str)) & patient_studies)
+            if clash:
+                raise DataValidationError([Problem(
+                    "aggregates.csv", "study", None,
+                    "a study with patient-level responses in subjects.csv must not also have aggregate "
+                    f"{opt.endpoint} rows (its patients would be counted twice); remove those rows or set "
+                    "the model option aggregates = \"ignore\"", ", ".join(clash))])
+            rows = self._select_partitions(a, use)
+        elif agg is not None and len(agg) and opt.aggregates == "ignore":
+            use["aggregate_rows"].append({"rows": int(len(agg)), "used": False, "reason": "aggregates = 'ignore'"})
+
+        if len(pat) == 0 and not rows:
+            raise DataValidationError([Problem(
+                "subjects.csv/aggregates.csv", None, None,
+                f"no usable {opt.endpoint} data: need patient-level 'response' values or aggregate rows "
+                f"with endpoint {opt.endpoint!r}")])
+        use["patients_used"] = int(len(pat))
+
+        # ---- vocabularies
+        studies = sorted(set(pat["study"].astype(str)) | {r["study"] for r in rows})
+        levels: dict[str, list[str]] = {}
+        pat_levels = {f: subject_levels(pat, f) if len(pat) else pd.Series(dtype=object) for f in opt.factors}
+        for f in opt.factors:
+            obs = list(pat_levels[f].dropna()) if len(pat) else []
+            for r in rows:
+                if f == "regimen":
+                    obs += [lab for lab, _ in r["mix"]]
+                elif r["family"] == f:
+                    obs.append(r["level"])
+            levels[f] = factor_vocabulary(f, obs)
+            if not levels[f]:
+                levels[f] = ["(none)"]
+
+        def idx(f: str, values) -> np.ndarray:
+            lut = {lab: i for i, lab in enumerate(levels[f])}
+            return np.array([lut.get(v, -1) if v is not None else -1 for v in values], dtype=np.int64)
+
+        arrays: dict[str, np.ndarray] = {}
+        study_lut = {s: i for i, s in enumerate(studies)}
+        arrays["pat_y"] = pat["response"].to_numpy(dtype=np.int64) if len(pat) else np.zeros(0, np.int64)
+        arrays["pat_study"] = np.array([study_lut[s] for s in pat["study"].astype(str)], dtype=np.int64)
+        for f in opt.factors:
+            arrays[f"pat_{f}"] = idx(f, list(pat_levels[f])) if len(pat) else np.zeros(0, np.int64)
+            missing = int((arrays[f"pat_{f}"] < 0).sum())
+            if missing:
+                use.setdefault("patients_missing_factor", {})[f] = missing
+
+        # aggregate components (one per regimen of a mixture row)
+        comp_row, comp_w, comp_reg = [], [], []
+        for j, r in enumerate(rows):
+            total = sum(c for _, c in r["mix"])
+            for lab, c in r["mix"]:
+                comp_row.append(j)
+                comp_w.append(c / total)
+                comp_reg.append(lab)
+        arrays["agg_r"] = np.array([r["responders"] for r in rows], dtype=np.int64)
+        arrays["agg_n"] = np.array([r["n"] for r in rows], dtype=np.int64)
+        arrays["agg_weight"] = np.array([r["weight"] for r in rows], dtype=float)
+        arrays["agg_study"] = np.array([study_lut[r["study"]] for r in rows], dtype=np.int64)
+        arrays["comp_row"] = np.array(comp_row, dtype=np.int64)
+        arrays["comp_w"] = np.array(comp_w, dtype=float)
+        for f in opt.factors:
+            if f == "regimen":
+                arrays["comp_regimen"] = idx(f, comp_reg)
+            else:
+                per_row = [r["level"] if r["family"] == f else None for r in rows]
+                arrays[f"comp_{f}"] = idx(f, [per_row[j] for j in comp_row])
+        coords = {"study": studies, **{f: levels[f] for f in opt.factors},
+                  "agg_row": [f"{r['study']}|{r['family']}|{r['level']}" for r in rows]}
+        use["aggregate_rows_used"] = [
+            {k: r[k] for k in ("study", "population", "family", "level", "regimen", "responders", "n", "weight")}
+            for r in rows
+        ]
+        use["levels"] = levels
+        use["studies"] = studies
+        return Prepared(arrays=arrays, coords=coords, data_use=use)
+
+    def _select_partitions(self, a: pd.DataFrame, use: dict) -> list[dict]:
+        """Pick the partitions to use in each (study, population) and their composite weights."""
+        opt = self.options
+        order = opt.partition_order or (list(opt.factors) + list(NON_FACTOR_FAMILIES))
+        rows: list[dict] = []
+        for (study, pop), g in a.groupby(["study", "population"], sort=True):
+            if (g["subset_of"] != "").any():
+                for _, r in g[g["subset_of"] != ""].iterrows():
+                    use["aggregate_rows"].append({
+                        "study": str(study), "family": str(r["family"]), "level": str(r["level"]),
+                        "used": False, "reason": f"describes a subset of population {r['subset_of']!r}"})
+                g = g[g["subset_of"] == ""]
+                if g.empty:
+                    continue
+            families = list(dict.fromkeys(g["family"].astype(str)))
+            if opt.aggregates == "composite":
+                chosen = [f for f in families if f in opt.factors]
+                if not chosen:
+                    chosen = [next((f for f in order if f in families), families[0])]
+            else:
+                chosen = [next((f for f in order if f in families), families[0])]
+            weight = 1.0 / len(chosen)
+            for f in families:
+                if f not in chosen:
+                    use["aggregate_rows"].append({
+                        "study": str(study), "population": str(pop), "family": f, "used": False,
+                        "reason": (f"partition '{f}' is a margin of the same patients as {chosen}; "
+                                   f"{'not a model factor' if opt.aggregates == 'composite' else 'partition mode uses one partition'}")})
+            for _, r in g[g["family"].astype(str).isin(chosen)].iterrows():
+                mix = parse_regimen_mix(r["regimen"])
+                rows.append({
+                    "study": str(study), "population": str(pop), "family": str(r["family"]),
+                    "level": str(r["level"]), "regimen": str(r["regimen"]), "mix": mix,
+                    "responders": int(r["responders"]), "n": int(r["n"]), "weight": weight,
+                })
+        return rows
+
+    # ------------------------------------------------------------------ model
+    def build(self, prepared: Prepared):
+        """The PyMC model (non-centred level and study effects)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        opt, A = self.options, prepared.arrays
+        use_study = opt.study_effect and len(prepared.coords["study"]) > 1
+        coords = {k: v for k, v in prepared.coords.items() if k != "agg_row" or v}
+        with pm.Model(coords=coords) as model:
+            p_typical = self.priors["p_typical"].create("p_typical")
+            alpha = pm.Deterministic("alpha", pm.math.logit(p_typical))
+            effects = {}
+            for f in opt.factors:
+                sd = self.priors[f"sd_{f}"].create(f"sd_{f}")
+                z = pm.Normal(f"z_{f}", 0.0, 1.0, dims=f)
+                beta = pm.Deterministic(f"beta_{f}", sd * z, dims=f)
+                effects[f] = pt.concatenate([beta, pt.zeros(1)])  # index -1 -> 0 (level unknown)
+                pm.Deterministic(f"p_{f}", pm.math.invlogit(alpha + beta), dims=f)
+            if use_study:
+                sd_s = self.priors["sd_study"].create("sd_study")
+                z_s = pm.Normal("z_study", 0.0, 1.0, dims="study")
+                u = pm.Deterministic("study_effect", sd_s * z_s, dims="study")
+            else:
+                u = pt.zeros(len(prepared.coords["study"]))
+
+            if len(A["pat_y"]):
+                eta = alpha + u[A["pat_study"]]
+                for f in opt.factors:
+                    eta = eta + effects[f][A[f"pat_{f}"]]
+                pm.Bernoulli("y", logit_p=eta, observed=A["pat_y"])
+
+            if len(A["agg_r"]):
+                eta_c = alpha + u[A["agg_study"][A["comp_row"]]]
+                for f in opt.factors:
+                    eta_c = eta_c + effects[f][A[f"comp_{f}"]] if f != "regimen" else eta_c + effects[f][A["comp_regimen"]]
+                pc = pm.math.invlogit(eta_c) * A["comp_w"]
+                p_agg = pt.zeros(len(A["agg_r"]))
+                p_agg = pt.inc_subtensor(p_agg[A["comp_row"]], pc)
+                p_agg = pm.Deterministic("p_agg", pt.clip(p_agg, 1e-12, 1 - 1e-12), dims="agg_row")
+                logp = pm.logp(pm.Binomial.dist(n=A["agg_n"], p=p_agg), A["agg_r"])
+                pm.Potential("agg_loglik", pt.sum(A["agg_weight"] * logp))
+        return model
+
+    def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:
+        """Pointwise log-likelihood: ``y`` per patient and ``y_agg`` per aggregate row (weighted)."""
+        from scipy import stats
+        import xarray as xr
+
+        out = {}
+        A = prepared.arrays
+        if len(A["agg_r"]):
+            p = idata.posterior["p_agg"]
+            ll = stats.binom.logpmf(A["agg_r"], A["agg_n"], p.values) * A["agg_weight"]
+            out["y_agg"] = xr.DataArray(ll, dims=("chain", "draw", "agg_row"),
+                                        coords={"chain": p.chain, "draw": p.draw, "agg_row": p.agg_row})
+        return out
+
+    def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        A = prepared.arrays
+        if not len(A["agg_r"]):
+            return {}
+        return {"agg_r": A["agg_r"], "agg_n": A["agg_n"], "agg_weight": A["agg_weight"]}
+
+    def summary_vars(self) -> list[str]:
+        v = ["p_typical", "alpha"]
+        for f in self.options.factors:
+            v += [f"sd_{f}", f"beta_{f}", f"p_{f}"]
+        if self.options.study_effect:
+            v += ["sd_study", "study_effect"]
+        return v
+
+
+def response_draws(idata, subjects: pd.DataFrame, *, factors: list[str], study: str | None = None,
+                   own_study: bool = False, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Posterior draws of each subject's CR probability.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        A fitted response model.
+    subjects : DataFrame
+        Canonical subjects table (``subject_id``, the model's factor columns, ``study`` if
+        ``own_study``).
+    factors : list of str
+        The model's factors (from the fit's provenance).
+    study : str, optional
+        Use this fitted study's effect for every subject.
+    own_study : bool
+        Use each subject's own (fitted) study effect from its ``study`` column.
+    seed : int
+        Seed for the draws of new-study and new-level effects.
+
+    Returns
+    -------
+    p : ndarray, shape (n_subjects, n_samples)
+    notes : list of str
+        Per subject, levels that were unknown or not in the training data. Neither study nor
+        own_study: a new study, integrating over the between-study effect.
+    """
+    post = idata.posterior.stack(sample=("chain", "draw"))
+    S = post.sizes["sample"]
+    rng = np.random.default_rng(seed)
+    eta = np.repeat(post["alpha"].values[None, :], len(subjects), axis=0)
+    notes: list[list[str]] = [[] for _ in range(len(subjects))]
+    for f in factors:
+        labels = [str(x) for x in post[f"beta_{f}"].coords[f].values]
+        beta = post[f"beta_{f}"].values  # (level, sample)
+        sd = post[f"sd_{f}"].values
+        new_draws: dict[str, np.ndarray] = {}
+        for i, v in enumerate(subject_levels(subjects, f).tolist()):
+            if v is None:
+                notes[i].append(f"{f} unknown: effect at its mean")
+            elif v in labels:
+                eta[i] += beta[labels.index(v)]
+            else:  # one draw per level, shared by all subjects with that level
+                if v not in new_draws:
+                    new_draws[v] = rng.normal(0.0, 1.0, S) * sd
+                eta[i] += new_draws[v]
+                notes[i].append(f"{f}={v} not in the fitted data: drawn from the level spread")
+    if "study_effect" in post:
+        studies = [str(x) for x in post["study_effect"].coords["study"].values]
+        u = post["study_effect"].values
+        wanted = subjects["study"].astype(str).tolist() if own_study else [study] * len(subjects)
+        new_u = None
+        for i, st in enumerate(wanted):
+            if st is None:
+                if new_u is None:
+                    new_u = rng.normal(0.0, 1.0, S) * post["sd_study"].values
+                eta[i] += new_u
+            elif st in studies:
+                eta[i] += u[studies.index(st)]
+            else:
+                raise SpecError(f"study {st!r} is not in the fit; fitted studies: {', '.join(studies)}")
+    return 1.0 / (1.0 + np.exp(-eta)), ["; ".join(n) for n in notes]
+
+
+def predict_response(idata, subjects: pd.DataFrame, *, factors: list[str], prob: float = 0.95,
+                     study: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """Posterior CR probability for new patients.
+
+    Parameters are those of :func:`response_draws`; ``prob`` is the central interval probability.
+
+    Returns
+    -------
+    DataFrame
+        ``subject_id, p_cr_mean, p_cr_median, p_cr_lower, p_cr_upper`` plus ``note`` naming levels
+        that were unknown or not in the training data (predicted from their prior spread).
+    """
+    if not 0 < prob < 1:
+        raise SpecError(f"prob must be between 0 and 1 (found {prob})")
+    p, notes = response_draws(idata, subjects, factors=factors, study=study, seed=seed)
+    lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
+    return pd.DataFrame({
+        "subject_id": subjects["subject_id"].astype(str).to_numpy(),
+        "p_cr_mean": p.mean(axis=1),
+        "p_cr_median": np.median(p, axis=1),
+        "p_cr_lower": np.quantile(p, lo, axis=1),
+        "p_cr_upper": np.quantile(p, hi, axis=1),
+        "note": notes,
+    })
+
+
+def subgroup_rates(idata, subjects: pd.DataFrame, *, factors: list[str], by: str, seed: int = 0) -> pd.DataFrame:
+    """Posterior draws of the mean CR probability of the patients in each level of ``by``.
+
+    The standardised subgroup rate: the average, over the patients of a subgroup as they are
+    (their own other covariates and study), of their modelled CR probability.
+
+    Returns
+    -------
+    DataFrame
+        One column per level of ``by``, one row per posterior draw.
+    """
+    p, _ = response_draws(idata, subjects, factors=factors, own_study="study_effect" in idata.posterior, seed=seed)
+    levels = subject_levels(subjects, by)
+    return pd.DataFrame({lv: p[(levels == lv).to_numpy()].mean(axis=0) for lv in levels.dropna().unique()})

@@ -1,0 +1,178 @@
+"""Model specifications: declarative TOML files in ``models/`` read into a validated object.
+
+A spec names a model family, its options, prior overrides, sampler settings and the convergence
+gate. It holds no code. Example (``models/response.toml``)::
+
+    name = "response"
+    family = "response"
+    description = "CR probability by regimen, age group and blast burden"
+
+    [options]
+    factors = ["regimen", "age_group", "blast_burden"]
+
+    [priors]
+    sd_study = { dist = "HalfNormal", sigma = 0.5 }
+
+    [sampler]
+    chains = 4
+    draws = 1000
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bayes_blina.errors import SpecError
+from bayes_blina.priors import Prior
+
+Backend = Literal["auto", "nutpie", "pymc", "numpyro"]
+
+
+class SamplerConfig(BaseModel):
+    """MCMC settings. ``backend='auto'`` uses nutpie when installed, else PyMC's NUTS."""
+
+    model_config = ConfigDict(extra="forbid")
+    backend: Backend = "auto"
+    chains: int = Field(4, ge=1, le=64)
+    draws: int = Field(1000, ge=10)
+    tune: int = Field(1000, ge=0)
+    target_accept: float = Field(0.9, gt=0.5, lt=1.0)
+    seed: int = Field(20161003, ge=0)
+    cores: int | None = Field(None, ge=1)
+
+
+class GateConfig(BaseModel):
+    """Convergence gate thresholds (rank-normalised R-hat, bulk/tail ESS, divergences, E-BFMI)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_rhat: float = Field(1.01, gt=1.0)
+    min_ess_bulk: float = Field(400, ge=0)
+    min_ess_tail: float = Field(400, ge=0)
+    max_divergences: int = Field(0, ge=0)
+    min_bfmi: float = Field(0.3, ge=0)
+
+
+class ModelSpec(BaseModel):
+    """A validated model specification."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    family: str
+    description: str = ""
+    options: dict[str, Any] = Field(default_factory=dict)
+    priors: dict[str, Any] = Field(default_factory=dict)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    text: str = ""
+    path: str = ""
+
+    @field_validator("priors")
+    @classmethod
+    def _parse_priors(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return {k: Prior.parse(p).to_dict() for k, p in v.items()}
+
+    def prior_objects(self) -> dict[str, Prior]:
+        """The prior overrides as :class:`~bayes_blina.priors.Prior` objects."""
+        return {k: Prior.parse(v) for k, v in self.priors.items()}
+
+    def with_sampler(self, **changes: Any) -> "ModelSpec":
+        """A copy with some sampler settings changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        try:
+            sampler = SamplerConfig(**{**self.sampler.model_dump(), **changes})
+        except ValidationError as e:
+            raise SpecError(_pydantic_message(e, "sampler settings")) from None
+        return self.model_copy(update={"sampler": sampler})
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The spec as plain data (what provenance records besides the original text)."""
+        return self.model_dump(exclude={"text", "path"})
+
+
+def _pydantic_message(err: ValidationError, where: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        parts.append(f"{loc}: {e['msg']}")
+    return f"invalid {where}: " + "; ".join(parts)
+
+
+def models_dirs() -> list[Path]:
+    """Folders searched for named specs, in order.
+
+    ``$BAYES_BLINA_MODELS`` (if set), ``./models`` in the working directory, then the ``models/``
+    folder of the source tree this package was installed from.
+    """
+    dirs = []
+    if os.environ.get("BAYES_BLINA_MODELS"):
+        dirs.append(Path(os.environ["BAYES_BLINA_MODELS"]))
+    dirs.append(Path.cwd() / "models")
+    dirs.append(Path(__file__).resolve().parents[1] / "models")
+    seen, out = set(), []
+    for d in dirs:
+        r = d.resolve()
+        if r not in seen:
+            seen.add(r)
+            out.append(d)
+    return out
+
+
+def available_specs() -> dict[str, Path]:
+    """Named specs found in :func:`models_dirs` (first folder wins)."""
+    found: dict[str, Path] = {}
+    for d in models_dirs():
+        if d.is_dir():
+            for p in sorted(d.glob("*.toml")):
+                found.setdefault(p.stem, p)
+    return found
+
+
+def parse_spec(data: dict[str, Any], *, text: str = "", path: str = "") -> ModelSpec:
+    """Validate a spec given as a dict (e.g. parsed TOML)."""
+    try:
+        return ModelSpec(**data, text=text, path=path)
+    except ValidationError as e:
+        raise SpecError(_pydantic_message(e, f"model spec {path or data.get('name', '')}")) from None
+    except SpecError as e:
+        raise SpecError(f"model spec {path or data.get('name', '')}: {e}") from None
+
+
+def load_spec(spec: str | os.PathLike | dict | ModelSpec) -> ModelSpec:
+    """Load a spec by name (``models/NAME.toml``), by path, from a dict, or pass one through.
+
+    Raises
+    ------
+    SpecError
+        If no such spec exists (the message lists the available names) or it is invalid.
+    """
+    if isinstance(spec, ModelSpec):
+        return spec
+    if isinstance(spec, dict):
+        return parse_spec(spec)
+    p = Path(spec)
+    if not p.suffix and not p.exists():
+        known = available_specs()
+        if str(spec) not in known:
+            from bayes_blina.families import FAMILIES
+
+            if str(spec) in FAMILIES:  # a family name alone: its declared defaults
+                return parse_spec({"name": str(spec), "family": str(spec)})
+            raise SpecError(
+                f"no model spec named {str(spec)!r}; available: {', '.join(known) or '(none found)'}"
+                f" (searched {', '.join(str(d) for d in models_dirs())})"
+            )
+        p = known[str(spec)]
+    if not p.is_file():
+        raise SpecError(f"model spec file {str(p)!r} does not exist")
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"model spec {p}: not valid TOML ({e})") from None
+    return parse_spec(data, text=text, path=str(p))

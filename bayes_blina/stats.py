@@ -1,0 +1,34 @@
+"""Closed-form interval and posterior helpers."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def clopper_pearson(r, n, prob: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Clopper-Pearson) central interval for a binomial proportion.
+
+    Parameters
+    ----------
+    r, n : int or array-like
+        Responders and patients.
+    prob : float
+        Coverage (default 0.95).
+
+    Returns
+    -------
+    lower, upper : ndarray
+        0 when ``r == 0`` and 1 when ``r == n``, as conventionally reported.
+    """
+    r = np.asarray(r, dtype=float)
+    n = np.asarray(n, dtype=float)
+    a = (1 - prob) / 2
+    with np.errstate(invalid="ignore"):
+        lower = np.where(r > 0, stats.beta.ppf(a, r, n - r + 1), 0.0)
+        upper = np.where(r < n, stats.beta.ppf(1 - a, r + 1, n - r), 1.0)
+    return lower, upper
+
+
+def beta_binomial_posterior(r, n, a: float = 1.0, b: float = 1.0):
+    """Exact posterior of a binomial rate under a Beta(a, b) prior: ``Beta(a + r, b + n - r)``."""
+    return stats.beta(a + np.asarray(r, float), b + np.asarray(n, float) - np.asarray(r, float))

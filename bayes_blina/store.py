@@ -1,0 +1,233 @@
+"""The fit store: a fit is a folder of data, never a pickle.
+
+``FITDIR/`` holds
+
+``posterior.nc``
+    ArviZ InferenceData in NetCDF (groups ``posterior``, ``sample_stats``, ``log_likelihood``,
+    ``observed_data``, ``constant_data``, and ``prior`` when sampled).
+``provenance.json``
+    Package and library versions, the model spec as written and as parsed, the SHA-256 of the input
+    data and how the data were used, sampler settings and seed, creation time, the convergence
+    verdict, and the SHA-256 of ``posterior.nc``.
+
+Writing is atomic: everything goes to a temporary folder beside the target which is then renamed
+into place, so an interrupted write leaves no half-written fit. An existing fit is replaced only
+with ``force=True``. Loading reads plain data (JSON, NetCDF), checks the provenance and the
+checksum, and never executes anything from the files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from bayes_blina.diagnostics import Verdict, convergence_verdict
+from bayes_blina.errors import FitExistsError, FitStoreError
+from bayes_blina.spec import ModelSpec, parse_spec
+
+FORMAT = "bayes_blina.fit"
+FORMAT_VERSION = 1
+POSTERIOR = "posterior.nc"
+PROVENANCE = "provenance.json"
+_REQUIRED = ("format", "format_version", "package", "created", "model", "data", "sampler", "diagnostics", "files")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("bayes_blina", "pymc", "pytensor", "arviz", "numpy", "pandas", "xarray", "nutpie", "numpyro"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def build_provenance(result) -> dict[str, Any]:
+    """Provenance record of a :class:`~bayes_blina.inference.FitResult`."""
+    spec: ModelSpec = result.spec
+    return _jsonable({
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package": {"name": "bayes_blina", "version": _versions().get("bayes_blina", "unknown")},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "name": spec.name,
+            "family": spec.family,
+            "spec_path": spec.path,
+            "spec_text": spec.text,
+            "spec": spec.to_toml_dict(),
+            "resolved": result.family.describe(),
+        },
+        "data": {
+            "name": result.dataset_name,
+            "origin": result.dataset_origin,
+            "sha256": result.data_sha256,
+            "use": result.prepared.data_use,
+        },
+        "sampler": {**spec.sampler.model_dump(), "backend_used": result.backend, "versions": _versions()},
+        "seed": spec.sampler.seed,
+        "timing": result.timing,
+        "diagnostics": result.verdict.to_dict(),
+        "platform": {"machine": platform.machine(), "system": platform.system(), "cpus": os.cpu_count()},
+    })
+
+
+def save_fit(result, out: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write a fit atomically to ``out`` (a folder).
+
+    Raises
+    ------
+    FitExistsError
+        If ``out`` exists and ``force`` is false.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise FitExistsError(f"a fit already exists at {out}; choose another --out or pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        prov = build_provenance(result)
+        idata = result.idata
+        idata.posterior.attrs["bayes_blina_provenance"] = json.dumps({k: prov[k] for k in ("format", "created", "model")}, default=str)
+        idata.to_netcdf(str(tmp / POSTERIOR), engine="h5netcdf")
+        prov["files"] = {POSTERIOR: sha256_file(tmp / POSTERIOR)}
+        (tmp / PROVENANCE).write_text(json.dumps(prov, indent=2, default=str), encoding="utf-8")
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+@dataclass
+class StoredFit:
+    """A fit read back from the store.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+    provenance : dict
+    path : Path
+    """
+
+    idata: Any
+    provenance: dict[str, Any]
+    path: Path
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model spec the fit was made with."""
+        m = self.provenance["model"]
+        return parse_spec(m["spec"], text=m.get("spec_text", ""), path=m.get("spec_path", ""))
+
+    @property
+    def family_name(self) -> str:
+        return self.provenance["model"]["family"]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.provenance["model"]["resolved"]["options"]
+
+    def verdict(self) -> Verdict:
+        """Re-judge the stored posterior with the spec's gate (not trusting the stored verdict)."""
+        return convergence_verdict(self.idata, self.spec.gate)
+
+
+def load_fit(path: str | os.PathLike, *, verify: bool = True) -> StoredFit:
+    """Read a fit folder written by :func:`save_fit`.
+
+    Parameters
+    ----------
+    path : str or path
+        The fit folder.
+    verify : bool
+        Check the NetCDF file's SHA-256 against the provenance (default).
+
+    Raises
+    ------
+    FitStoreError
+        If the folder or a file is missing, the provenance is unreadable or incomplete, of an
+        unsupported format version, the posterior file was modified (checksum mismatch), or it
+        cannot be read as NetCDF.
+    """
+    import arviz as az
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FitStoreError(f"no fit at {path}: expected a folder written by 'bayes-blina fit'")
+    prov_file, post_file = path / PROVENANCE, path / POSTERIOR
+    for f in (prov_file, post_file):
+        if not f.is_file():
+            raise FitStoreError(f"fit at {path} is incomplete: {f.name} is missing")
+    try:
+        prov = json.loads(prov_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FitStoreError(f"{prov_file} is not valid JSON ({e}); the fit cannot be trusted") from None
+    if not isinstance(prov, dict):
+        raise FitStoreError(f"{prov_file} does not hold a provenance record")
+    missing = [k for k in _REQUIRED if k not in prov]
+    if missing:
+        raise FitStoreError(f"{prov_file} lacks required field(s) {', '.join(missing)}")
+    if prov["format"] != FORMAT:
+        raise FitStoreError(f"{path} is not a bayes_blina fit (format {prov['format']!r})")
+    if prov["format_version"] != FORMAT_VERSION:
+        raise FitStoreError(
+            f"{path} was written in fit format version {prov['format_version']}, this bayes_blina reads "
+            f"version {FORMAT_VERSION}; refit with this version")
+    if verify:
+        expected = prov["files"].get(POSTERIOR)
+        actual = sha256_file(post_file)
+        if expected != actual:
+            raise FitStoreError(
+                f"{post_file} does not match its checksum in provenance.json (expected {expected}, found {actual}): "
+                "the file was modified or corrupted after the fit was written; refit or restore it")
+    try:
+        idata = az.from_netcdf(str(post_file), engine="h5netcdf")
+        for g in idata.groups():
+            getattr(idata, g).load()
+    except Exception as e:  # any reader failure is a store error, named clearly
+        raise FitStoreError(f"cannot read {post_file} as NetCDF InferenceData ({type(e).__name__}: {e})") from None
+    if "posterior" not in idata.groups():
+        raise FitStoreError(f"{post_file} has no posterior group")
+    from bayes_blina.families import get_family
+
+    get_family(prov["model"]["family"])  # unknown family -> clear error
+    return StoredFit(idata=idata, provenance=prov, path=path)
