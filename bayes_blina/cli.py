@@ -58,7 +58,12 @@ def _sampler_options(f):
 @click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
 def main(verbose: bool) -> None:
     """Bayesian biomarker and response models for blinatumomab therapy in ALL."""
+    import warnings
+
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    # third-party notices that say nothing about the user's analysis
+    warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     for noisy in ("pymc", "pytensor", "numba"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
 

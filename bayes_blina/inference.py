@@ -108,6 +108,8 @@ def fit(spec: str | ModelSpec | dict, dataset, *, seed: int | None = None, chain
     idata, used = sample_model(model, spec.sampler, progress=progress)
     t_sample = time.perf_counter() - t0
     _add_groups(idata, model, family, prepared)
+    if spec.sampler.prior_draws:
+        _add_prior(idata, model, spec.sampler)
     verdict = convergence_verdict(idata, spec.gate)
     log.info("%s", verdict)
     return FitResult(
@@ -115,6 +117,21 @@ def fit(spec: str | ModelSpec | dict, dataset, *, seed: int | None = None, chain
         dataset_name=dataset.name, dataset_origin=dataset.origin, data_sha256=dataset.sha256(),
         backend=used, timing={"sampling_s": round(t_sample, 3)},
     )
+
+
+def _add_prior(idata, model, sampler: SamplerConfig) -> None:
+    """Draw from the prior (and prior predictive) and add the groups to ``idata``."""
+    import warnings
+
+    import pymc as pm
+
+    with model, warnings.catch_warnings():
+        # Potentials (weighted likelihood terms) do not shape the prior: that is what we want here
+        warnings.filterwarnings("ignore", message=".*Potentials.*")
+        prior = pm.sample_prior_predictive(draws=sampler.prior_draws, random_seed=sampler.seed)
+    for g in ("prior", "prior_predictive"):
+        if g in prior.groups():
+            idata.add_groups({g: getattr(prior, g)})
 
 
 def _add_groups(idata, model, family: ModelFamily, prepared: Prepared) -> None:

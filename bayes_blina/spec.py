@@ -33,7 +33,11 @@ Backend = Literal["auto", "nutpie", "pymc", "numpyro"]
 
 
 class SamplerConfig(BaseModel):
-    """MCMC settings. ``backend='auto'`` uses nutpie when installed, else PyMC's NUTS."""
+    """MCMC settings. ``backend='auto'`` uses nutpie when installed, else PyMC's NUTS.
+
+    ``prior_draws > 0`` also draws from the prior (stored as the fit's ``prior`` group, for
+    prior predictive checks).
+    """
 
     model_config = ConfigDict(extra="forbid")
     backend: Backend = "auto"
@@ -43,6 +47,7 @@ class SamplerConfig(BaseModel):
     target_accept: float = Field(0.9, gt=0.5, lt=1.0)
     seed: int = Field(20161003, ge=0)
     cores: int | None = Field(None, ge=1)
+    prior_draws: int = Field(0, ge=0)
 
 
 class GateConfig(BaseModel):

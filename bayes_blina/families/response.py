@@ -212,10 +212,11 @@ class ResponseModel(ModelFamily):
         rows: list[dict] = []
         for (study, pop), g in a.groupby(["study", "population"], sort=True):
             if (g["subset_of"] != "").any():
-                for _, r in g[g["subset_of"] != ""].iterrows():
+                sub = g[g["subset_of"] != ""]
+                for (fam, parent), rs in sub.groupby(["family", "subset_of"], sort=False):
                     use["aggregate_rows"].append({
-                        "study": str(study), "family": str(r["family"]), "level": str(r["level"]),
-                        "used": False, "reason": f"describes a subset of population {r['subset_of']!r}"})
+                        "study": str(study), "population": str(pop), "family": str(fam), "rows": int(len(rs)),
+                        "used": False, "reason": f"population {pop!r} is a subset of {parent!r}"})
                 g = g[g["subset_of"] == ""]
                 if g.empty:
                     continue

@@ -1,0 +1,132 @@
+"""The bayes-blina command line: the spine end to end, and its refusals."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bayes_blina.cli import EXIT_INPUT, EXIT_UNCONVERGED, main
+from bayes_blina.data import write_dataset
+from bayes_blina.data.dataset import Dataset
+from conftest import aggregates_frame
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    ds = Dataset(aggregates=aggregates_frame([
+        ("P", "age_group", "<2", "5-15", 6, 10),
+        ("P", "age_group", "2-6", "5-15", 8, 20),
+        ("P", "age_group", "7-17", "5-15", 13, 40),
+        ("A", "age_group", "adult", "15:7;5-15:23;5-15-30:6", 25, 36),
+    ]))
+    return write_dataset(ds, tmp_path_factory.mktemp("data") / "study")
+
+
+@pytest.fixture(scope="module")
+def spec_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("spec") / "age.toml"
+    p.write_text('name = "age"\nfamily = "response"\n[options]\nfactors = ["regimen", "age_group"]\n'
+                 '[sampler]\ndraws = 600\ntune = 600\nseed = 5\n')
+    return p
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, data_dir, spec_file):
+    out = tmp_path_factory.mktemp("fits") / "age"
+    r = run("fit", spec_file, "--data", data_dir, "--out", out, "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "convergence gate PASSED" in r.stderr
+    return out
+
+
+def test_summary_formats(fitted, tmp_path):
+    r = run("summary", fitted, "--format", "csv", "--prob", "0.9", "--out", tmp_path / "s.csv")
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "s.csv")
+    assert {"parameter", "mean", "sd", "lower", "upper", "r_hat", "ess_bulk"} <= set(df.columns)
+    assert "p_age_group[<2]" in set(df.parameter)
+    row = df.set_index("parameter").loc["p_typical"]
+    assert row.lower < row["mean"] < row.upper
+    md = run("summary", fitted, "--format", "md").stdout
+    assert md.count("|") > 20 and "90%" not in md
+    tex = run("summary", fitted, "--format", "latex").stdout
+    assert r"\begin{tabular}" in tex and r"p\_typical" in tex
+
+
+def test_check_passes(fitted):
+    r = run("check", fitted)
+    assert r.exit_code == 0 and "PASSED" in r.stdout
+
+
+def test_predict(fitted, tmp_path):
+    new = tmp_path / "new.csv"
+    new.write_text("subject_id,study,regimen,age_years\nk1,X,5-15,1\nk2,X,5-15,12\nk3,X,15,40\n")
+    r = run("predict", fitted, "--subjects", new, "--out", tmp_path / "p.csv", "--prob", "0.8")
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert list(p.columns[:5]) == ["subject_id", "p_cr_mean", "p_cr_median", "p_cr_lower", "p_cr_upper"]
+    assert list(p.subject_id) == ["k1", "k2", "k3"]
+    assert ((p.p_cr_lower < p.p_cr_median) & (p.p_cr_median < p.p_cr_upper)).all()
+
+
+def test_predict_rejects_bad_subjects(fitted, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("subject_id,study,regimen,age_years\nk1,X,5-15,-3\n")
+    r = run("predict", fitted, "--subjects", bad, "--out", tmp_path / "p.csv")
+    assert r.exit_code == EXIT_INPUT
+    assert "bad.csv, column 'age_years', row 1" in r.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_existing_fit_needs_force(fitted, data_dir, spec_file):
+    r = run("fit", spec_file, "--data", data_dir, "--out", fitted, "--no-progress")
+    assert r.exit_code == EXIT_INPUT and "--force" in r.stderr
+
+
+def test_unconverged_fit_is_refused_unless_allowed(tmp_path, data_dir, spec_file):
+    out = tmp_path / "short"
+    r = run("fit", spec_file, "--data", data_dir, "--out", out, "--draws", "15", "--tune", "5",
+            "--chains", "2", "--no-progress")
+    assert r.exit_code == 0 and "convergence gate FAILED" in r.stderr
+    r = run("summary", out)
+    assert r.exit_code == EXIT_UNCONVERGED and "refusing to summarise" in r.stderr
+    assert run("check", out).exit_code == EXIT_UNCONVERGED
+    r = run("summary", out, "--allow-unconverged", "--format", "md")
+    assert r.exit_code == 0 and "FAILED the convergence gate" in r.stdout
+    r = run("predict", out, "--subjects", "examples/data/new-patients.csv", "--out", tmp_path / "p.csv")
+    assert r.exit_code == EXIT_UNCONVERGED
+
+
+def test_bad_data_is_reported_and_nothing_written(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "aggregates.csv").write_text("study,family,level,regimen,responders,n,source\n"
+                                      "P,age_group,<2,5-15,12,10,x\nP,age_group,toddler,5-15,1,2,\n")
+    r = run("fit", "response", "--data", d, "--out", tmp_path / "fit", "--no-progress")
+    assert r.exit_code == EXIT_INPUT
+    assert "column 'responders', row 1: responders must be <= n" in r.stderr
+    assert "column 'level', row 2" in r.stderr and "column 'source', row 2" in r.stderr
+    assert not (tmp_path / "fit").exists()
+
+
+def test_unknown_spec_lists_the_available_ones(tmp_path):
+    r = run("fit", "nosuchmodel", "--data", "published", "--out", tmp_path / "f")
+    assert r.exit_code == EXIT_INPUT and "available:" in r.stderr and "response" in r.stderr
+
+
+def test_datasets_and_exact_table(tmp_path):
+    r = run("datasets")
+    assert r.exit_code == 0
+    for name in ("vonstackelberg2016", "nagele2017", "published"):
+        assert name in r.stdout
+    r = run("table", "cr-subgroups", "--data", "vonstackelberg2016", "--no-pooled", "--out", tmp_path / "t.csv")
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(tmp_path / "t.csv")
+    assert {"exact_lower", "unpooled_median", "pooled_median"} <= set(t.columns)
+    assert t.pooled_median.isna().all()
