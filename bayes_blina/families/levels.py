@@ -9,14 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayes_blina.data.schema import LEVELS, parse_regimen_mixture, prior_relapses_group_of
+
 #: Factors the response model knows, with their fixed vocabularies (None: taken from the data).
 FACTORS: dict[str, list[str] | None] = {
     "regimen": None,
-    "age_group": ["<2", "2-6", "7-17", "adult"],
-    "blast_burden": ["<50", ">=50"],
-    "prior_hsct": ["no", "yes"],
-    "refractory": ["no", "yes"],
-    "prior_relapses": ["0", "1", "2", ">=3"],
+    **{f: sorted(LEVELS[f]) if f in ("prior_hsct", "refractory") else list(LEVELS[f])
+       for f in ("age_group", "blast_burden", "prior_hsct", "refractory", "prior_relapses")},
     "region": None,
 }
 
@@ -43,12 +42,10 @@ def _relapse_group(s: pd.Series) -> pd.Series:
     def conv(v):
         if v is None or pd.isna(v):
             return None
-        t = str(v).strip()
         try:
-            k = int(float(t))
-        except ValueError:
-            return t or None
-        return str(k) if k < 3 else ">=3"
+            return prior_relapses_group_of(float(v))
+        except ValueError:  # already a group label such as '>=3'
+            return str(v).strip() or None
     return s.map(conv)
 
 
@@ -77,11 +74,7 @@ def parse_regimen_mix(text: str) -> list[tuple[str, float]]:
     text = str(text).strip()
     if ":" not in text:
         return [(text, 1.0)]
-    out = []
-    for part in text.split(";"):
-        label, count = part.rsplit(":", 1)
-        out.append((label.strip(), float(count)))
-    return out
+    return [(label, float(count)) for label, count in parse_regimen_mixture(text)]
 
 
 def factor_vocabulary(factor: str, observed: list[str]) -> list[str]:
