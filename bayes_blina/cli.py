@@ -218,5 +218,14 @@ def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, seed
                              caption=f"{endpoint} by subgroup, {prob:.0%} intervals"), out)
 
 
+def _register_subcommands() -> None:
+    from bayes_blina.cli_io import export_group, import_group
+
+    main.add_command(import_group)
+    main.add_command(export_group)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

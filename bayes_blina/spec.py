@@ -175,7 +175,11 @@ def load_spec(spec: str | os.PathLike | dict | ModelSpec) -> ModelSpec:
         p = known[str(spec)]
     if not p.is_file():
         raise SpecError(f"model spec file {str(p)!r} does not exist")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"model spec {p}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); "
+                        "save it as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

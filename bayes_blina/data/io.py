@@ -50,7 +50,7 @@ def _drop_blank_rows(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _decode(data: bytes, label: str) -> tuple[str | None, Problem | None]:
+def decode_bytes(data: bytes, label: str) -> tuple[str | None, Problem | None]:
     """UTF-8 text of a file (a byte-order mark is dropped), or the problem."""
     try:
         return data.decode("utf-8-sig"), None
@@ -66,7 +66,7 @@ def _read_csv(path: Path, label: str) -> tuple[pd.DataFrame | None, Problem | No
         data = path.read_bytes()
     except OSError as err:
         return None, Problem(label, None, None, f"file could not be read ({err.strerror or err})")
-    text, problem = _decode(data, label)
+    text, problem = decode_bytes(data, label)
     if text is None:
         return None, problem
     if not text.strip():
