@@ -188,6 +188,21 @@ def predict(fitdir, subjects, out, prob, study, allow_unconverged) -> None:
     _write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out)
 
 
+@main.command()
+@click.option("--preset", required=True, help="Cohort preset (adult-exploratory, adult-null, pediatric).")
+@click.option("--n", type=click.IntRange(1), default=None, help="Number of patients (default: the preset's).")
+@click.option("--seed", type=int, required=True, help="Random seed (results are reproducible).")
+@click.option("--out", required=True, type=click.Path(), help="Dataset folder to write (plus truth.json).")
+@click.option("--force", is_flag=True, help="Replace an existing folder.")
+def simulate(preset, n, seed, out, force) -> None:
+    """Simulate a virtual cohort calibrated to the source papers, with its truth."""
+    from bayes_blina.simulate import simulate_cohort, write_cohort
+
+    ds, truth = simulate_cohort(preset, n, seed=seed)
+    path = write_cohort(ds, truth, out, overwrite=force)
+    click.echo(f"{ds!r} written to {path} (truth in {path / 'truth.json'})", err=True)
+
+
 @main.group()
 def table() -> None:
     """Publication tables."""

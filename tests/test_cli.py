@@ -130,3 +130,21 @@ def test_datasets_and_exact_table(tmp_path):
     t = pd.read_csv(tmp_path / "t.csv")
     assert {"exact_lower", "unpooled_median", "pooled_median"} <= set(t.columns)
     assert t.pooled_median.isna().all()
+
+
+def test_simulate_writes_a_valid_dataset_with_truth(tmp_path):
+    import json
+
+    from bayes_blina.data import read_dataset
+
+    out = tmp_path / "cohort"
+    r = run("simulate", "--preset", "adult-exploratory", "--n", 12, "--seed", 3, "--out", out)
+    assert r.exit_code == 0, r.output
+    ds = read_dataset(out)
+    assert len(ds.subjects) == 12 and len(ds.observations) > 100
+    truth = json.loads((out / "truth.json").read_text())
+    assert "population" in truth and len(truth["patients"]["subject_id"]) == 12
+    again = run("simulate", "--preset", "adult-exploratory", "--n", 12, "--seed", 3, "--out", out)
+    assert again.exit_code == EXIT_INPUT
+    r = run("simulate", "--preset", "nosuch", "--seed", 1, "--out", tmp_path / "x")
+    assert r.exit_code == EXIT_INPUT and "adult-exploratory" in r.stderr
