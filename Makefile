@@ -24,7 +24,8 @@ demo: $(STAMP)
 	$(BB) summary fits/demo-response --format md --out $(OUT)/response-summary.md
 	$(BB) summary fits/demo-response --format latex --out $(OUT)/response-summary.tex
 	$(BB) predict fits/demo-response --subjects examples/data/new-patients.csv --out $(OUT)/cr-predictions.csv
-	$(BB) table cr-subgroups --data vonstackelberg2016 --out $(OUT)/cr-subgroups.csv
+	$(BB) ppc fits/demo-response --out $(OUT)/response-ppc.md
+	$(BB) table cr-subgroups --data vonstackelberg2016 --out $(OUT)/cr-subgroups.csv --figure $(OUT)/cr-subgroups-forest.png
 	$(BB) table cr-subgroups --data vonstackelberg2016 --no-pooled --format md --out $(OUT)/cr-subgroups-exact.md
 	@echo "demo outputs in $(OUT)/ and fits/demo-response/"
 

@@ -78,6 +78,24 @@ def datasets() -> None:
 
 
 @main.command()
+@click.argument("fitdir", type=click.Path())
+@click.option("--prob", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "md", "latex"]), default="md", show_default=True)
+@click.option("--out", type=click.Path(), default=None, help="Write to this file instead of stdout.")
+def ppc(fitdir, prob, fmt, out) -> None:
+    """Posterior predictive check: observed vs predicted responders per subgroup."""
+    from bayes_blina.checks import response_ppc
+    from bayes_blina.report.tables import format_table
+    from bayes_blina.store import load_fit
+
+    stored = load_fit(fitdir)
+    if stored.family_name != "response":
+        raise BayesBlinaError(f"ppc for family {stored.family_name!r} is not available yet")
+    df = response_ppc(stored.idata, factors=stored.options["factors"], prob=prob, seed=stored.spec.sampler.seed)
+    _write_text(format_table(df, fmt, caption=f"posterior predictive check, {prob:.0%} predictive intervals"), out)
+
+
+@main.command()
 def specs() -> None:
     """List the model specs found in models/."""
     from bayes_blina.spec import available_specs, load_spec
@@ -216,8 +234,11 @@ def table() -> None:
 @click.option("--endpoint", default="CR", show_default=True)
 @click.option("--pooled/--no-pooled", default=True, help="Fit the partial-pooling model (MCMC).")
 @click.option("--allow-unconverged", is_flag=True, help="Write the table even if the pooled fit fails the gate.")
+@click.option("--figure", type=click.Path(), default=None,
+              help="Also draw the forest plot (raw beside pooled) to this .png, .svg or .pdf file.")
 @_sampler_options
-def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, seed, chains, draws, tune, backend) -> None:
+def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, figure, seed, chains, draws, tune,
+                 backend) -> None:
     """CR by subgroup: exact (Clopper-Pearson), unpooled and partially pooled estimates."""
     from bayes_blina.data import read_dataset
     from bayes_blina.report.subgroups import cr_subgroup_table
@@ -231,6 +252,11 @@ def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, seed
         click.secho(df.attrs["verdict"], fg="green" if df.attrs["converged"] else "red", err=True)
     _write_text(format_table(df, fmt, banner=banner, digits=3,
                              caption=f"{endpoint} by subgroup, {prob:.0%} intervals"), out)
+    if figure:
+        from bayes_blina.report.figures import forest_cr_subgroups, save_figure
+
+        fig = forest_cr_subgroups(df, title=(banner or None))
+        click.echo(f"wrote {save_figure(fig, figure)}", err=True)
 
 
 def _register_subcommands() -> None:

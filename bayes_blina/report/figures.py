@@ -1,0 +1,94 @@
+"""Publication figures (matplotlib), saved as PNG, SVG or PDF by file extension."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FORMATS = (".png", ".svg", ".pdf")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 200) -> Path:
+    """Save ``fig`` to ``path`` (format from the extension: .png, .svg or .pdf), atomically."""
+    from bayes_blina.errors import SpecError
+
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise SpecError(f"figure file must end in one of {', '.join(FORMATS)} (found {path.name!r})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    tmp.replace(path)
+    return path
+
+
+FAMILY_LABELS = {
+    "all": "All patients", "region": "Geographic region", "blast_burden": "Bone marrow blasts at baseline",
+    "age_group": "Age group, years", "prior_hsct": "Previous HSCT", "refractory": "Refractory disease",
+    "prior_relapses": "Previous relapses", "phase": "Study phase",
+}
+
+
+def forest_cr_subgroups(table: pd.DataFrame, *, families: list[str] | None = None, title: str | None = None):
+    """Forest plot of CR by subgroup: raw rate with its exact interval beside the pooled estimate.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Output of :func:`bayes_blina.report.subgroups.cr_subgroup_table`.
+    families : list of str, optional
+        Families to show, in order (default: those of the pediatric Fig 2 that are present).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    families = families or [f for f in ("all", "region", "blast_burden", "age_group", "prior_hsct",
+                                        "refractory", "prior_relapses") if f in set(table["family"])]
+    rows: list[tuple[str, pd.Series | None]] = []
+    for f in families:
+        sub = table[table["family"] == f]
+        if f != "all":
+            rows.append((FAMILY_LABELS.get(f, f), None))
+        for _, r in sub.iterrows():
+            label = "All patients" if f == "all" else f"   {r['level']}"
+            rows.append((f"{label}  ({r['responders']}/{r['n']})", r))
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    pooled = table["pooled_median"].notna().any()
+    for yi, (label, r) in zip(y, rows):
+        if r is None:
+            continue
+        ax.errorbar(100 * r["rate"], yi + (0.15 if pooled else 0), xerr=[[100 * (r["rate"] - r["exact_lower"])],
+                    [100 * (r["exact_upper"] - r["rate"])]], fmt="s", color="black", ms=4, capsize=2,
+                    label="observed (exact 95% CI)" if yi == y[0] else None)
+        if pooled and np.isfinite(r["pooled_median"]):
+            ax.errorbar(100 * r["pooled_median"], yi - 0.15, xerr=[[100 * (r["pooled_median"] - r["pooled_lower"])],
+                        [100 * (r["pooled_upper"] - r["pooled_median"])]], fmt="o", color="tab:blue", ms=4,
+                        capsize=2, label="partially pooled (95% CrI)" if yi == y[0] else None)
+    overall = table[table["family"] == "all"]
+    if len(overall):
+        ax.axvline(100 * overall["rate"].iloc[0], ls="--", color="grey", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([lab for lab, _ in rows], fontsize=8)
+    for tick, (_, r) in zip(ax.get_yticklabels(), rows):
+        if r is None:
+            tick.set_fontweight("bold")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("CR within first two cycles, % (95% interval)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
