@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Fit the response model to the bundled published data and write the tables (a few minutes).
+## Fit the response model to the bundled published data, write tables and figures, plan a new study.
 demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(BB) datasets
@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BB) ppc fits/demo-response --out $(OUT)/response-ppc.md
 	$(BB) table cr-subgroups --data vonstackelberg2016 --out $(OUT)/cr-subgroups.csv --figure $(OUT)/cr-subgroups-forest.png
 	$(BB) table cr-subgroups --data vonstackelberg2016 --no-pooled --format md --out $(OUT)/cr-subgroups-exact.md
+	$(BIN)/python examples/plan_study.py --out $(OUT)/plan
 	@echo "demo outputs in $(OUT)/ and fits/demo-response/"
 
 ## Run the whole test suite (what CI runs).

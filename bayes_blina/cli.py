@@ -261,9 +261,11 @@ def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, figu
 
 def _register_subcommands() -> None:
     from bayes_blina.cli_io import export_group, import_group
+    from bayes_blina.cli_plan import plan
 
     main.add_command(import_group)
     main.add_command(export_group)
+    main.add_command(plan)
 
 
 _register_subcommands()
