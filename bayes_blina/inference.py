@@ -140,6 +140,9 @@ def _add_groups(idata, model, family: ModelFamily, prepared: Prepared) -> None:
     import xarray as xr
 
     observed = [rv.name for rv in model.observed_RVs]
+    wanted = family.pointwise_observed()
+    if wanted is not None:
+        observed = [o for o in observed if o in wanted]
     if observed:
         pm.compute_log_likelihood(idata, var_names=observed, model=model, progressbar=False,
                                   extend_inferencedata=True)

@@ -44,7 +44,7 @@ class SamplerConfig(BaseModel):
     chains: int = Field(4, ge=1, le=64)
     draws: int = Field(1000, ge=10)
     tune: int = Field(1000, ge=0)
-    target_accept: float = Field(0.9, gt=0.5, lt=1.0)
+    target_accept: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int = Field(20161003, ge=0)
     cores: int | None = Field(None, ge=1)
     prior_draws: int = Field(0, ge=0)

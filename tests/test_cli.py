@@ -32,7 +32,7 @@ def data_dir(tmp_path_factory):
 def spec_file(tmp_path_factory):
     p = tmp_path_factory.mktemp("spec") / "age.toml"
     p.write_text('name = "age"\nfamily = "response"\n[options]\nfactors = ["regimen", "age_group"]\n'
-                 '[sampler]\ndraws = 600\ntune = 600\nseed = 5\n')
+                 '[sampler]\ndraws = 1000\ntune = 1000\nseed = 5\n')
     return p
 
 

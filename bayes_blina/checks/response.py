@@ -54,17 +54,8 @@ def response_ppc(idata, *, factors: list[str], prob: float = 0.9, seed: int = 0)
             rows.append(_row(lab, r[i], n[i], rep, prob))
     const = idata.constant_data
     if "pat_y" in const and const["pat_y"].size:
-        from bayes_blina.families.response import response_draws  # noqa: F401  (same linear predictor)
-
         y = const["pat_y"].values
-        eta = post["alpha"].stack(s=("chain", "draw")).values[None, :].repeat(len(y), 0)
-        if "study_effect" in post:
-            eta = eta + post["study_effect"].stack(s=("chain", "draw")).values[const["pat_study"].values]
-        for f in factors:
-            beta = post[f"beta_{f}"].stack(s=("chain", "draw")).values
-            beta = np.vstack([beta, np.zeros((1, beta.shape[1]))])  # index -1: unknown level, effect 0
-            eta = eta + beta[const[f"pat_{f}"].values]
-        p = 1 / (1 + np.exp(-eta))
+        p = post["p_cell"].stack(s=("chain", "draw")).transpose("cell", "s").values[const["pat_cell"].values]
         rep = rng.random(p.shape) < p
         rows.append(_row("all patients", y.sum(), len(y), rep.sum(0), prob))
         for f in factors:

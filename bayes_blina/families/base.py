@@ -81,6 +81,10 @@ class ModelFamily(ABC):
         """Pointwise log-likelihood arrays (chain, draw, obs) for the ``log_likelihood`` group."""
         return {}
 
+    def pointwise_observed(self) -> list[str] | None:
+        """Observed variables whose pointwise log-likelihood PyMC should compute (None: all)."""
+        return None
+
     def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
         """Observed data that are not PyMC observed variables (e.g. rows of a weighted likelihood)."""
         return {}

@@ -4,8 +4,17 @@ For patient ``i`` (or aggregate row ``j``) in study ``s``::
 
     logit P(CR) = alpha + u[s] + sum_f beta_f[level_f]
     alpha       = logit(p_typical),            p_typical ~ Beta(1, 1)
-    beta_f      = sd_f * z_f,   z_f ~ Normal(0, 1)    (partial pooling of the levels of factor f)
-    u           = sd_study * z_study                  (between-study random effect)
+    beta_f      ~ ZeroSumNormal(sd_f),         sd_f ~ Gamma(2, 2)   (partial pooling of levels)
+    u           = sd_study * z_study           (between-study random effect)
+
+The level effects of a factor sum to zero, so ``alpha`` is the logit CR probability of a patient
+at the average of the levels of every factor, in a typical study, and ``p_<factor>[level]`` that of
+the level with the other factors at their average. Each factor's effects are centred where every
+level carries at least ``dense_threshold`` patients of information and the factor has at least five
+levels, and non-centred (``beta = sd * z``) otherwise (``parameterization = "auto"``; or set it):
+with two to four levels the spread ``sd_f`` stays weakly identified however many patients there
+are, and the centred form then has a funnel (measured: 29 divergences on 2,000 patients, none
+non-centred).
 
 Patient rows enter as Bernoulli, aggregate rows (published n/N) as binomial. An aggregate row that
 pools several dose cohorts (regimen ``'5:5;15:7'``) has the cohort-size-weighted mean of the
@@ -62,6 +71,8 @@ class ResponseOptions(BaseModel):
     aggregates: Literal["composite", "partition", "ignore"] = "composite"
     partition_order: list[str] | None = None
     studies: list[str] | None = None
+    parameterization: Literal["auto", "centered", "noncentered"] = "auto"
+    dense_threshold: float = Field(50.0, gt=0)
 
     @field_validator("factors")
     @classmethod
@@ -80,7 +91,9 @@ class ResponseModel(ModelFamily):
     Default priors (override by name in the spec's ``[priors]`` table):
 
     ``p_typical``      Beta(1, 1): CR probability of a typical patient in a typical study.
-    ``sd_<factor>``    HalfNormal(1.0): spread of the factor's level effects (logit scale).
+    ``sd_<factor>``    Gamma(2, 2): spread of the factor's level effects (logit scale; mean 1). A
+                       boundary-avoiding prior: with two to four levels the spread is barely
+                       identified and a prior with mass at 0 makes a funnel (divergences).
     ``sd_study``       HalfNormal(0.5): between-study spread (logit scale).
     """
 
@@ -90,7 +103,7 @@ class ResponseModel(ModelFamily):
     def default_priors(self) -> dict[str, Prior]:
         pri = {"p_typical": Prior("Beta", alpha=1.0, beta=1.0)}
         for f in self.options.factors:
-            pri[f"sd_{f}"] = Prior("HalfNormal", sigma=1.0)
+            pri[f"sd_{f}"] = Prior("Gamma", alpha=2.0, beta=2.0)
         if self.options.study_effect:
             pri["sd_study"] = Prior("HalfNormal", sigma=0.5)
         return pri
@@ -174,6 +187,17 @@ class ResponseModel(ModelFamily):
             missing = int((arrays[f"pat_{f}"] < 0).sum())
             if missing:
                 use.setdefault("patients_missing_factor", {})[f] = missing
+        # patients with the same study and levels are exchangeable: their Bernoulli terms are one
+        # binomial cell (identical posterior, far fewer terms); pointwise log-likelihood stays per patient
+        key = np.column_stack([arrays["pat_study"]] + [arrays[f"pat_{f}"] for f in opt.factors]) \
+            if len(pat) else np.zeros((0, 1 + len(opt.factors)), np.int64)
+        cells, pat_cell = np.unique(key, axis=0, return_inverse=True)
+        arrays["pat_cell"] = pat_cell.reshape(-1).astype(np.int64)
+        arrays["cell_n"] = np.bincount(arrays["pat_cell"], minlength=len(cells)).astype(np.int64)
+        arrays["cell_y"] = np.bincount(arrays["pat_cell"], weights=arrays["pat_y"], minlength=len(cells)).astype(np.int64)
+        arrays["cell_study"] = cells[:, 0].astype(np.int64)
+        for k, f in enumerate(opt.factors):
+            arrays[f"cell_{f}"] = cells[:, k + 1].astype(np.int64)
 
         # aggregate components (one per regimen of a mixture row)
         comp_row, comp_w, comp_reg = [], [], []
@@ -196,7 +220,26 @@ class ResponseModel(ModelFamily):
                 per_row = [r["level"] if r["family"] == f else None for r in rows]
                 arrays[f"comp_{f}"] = idx(f, [per_row[j] for j in comp_row])
         coords = {"study": studies, **{f: levels[f] for f in opt.factors},
+                  "cell": [f"cell{k}" for k in range(len(arrays["cell_n"]))],
                   "agg_row": [f"{r['study']}|{r['family']}|{r['level']}" for r in rows]}
+        # information per level (patients, aggregate rows counted with their weight): the
+        # parameterisation of each factor's effects follows it (centred where every level is dense)
+        info = {}
+        for f in opt.factors:
+            counts = np.zeros(len(levels[f]))
+            pi = arrays[f"pat_{f}"]
+            np.add.at(counts, pi[pi >= 0], 1.0)
+            ci = arrays["comp_regimen"] if f == "regimen" else arrays[f"comp_{f}"]
+            if len(ci):
+                w = arrays["agg_n"][arrays["comp_row"]] * arrays["agg_weight"][arrays["comp_row"]] * arrays["comp_w"]
+                np.add.at(counts, ci[ci >= 0], w[ci >= 0])
+            info[f] = counts
+        use["information_per_level"] = {f: dict(zip(levels[f], np.round(c, 1).tolist())) for f, c in info.items()}
+        use["parameterization"] = {
+            f: (opt.parameterization if opt.parameterization != "auto"
+                else ("centered" if len(levels[f]) >= 5 and info[f].min() >= opt.dense_threshold
+                      else "noncentered"))
+            for f in opt.factors}
         use["aggregate_rows_used"] = [
             {k: r[k] for k in ("study", "population", "family", "level", "regimen", "responders", "n", "weight")}
             for r in rows
@@ -258,8 +301,13 @@ class ResponseModel(ModelFamily):
             effects = {}
             for f in opt.factors:
                 sd = self.priors[f"sd_{f}"].create(f"sd_{f}")
-                z = pm.Normal(f"z_{f}", 0.0, 1.0, dims=f)
-                beta = pm.Deterministic(f"beta_{f}", sd * z, dims=f)
+                if len(prepared.coords[f]) < 2:  # one level: its effect is absorbed by alpha
+                    beta = pm.Deterministic(f"beta_{f}", pt.zeros(1), dims=f)
+                elif prepared.data_use["parameterization"][f] == "centered":
+                    beta = pm.ZeroSumNormal(f"beta_{f}", sigma=sd, dims=f)
+                else:
+                    z = pm.ZeroSumNormal(f"z_{f}", sigma=1.0, dims=f)
+                    beta = pm.Deterministic(f"beta_{f}", sd * z, dims=f)
                 effects[f] = pt.concatenate([beta, pt.zeros(1)])  # index -1 -> 0 (level unknown)
                 pm.Deterministic(f"p_{f}", pm.math.invlogit(alpha + beta), dims=f)
             if use_study:
@@ -270,10 +318,11 @@ class ResponseModel(ModelFamily):
                 u = pt.zeros(len(prepared.coords["study"]))
 
             if len(A["pat_y"]):
-                eta = alpha + u[A["pat_study"]]
+                eta = alpha + u[A["cell_study"]]
                 for f in opt.factors:
-                    eta = eta + effects[f][A[f"pat_{f}"]]
-                pm.Bernoulli("y", logit_p=eta, observed=A["pat_y"])
+                    eta = eta + effects[f][A[f"cell_{f}"]]
+                p_cell = pm.Deterministic("p_cell", pm.math.invlogit(eta), dims="cell")
+                pm.Binomial("y_cells", n=A["cell_n"], p=p_cell, observed=A["cell_y"], dims="cell")
 
             if len(A["agg_r"]):
                 eta_c = alpha + u[A["agg_study"][A["comp_row"]]]
@@ -294,12 +343,22 @@ class ResponseModel(ModelFamily):
 
         out = {}
         A = prepared.arrays
+        if len(A["pat_y"]):
+            p = idata.posterior["p_cell"].values[..., A["pat_cell"]]
+            ll = stats.bernoulli.logpmf(A["pat_y"], p)
+            out["y"] = xr.DataArray(ll, dims=("chain", "draw", "patient"),
+                                    coords={"chain": idata.posterior.chain, "draw": idata.posterior.draw})
         if len(A["agg_r"]):
             p = idata.posterior["p_agg"]
             ll = stats.binom.logpmf(A["agg_r"], A["agg_n"], p.values) * A["agg_weight"]
             out["y_agg"] = xr.DataArray(ll, dims=("chain", "draw", "agg_row"),
                                         coords={"chain": p.chain, "draw": p.draw, "agg_row": p.agg_row})
         return out
+
+    def pointwise_observed(self) -> list[str]:
+        """Observed variables whose log-likelihood PyMC computes: none (``log_likelihood`` gives it
+        per patient, not per cell)."""
+        return []
 
     def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
         A = prepared.arrays
