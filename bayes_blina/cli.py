@@ -7,37 +7,13 @@ from pathlib import Path
 
 import click
 
-from bayes_blina.errors import BayesBlinaError, ConvergenceError
+from bayes_blina.cli_common import EXIT_INPUT, EXIT_UNCONVERGED, ErrorHandlingGroup, write_text
+from bayes_blina.errors import BayesBlinaError
 
-EXIT_INPUT, EXIT_UNCONVERGED = 2, 3
+__all__ = ["EXIT_INPUT", "EXIT_UNCONVERGED", "main"]
 
-
-def _fail(err: Exception) -> None:
-    click.secho(f"error: {err}", fg="red", err=True)
-    sys.exit(EXIT_UNCONVERGED if isinstance(err, ConvergenceError) else EXIT_INPUT)
-
-
-class _Group(click.Group):
-    """Turns the package's errors into a clear message and a non-zero exit, not a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except BayesBlinaError as e:
-            _fail(e)
-
-
-def _write_text(text: str, out: str | None) -> None:
-    """Write to a file atomically, or to stdout."""
-    if out is None:
-        click.echo(text, nl=False)
-        return
-    p = Path(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(p)
-    click.echo(f"wrote {p}", err=True)
+_Group = ErrorHandlingGroup
+_write_text = write_text
 
 
 def _sampler_options(f):

@@ -6,27 +6,18 @@ only when there is no problem (atomically), so a failed import leaves nothing be
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from bayes_blina.cli_common import EXIT_INPUT, ErrorHandlingGroup
 from bayes_blina.errors import BayesBlinaError
 
-EXIT_INPUT = 2
 
-__all__ = ["import_group", "export_group"]
+__all__ = ["EXIT_INPUT", "import_group", "export_group"]
 
 
-class _IOGroup(click.Group):
-    """Turns the package's errors into a message and exit status 2 instead of a traceback."""
-
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except BayesBlinaError as err:
-            click.secho(f"error: {err}", fg="red", err=True)
-            sys.exit(EXIT_INPUT)
+_IOGroup = ErrorHandlingGroup
 
 
 def _refuse_existing(out: str, force: bool, *, folder: bool) -> None:

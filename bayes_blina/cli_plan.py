@@ -8,38 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-from pathlib import Path
 
 import click
 import numpy as np
 
-from bayes_blina.errors import BayesBlinaError, ConvergenceError
+from bayes_blina.cli_common import ErrorHandlingGroup, write_text
 
-EXIT_INPUT, EXIT_UNCONVERGED = 2, 3
-
-
-class _PlanGroup(click.Group):
-    """Turns the package's errors into a clear message and a non-zero exit, not a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except BayesBlinaError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(EXIT_UNCONVERGED if isinstance(e, ConvergenceError) else EXIT_INPUT)
-
-
-def _write_text(text: str, out: str | None) -> None:
-    if out is None:
-        click.echo(text, nl=False)
-        return
-    p = Path(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(p)
-    click.echo(f"wrote {p}", err=True)
+_PlanGroup = ErrorHandlingGroup
+_write_text = write_text
 
 
 def _load_prior(path: str):

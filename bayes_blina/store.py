@@ -29,6 +29,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from bayes_blina._atomic import swap_in
 from bayes_blina.diagnostics import Verdict, convergence_verdict
 from bayes_blina.errors import FitExistsError, FitStoreError
 from bayes_blina.spec import ModelSpec, parse_spec
@@ -124,13 +125,7 @@ def save_fit(result, out: str | os.PathLike, *, force: bool = False) -> Path:
         idata.to_netcdf(str(tmp / POSTERIOR), engine="h5netcdf")
         prov["files"] = {POSTERIOR: sha256_file(tmp / POSTERIOR)}
         (tmp / PROVENANCE).write_text(json.dumps(prov, indent=2, default=str), encoding="utf-8")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

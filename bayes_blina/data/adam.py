@@ -29,6 +29,8 @@ with :func:`read_adam_folder` gives a dataset with the same :meth:`Dataset.sha25
 """
 from __future__ import annotations
 
+from bayes_blina._atomic import swap_in
+
 import csv
 import io
 import json
@@ -38,7 +40,6 @@ import re
 import shutil
 import tempfile
 import tomllib
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -295,22 +296,7 @@ def _validate_rows(tables: dict[str, _Rows], *, problems: list[Problem],
     return Dataset(**clean, name=name, origin=origin, meta=meta)
 
 
-def _swap_in(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``, replacing an existing file or folder."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        os.replace(old, target)
-        raise
-    if old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink(missing_ok=True)
+_swap_in = swap_in  # one implementation for every writer (bayes_blina._atomic)
 
 
 def _patient_tables(dataset: Dataset, drop_aggregates: bool, what: str) -> None:

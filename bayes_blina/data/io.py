@@ -8,13 +8,14 @@ validated :class:`Dataset` back as canonical CSV files, atomically.
 """
 from __future__ import annotations
 
+from bayes_blina._atomic import swap_in
+
 import io
 import math
 import os
 import re
 import shutil
 import tempfile
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -278,19 +279,7 @@ def _text_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({c: _column_text(df[c]) for c in cols}, dtype=object)
 
 
-def _swap_in(new: Path, folder: Path) -> None:
-    """Move ``new`` to ``folder``, replacing an existing folder as atomically as possible."""
-    if not folder.exists():
-        os.replace(new, folder)
-        return
-    old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(folder, old)
-    try:
-        os.replace(new, folder)
-    except OSError:
-        os.replace(old, folder)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+_swap_in = swap_in  # one implementation for every writer (bayes_blina._atomic)
 
 
 def write_dataset(ds: Dataset, folder: str | os.PathLike[str], *,

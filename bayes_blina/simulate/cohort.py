@@ -43,12 +43,13 @@ sd_expansion, expansion_response_effect, tau_e, sigma_obs, lod``), ``bracket_flo
 """
 from __future__ import annotations
 
+from bayes_blina._atomic import swap_in
+
 import json
 import math
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -857,17 +858,7 @@ def write_cohort(dataset: Dataset, truth: dict[str, Any], out_dir: str | os.Path
         write_dataset(dataset, stage)
         (stage / "truth.json").write_text(text + "\n", encoding="utf-8")
         os.chmod(stage, 0o755)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(folder, old)
-            try:
-                os.replace(stage, folder)
-            except OSError:
-                os.replace(old, folder)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(stage, folder)
+        swap_in(stage, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder

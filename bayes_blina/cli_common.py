@@ -1,0 +1,31 @@
+"""What every ``bayes-blina`` command group shares: error handling, exit codes, text output."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bayes_blina._atomic import write_text_atomic
+from bayes_blina.errors import BayesBlinaError, ConvergenceError
+
+#: Exit status for bad input (data, spec, arguments) and for a fit that fails the convergence gate.
+EXIT_INPUT, EXIT_UNCONVERGED = 2, 3
+
+
+class ErrorHandlingGroup(click.Group):
+    """Turns the package's errors into a clear message and a non-zero exit, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BayesBlinaError as err:
+            click.secho(f"error: {err}", fg="red", err=True)
+            sys.exit(EXIT_UNCONVERGED if isinstance(err, ConvergenceError) else EXIT_INPUT)
+
+
+def write_text(text: str, out: str | None) -> None:
+    """Write to a file atomically (and say so on stderr), or to stdout when ``out`` is None."""
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    click.echo(f"wrote {write_text_atomic(out, text)}", err=True)
