@@ -72,6 +72,23 @@ def ppc(fitdir, prob, fmt, out) -> None:
 
 
 @main.command()
+@click.argument("fitdirs", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["csv", "md", "latex"]), default="md", show_default=True)
+@click.option("--var", "var_name", default=None, help="log_likelihood variable (default: y).")
+def loo(fitdirs, fmt, var_name) -> None:
+    """PSIS-LOO with Pareto-k diagnostics for one or more fits of the same data, and their comparison."""
+    from bayes_blina.checks import loo_table
+    from bayes_blina.report.tables import format_table
+    from bayes_blina.store import load_fit
+
+    fits = {Path(d).name: load_fit(d) for d in fitdirs}
+    per_fit, comparison = loo_table(fits, var_name)
+    click.echo(format_table(per_fit, fmt, caption="PSIS-LOO (Pareto k: good <= 0.5 < ok <= 0.7 < bad <= 1 < very bad)"), nl=False)
+    if len(comparison):
+        click.echo(format_table(comparison, fmt, caption="model comparison"), nl=False)
+
+
+@main.command()
 def specs() -> None:
     """List the model specs found in models/."""
     from bayes_blina.spec import available_specs, load_spec

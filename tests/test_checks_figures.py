@@ -41,3 +41,21 @@ def test_forest_plot_files(tmp_path):
         assert p.stat().st_size > 1000
     with pytest.raises(SpecError, match="must end in one of"):
         save_figure(fig, tmp_path / "forest.jpg")
+
+
+@pytest.mark.slow
+def test_loo_prefers_the_model_with_the_true_factor(tmp_path):
+    from bayes_blina.checks import loo_table
+    from bayes_blina.errors import BayesBlinaError
+    from bayes_blina.store import load_fit, save_fit
+
+    ds, _ = simulate_response_cohort(600, seed=8)
+    with_blast = load_fit(save_fit(fit(response_spec(factors=["blast_burden"], seed=8), ds), tmp_path / "with"))
+    without = load_fit(save_fit(fit(response_spec(factors=[], seed=8), ds), tmp_path / "without"))
+    per_fit, comparison = loo_table({"with": with_blast, "without": without})
+    assert set(per_fit.fit) == {"with", "without"} and (per_fit.n_obs == 600).all()
+    assert (per_fit.k_bad + per_fit.k_very_bad == 0).all()
+    assert comparison.iloc[0]["fit"] == "with"
+    other = load_fit(save_fit(fit(response_spec(seed=8), simulate_response_cohort(50, seed=1)[0]), tmp_path / "other"))
+    with pytest.raises(BayesBlinaError, match="same data"):
+        loo_table({"with": with_blast, "other": other})
