@@ -61,7 +61,10 @@ def sample_model(model, sampler: SamplerConfig, *, progress: bool = False) -> tu
     )
     if backend != "pymc":
         kwargs["nuts_sampler"] = backend
-    with model:
+    from threadpoolctl import threadpool_limits
+
+    # chains run in parallel (threads or processes): one BLAS thread each, or they fight for cores
+    with model, threadpool_limits(limits=1, user_api="blas"):
         idata = pm.sample(**kwargs)
     for g in ("warmup_posterior", "warmup_sample_stats"):
         if g in idata.groups():

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from bayes_blina.errors import SpecError
 from bayes_blina.families.base import ModelFamily, Prepared
+from bayes_blina.families.pulse import PulseModel
 from bayes_blina.families.response import ResponseModel
 from bayes_blina.families.subgroups import SubgroupModel
 
 FAMILIES: dict[str, type[ModelFamily]] = {
     ResponseModel.name: ResponseModel,
     SubgroupModel.name: SubgroupModel,
+    PulseModel.name: PulseModel,
 }
 
 
@@ -26,4 +28,4 @@ def get_family(name: str) -> type[ModelFamily]:
         raise SpecError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
 
 
-__all__ = ["FAMILIES", "ModelFamily", "Prepared", "get_family", "ResponseModel", "SubgroupModel"]
+__all__ = ["FAMILIES", "ModelFamily", "Prepared", "get_family", "ResponseModel", "SubgroupModel", "PulseModel"]
