@@ -28,7 +28,10 @@ demo: $(STAMP)
 	$(BB) table cr-subgroups --data vonstackelberg2016 --out $(OUT)/cr-subgroups.csv --figure $(OUT)/cr-subgroups-forest.png
 	$(BB) table cr-subgroups --data vonstackelberg2016 --no-pooled --format md --out $(OUT)/cr-subgroups-exact.md
 	$(BIN)/python examples/plan_study.py --out $(OUT)/plan
-	@echo "demo outputs in $(OUT)/ and fits/demo-response/"
+	$(BB) simulate --preset adult-exploratory --seed 1 --out $(OUT)/virtual-adult --force
+	$(BB) fit cytokine-core --data $(OUT)/virtual-adult --out fits/demo-cytokine --force --no-progress
+	$(BB) summary fits/demo-cytokine --format md --out $(OUT)/cytokine-summary.md
+	@echo "demo outputs in $(OUT)/ and fits/demo-response/, fits/demo-cytokine/"
 
 ## Run the whole test suite (what CI runs).
 test: $(STAMP)

@@ -131,6 +131,14 @@ def _echo_data_use(use: dict) -> None:
             click.echo(f"patients left out: {len(use['patients_left_out'])} (response not evaluable)", err=True)
         for f, k in (use.get("patients_missing_factor") or {}).items():
             click.echo(f"patients with unknown {f}: {k} (effect held at its mean)", err=True)
+    if "rows_used" in use:  # trajectory families
+        click.echo(f"observations used: {use['rows_used']} of {use.get('rows_total', '?')} "
+                   f"({use.get('subjects_used', '?')} subjects, {use.get('events_used', '?')} dosing events)", err=True)
+        for a, c in (use.get("censored") or {}).items():
+            click.echo(f"  {a}: {c['rows']} rows, {c['censored']} censored "
+                       f"({c.get('below_LOD', 0)} below LOD, {c.get('below_LLOQ', 0)} below LLOQ)", err=True)
+        for r in use.get("rows_left_out", []):
+            click.echo(f"observations not used: {r['n_rows']} - {r['reason']}", err=True)
     for r in use.get("aggregate_rows_used", []):
         click.echo(f"aggregate used: {r['study']} {r['family']}={r['level']} {r['responders']}/{r['n']} "
                    f"regimen {r['regimen']} weight {r['weight']:.3g}", err=True)
