@@ -229,7 +229,7 @@ class ResponseModel(ModelFamily):
             counts = np.zeros(len(levels[f]))
             pi = arrays[f"pat_{f}"]
             np.add.at(counts, pi[pi >= 0], 1.0)
-            ci = arrays["comp_regimen"] if f == "regimen" else arrays[f"comp_{f}"]
+            ci = arrays[f"comp_{f}"]
             if len(ci):
                 w = arrays["agg_n"][arrays["comp_row"]] * arrays["agg_weight"][arrays["comp_row"]] * arrays["comp_w"]
                 np.add.at(counts, ci[ci >= 0], w[ci >= 0])
@@ -327,7 +327,7 @@ class ResponseModel(ModelFamily):
             if len(A["agg_r"]):
                 eta_c = alpha + u[A["agg_study"][A["comp_row"]]]
                 for f in opt.factors:
-                    eta_c = eta_c + effects[f][A[f"comp_{f}"]] if f != "regimen" else eta_c + effects[f][A["comp_regimen"]]
+                    eta_c = eta_c + effects[f][A[f"comp_{f}"]]
                 pc = pm.math.invlogit(eta_c) * A["comp_w"]
                 p_agg = pt.zeros(len(A["agg_r"]))
                 p_agg = pt.inc_subtensor(p_agg[A["comp_row"]], pc)
