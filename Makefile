@@ -31,6 +31,9 @@ demo: $(STAMP)
 	$(BB) simulate --preset adult-exploratory --seed 1 --out $(OUT)/virtual-adult --force
 	$(BB) fit cytokine-core --data $(OUT)/virtual-adult --out fits/demo-cytokine --force --no-progress
 	$(BB) summary fits/demo-cytokine --format md --out $(OUT)/cytokine-summary.md
+	$(BB) predict fits/demo-cytokine --subjects examples/data/dosing-scenarios/subjects.csv \
+	    --dosing examples/data/dosing-scenarios/dosing.csv --times 0,2,4,6,12,24,36,48,72,96,168,170,174,180,192,216,240,336 \
+	    --data $(OUT)/virtual-adult --figure $(OUT)/cytokine-trajectories.png --out $(OUT)/cytokine-predictions.csv
 	@echo "demo outputs in $(OUT)/ and fits/demo-response/, fits/demo-cytokine/"
 
 ## Run the whole test suite (what CI runs).

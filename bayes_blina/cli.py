@@ -185,25 +185,49 @@ def check(fitdir) -> None:
 
 @main.command()
 @click.argument("fitdir", type=click.Path())
-@click.option("--subjects", required=True, type=click.Path(), help="CSV of new patients (subjects.csv format).")
+@click.option("--subjects", required=True, type=click.Path(), help="CSV of patients (subjects.csv format).")
 @click.option("--out", required=True, type=click.Path(), help="CSV to write.")
 @click.option("--prob", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
-@click.option("--study", default=None, help="Predict for this fitted study (default: a new study).")
+@click.option("--study", default=None, help="Response fits: predict for this fitted study (default: a new study).")
+@click.option("--dosing", type=click.Path(), default=None, help="Trajectory fits: dosing.csv of the patients.")
+@click.option("--times", default="0,2,6,24,48,168", show_default=True,
+              help="Trajectory fits: hours since the first infusion start, comma-separated.")
+@click.option("--individual", is_flag=True, help="Trajectory fits: the fitted patients' own curves.")
+@click.option("--data", "data", default=None,
+              help="Trajectory fits: draw the predicted curves over this dataset's observations (with --figure).")
+@click.option("--figure", type=click.Path(), default=None, help="Trajectory fits: also draw the curves (.png/.svg/.pdf).")
 @click.option("--allow-unconverged", is_flag=True, help="Predict even if the fit fails the convergence gate.")
-def predict(fitdir, subjects, out, prob, study, allow_unconverged) -> None:
-    """Posterior CR probability for each patient of --subjects."""
-    from bayes_blina.data.io import read_subjects_file
-    from bayes_blina.families.response import predict_response
+def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data, figure, allow_unconverged) -> None:
+    """Posterior predictions: CR probability (response fits) or trajectories (pulse fits)."""
     from bayes_blina.report.tables import gate_or_raise
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
-    if stored.family_name != "response":
-        raise BayesBlinaError(f"predict for family {stored.family_name!r} is not available yet")
     gate_or_raise(stored.verdict(), allow_unconverged)
-    subj = read_subjects_file(subjects)
-    df = predict_response(stored.idata, subj, factors=stored.options["factors"], prob=prob, study=study,
-                          seed=stored.spec.sampler.seed)
+    if stored.family_name == "response":
+        from bayes_blina.data.io import read_subjects_file
+        from bayes_blina.families.response import predict_response
+
+        subj = read_subjects_file(subjects)
+        df = predict_response(stored.idata, subj, factors=stored.options["factors"], prob=prob, study=study,
+                              seed=stored.spec.sampler.seed)
+    else:
+        from bayes_blina.predict import predict_trajectories, read_subjects_and_dosing
+
+        if dosing is None:
+            raise BayesBlinaError(f"predicting from a {stored.family_name!r} fit needs --dosing (the patients' dosing.csv)")
+        try:
+            grid = [float(t) for t in times.split(",") if t.strip()]
+        except ValueError:
+            raise BayesBlinaError(f"--times must be numbers separated by commas (found {times!r})") from None
+        df = predict_trajectories(stored, read_subjects_and_dosing(subjects, dosing), times=grid, prob=prob,
+                                  individual=individual)
+        if figure:
+            from bayes_blina.data import read_dataset
+            from bayes_blina.report.figures import save_figure, trajectory_figure
+
+            obs = read_dataset(data).observations if data else None
+            click.echo(f"wrote {save_figure(trajectory_figure(df, obs), figure)}", err=True)
     _write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out)
 
 

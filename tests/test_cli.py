@@ -148,3 +148,26 @@ def test_simulate_writes_a_valid_dataset_with_truth(tmp_path):
     assert again.exit_code == EXIT_INPUT
     r = run("simulate", "--preset", "nosuch", "--seed", 1, "--out", tmp_path / "x")
     assert r.exit_code == EXIT_INPUT and "adult-exploratory" in r.stderr
+
+
+def test_trajectory_predict_and_figure(tmp_path):
+    data = tmp_path / "cohort"
+    assert run("simulate", "--preset", "adult-exploratory", "--n", 18, "--seed", 2, "--out", data).exit_code == 0
+    fitdir = tmp_path / "cyt"
+    r = run("fit", "cytokine-core", "--data", data, "--out", fitdir, "--draws", 300, "--tune", 300, "--no-progress")
+    assert r.exit_code == 0, r.output
+    scen = "examples/data/dosing-scenarios"
+    args = ["predict", fitdir, "--subjects", f"{scen}/subjects.csv", "--out", tmp_path / "p.csv",
+            "--times", "0,24,192", "--allow-unconverged"]
+    r = run(*args, "--dosing", f"{scen}/dosing.csv", "--data", data, "--figure", tmp_path / "traj.png")
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert list(p.columns) == ["subject_id", "analyte", "time_h", "median", "lower", "upper"]
+    assert len(p) == 2 * 3 * 3 and (tmp_path / "traj.png").stat().st_size > 10_000
+    il6 = p[p.analyte == "IL6"].set_index(["subject_id", "time_h"])["median"]
+    assert il6[("flat-15", 24.0)] > il6[("step-5-15", 24.0)]  # higher first dose, higher peak
+    assert il6[("step-5-15", 192.0)] < il6[("flat-15", 24.0)]  # priming: the step peaks lower
+    r = run(*args)
+    assert r.exit_code == EXIT_INPUT and "needs --dosing" in r.stderr
+    r = run(*args, "--dosing", f"{scen}/dosing.csv", "--individual")
+    assert r.exit_code == EXIT_INPUT and "not in it: flat-15" in r.stderr

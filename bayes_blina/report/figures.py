@@ -92,3 +92,40 @@ def forest_cr_subgroups(table: pd.DataFrame, *, families: list[str] | None = Non
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def trajectory_figure(pred: pd.DataFrame, observations: pd.DataFrame | None = None, *, log: bool = True):
+    """Predicted curves (median and interval band) per analyte, one line per subject, optionally
+    over observed data (censored values drawn as open triangles at their limit, never dropped).
+
+    Parameters
+    ----------
+    pred : DataFrame
+        Output of :func:`bayes_blina.predict.predict_trajectories`.
+    observations : DataFrame, optional
+        Canonical observations (e.g. the data the model was fitted to).
+    """
+    plt = _plt()
+    analytes = list(dict.fromkeys(pred["analyte"]))
+    fig, axes = plt.subplots(1, len(analytes), figsize=(4.2 * len(analytes), 3.4), squeeze=False)
+    tmax = pred["time_h"].max()
+    for ax, a in zip(axes[0], analytes):
+        if observations is not None:
+            o = observations[(observations["analyte"] == a) & (observations["time_h"] <= tmax)]
+            cens = o["below"].astype(str).isin(["LOD", "LLOQ"])
+            lim = np.where(o["below"] == "LOD", o["lod"], o["lloq"]).astype(float)
+            ax.scatter(o.loc[~cens, "time_h"], o.loc[~cens, "value"], s=6, color="grey", alpha=0.5, label="observed")
+            ax.scatter(o.loc[cens, "time_h"], lim[cens.to_numpy()], s=10, marker="v", facecolors="none",
+                       edgecolors="grey", alpha=0.6, label="below limit (at the limit)")
+        for sid, g in pred[pred["analyte"] == a].groupby("subject_id", sort=False):
+            g = g.sort_values("time_h")
+            line, = ax.plot(g["time_h"], g["median"], lw=1.5, label=f"{sid} (median)")
+            ax.fill_between(g["time_h"], g["lower"], g["upper"], color=line.get_color(), alpha=0.2)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(a, fontsize=9)
+        ax.set_xlabel("hours since first infusion start")
+    axes[0][0].set_ylabel("concentration (canonical unit)")
+    axes[0][-1].legend(fontsize=6, frameon=False)
+    fig.tight_layout()
+    return fig
