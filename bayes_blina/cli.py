@@ -115,8 +115,9 @@ def fit(spec, data, out, force, progress, seed, chains, draws, tune, backend) ->
     if Path(out).exists() and not force:  # fail before sampling, not after
         raise FitExistsError(f"a fit already exists at {out}; choose another --out or pass --force to replace it")
     ds = read_dataset(data)
-    click.echo(f"data: {ds!r}  (sha256 {ds.sha256()[:12]})", err=True)
+    click.echo(f"data: {ds!r}", err=True)
     res = do_fit(spec, ds, seed=seed, chains=chains, draws=draws, tune=tune, backend=backend, progress=progress)
+    click.echo(f"data sha256 {res.data_sha256[:12]}", err=True)
     _echo_data_use(res.prepared.data_use)
     path = save_fit(res, out, force=force)
     click.echo(f"sampled with {res.backend} in {res.timing['sampling_s']:.1f} s; wrote {path}", err=True)

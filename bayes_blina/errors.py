@@ -41,10 +41,13 @@ class Problem:
     rule: str
     value: str | None = None
 
+    #: What the ``column`` is called in messages (ADaM files say "variable").
+    column_word = "column"
+
     def __str__(self) -> str:
         where = self.file
         if self.column is not None:
-            where += f", column '{self.column}'"
+            where += f", {self.column_word} '{self.column}'"
         if self.row is not None:
             where += f", row {self.row}"
         text = f"{where}: {self.rule}"

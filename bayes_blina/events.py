@@ -178,7 +178,6 @@ def _group_first(p: np.ndarray) -> np.ndarray:
 
 
 def _event_table(seg: _Segments, tol: float) -> dict[str, np.ndarray]:
-    n = len(seg.start)
     first = _group_first(seg.p)
     prev_end = _shift(seg.end, np.nan)
     prev_dose = _shift(seg.dose, 0.0)

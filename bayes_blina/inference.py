@@ -156,9 +156,8 @@ def _add_groups(idata, model, family: ModelFamily, prepared: Prepared) -> None:
         else:
             idata.add_groups(log_likelihood=xr.Dataset(extra))
     const = {k: xr.DataArray(np.asarray(v), dims=(f"{k}_dim",)) for k, v in prepared.arrays.items()}
-    for g in ("constant_data",):
-        if g in idata.groups():
-            del idata[g]
+    if "constant_data" in idata.groups():
+        del idata["constant_data"]
     idata.add_groups(constant_data=xr.Dataset(const))
     obs_extra = {k: xr.DataArray(np.asarray(v), dims=(f"{k}_dim",)) for k, v in family.observed_arrays(prepared).items()}
     if "observed_data" in idata.groups():

@@ -22,14 +22,10 @@ DEFAULT_TIMES = (0.0, 2.0, 6.0, 24.0, 48.0, 168.0)
 
 def read_subjects_and_dosing(subjects_file: str, dosing_file: str) -> Dataset:
     """Read and validate a subjects file and a dosing file (the package format) together."""
+    from bayes_blina.data.io import read_table_file
     from bayes_blina.data.schema import validate_dataset
 
-    tables = {}
-    for name, path in (("subjects", subjects_file), ("dosing", dosing_file)):
-        try:
-            tables[name] = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-            raise BayesBlinaError(f"cannot read {path}: {e}") from None
+    tables = {"subjects": read_table_file(subjects_file), "dosing": read_table_file(dosing_file)}
     return validate_dataset(tables, files={"subjects": str(subjects_file), "dosing": str(dosing_file)},
                             name="prediction", origin=f"{subjects_file}+{dosing_file}")
 

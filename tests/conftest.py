@@ -41,3 +41,25 @@ PEDIATRIC_MARGINS = [
 @pytest.fixture(scope="session")
 def pediatric_margins():
     return aggregates_frame(PEDIATRIC_MARGINS)
+
+
+# Fig 2 of von Stackelberg et al. 2016 (J Clin Oncol 34:4381): printed CR % with exact 95% CI.
+FIG2_PRINTED = [
+    # family, level, responders, n, printed %, CI low, CI high
+    ("all", "all", 27, 70, 38.6, 27.2, 51.0),
+    ("region", "EU", 19, 48, 39.6, 25.8, 54.7),
+    ("region", "US", 8, 22, 36.4, 17.2, 59.3),
+    ("blast_burden", "<50", 10, 18, 55.6, 30.8, 78.5),
+    ("blast_burden", ">=50", 17, 52, 32.7, 20.3, 47.1),
+    ("age_group", "<2", 6, 10, 60.0, 26.2, 87.8),
+    ("age_group", "2-6", 8, 20, 40.0, 19.1, 63.9),
+    ("age_group", "7-17", 13, 40, 32.5, 18.6, 49.1),
+    ("prior_hsct", "no", 8, 30, 26.7, 12.3, 45.9),
+    ("prior_hsct", "yes", 19, 40, 47.5, 31.5, 63.9),
+    ("refractory", "yes", 12, 39, 30.8, 17.0, 47.6),
+    ("refractory", "no", 15, 31, 48.4, 30.2, 66.9),
+    ("prior_relapses", "0", 0, 2, 0.0, 0.0, 84.2),
+    ("prior_relapses", "1", 10, 31, 32.3, 16.7, 51.4),
+    ("prior_relapses", "2", 14, 29, 48.3, 29.4, 67.5),
+    ("prior_relapses", ">=3", 3, 8, 37.5, 8.5, 75.5),
+]

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from scipy.stats import beta
 
 from bayes_blina.data.registry import BUNDLED, bundled_folders, list_datasets
 from bayes_blina.errors import BayesBlinaError
+from bayes_blina.stats import clopper_pearson
+from conftest import FIG2_PRINTED
 
 ROOT = Path(__file__).resolve().parents[1] / "bayes_blina" / "data" / "bundled"
 FOLDERS = ["vonstackelberg2016", "nagele2017"]
@@ -234,32 +235,9 @@ def test_nagele_has_no_invented_per_cohort_response():
     assert (cr["regimen"] == "15:7;5-15:23;5-15-30:6").all() and (cr["responders"] == 25).all()
 
 
-# Fig 2 of von Stackelberg et al. 2016 (J Clin Oncol 34:4381): printed CR % with exact 95% CI.
-FIG2_PRINTED = [
-    # family, level, responders, n, printed %, CI low, CI high
-    ("all", "all", 27, 70, 38.6, 27.2, 51.0),
-    ("region", "EU", 19, 48, 39.6, 25.8, 54.7),
-    ("region", "US", 8, 22, 36.4, 17.2, 59.3),
-    ("blast_burden", "<50", 10, 18, 55.6, 30.8, 78.5),
-    ("blast_burden", ">=50", 17, 52, 32.7, 20.3, 47.1),
-    ("age_group", "<2", 6, 10, 60.0, 26.2, 87.8),
-    ("age_group", "2-6", 8, 20, 40.0, 19.1, 63.9),
-    ("age_group", "7-17", 13, 40, 32.5, 18.6, 49.1),
-    ("prior_hsct", "no", 8, 30, 26.7, 12.3, 45.9),
-    ("prior_hsct", "yes", 19, 40, 47.5, 31.5, 63.9),
-    ("refractory", "yes", 12, 39, 30.8, 17.0, 47.6),
-    ("refractory", "no", 15, 31, 48.4, 30.2, 66.9),
-    ("prior_relapses", "0", 0, 2, 0.0, 0.0, 84.2),
-    ("prior_relapses", "1", 10, 31, 32.3, 16.7, 51.4),
-    ("prior_relapses", "2", 14, 29, 48.3, 29.4, 67.5),
-    ("prior_relapses", ">=3", 3, 8, 37.5, 8.5, 75.5),
-]
-
-
 def _clopper_pearson(r: int, n: int) -> tuple[float, float]:
-    lo = 0.0 if r == 0 else beta.ppf(0.025, r, n - r + 1)
-    hi = 1.0 if r == n else beta.ppf(0.975, r + 1, n - r)
-    return 100 * lo, 100 * hi
+    lo, hi = clopper_pearson(r, n)
+    return 100 * float(lo), 100 * float(hi)
 
 
 @pytest.mark.parametrize("family, level, r, n, pct, lo, hi", FIG2_PRINTED,

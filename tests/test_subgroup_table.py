@@ -9,27 +9,7 @@ from scipy import stats
 from bayes_blina.data import read_dataset
 from bayes_blina.report.subgroups import COLUMNS, cr_subgroup_table, exact_table
 from bayes_blina.stats import clopper_pearson
-
-# von Stackelberg et al. 2016 J Clin Oncol, Fig 2: n/N and the printed "% (95% CI)".
-FIG2 = [
-    ("all", "all", 27, 70, 38.6, 27.2, 51.0),
-    ("region", "US", 8, 22, 36.4, 17.2, 59.3),
-    ("region", "EU", 19, 48, 39.6, 25.8, 54.7),
-    ("blast_burden", ">=50", 17, 52, 32.7, 20.3, 47.1),
-    ("blast_burden", "<50", 10, 18, 55.6, 30.8, 78.5),
-    ("age_group", "<2", 6, 10, 60.0, 26.2, 87.8),
-    ("age_group", "2-6", 8, 20, 40.0, 19.1, 63.9),
-    ("age_group", "7-17", 13, 40, 32.5, 18.6, 49.1),
-    ("prior_hsct", "no", 8, 30, 26.7, 12.3, 45.9),
-    ("prior_hsct", "yes", 19, 40, 47.5, 31.5, 63.9),
-    ("refractory", "yes", 12, 39, 30.8, 17.0, 47.6),
-    ("refractory", "no", 15, 31, 48.4, 30.2, 66.9),
-    ("prior_relapses", "0", 0, 2, 0.0, 0.0, 84.2),
-    ("prior_relapses", "1", 10, 31, 32.3, 16.7, 51.4),
-    ("prior_relapses", "2", 14, 29, 48.3, 29.4, 67.5),
-    ("prior_relapses", ">=3", 3, 8, 37.5, 8.5, 75.5),
-]
-
+from conftest import FIG2_PRINTED
 
 @pytest.fixture(scope="module")
 def pediatric():
@@ -38,7 +18,7 @@ def pediatric():
 
 def test_fig2_exact_intervals_match_the_printed_digits(pediatric):
     t = exact_table(pediatric.aggregates)
-    for family, level, r, n, pct, lo, hi in FIG2:
+    for family, level, r, n, pct, lo, hi in FIG2_PRINTED:
         row = t[(t.family == family) & (t.level == level)]
         assert len(row) == 1, (family, level)
         row = row.iloc[0]

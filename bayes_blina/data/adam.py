@@ -84,16 +84,7 @@ class AdamProblem(Problem):
     in a CSV file).
     """
 
-    def __str__(self) -> str:
-        where = self.file
-        if self.column is not None:
-            where += f", variable '{self.column}'"
-        if self.row is not None:
-            where += f", row {self.row}"
-        text = f"{where}: {self.rule}"
-        if self.value is not None:
-            text += f" (found {self.value!r})"
-        return text
+    column_word = "variable"
 
 
 # ----------------------------------------------------------------------------------------------

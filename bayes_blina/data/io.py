@@ -333,6 +333,26 @@ __all__ = ["read_dataset", "write_dataset", "load_tables", "DatasetNotFoundError
            "DatasetExistsError", "SUFFIXES"]
 
 
+def read_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read one table file (``.csv`` or ``.parquet``) as raw text cells, not yet validated.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If the file does not exist.
+    DataValidationError
+        If it cannot be read (encoding, empty, not CSV), naming the file.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DatasetNotFoundError(f"file not found: '{p}'")
+    reader = _read_parquet if p.suffix.lower() == ".parquet" else _read_csv
+    df, problem = reader(p, p.name)
+    if problem is not None:
+        raise DataValidationError([problem])
+    return df
+
+
 def read_subjects_file(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read and validate one subjects file (e.g. new patients to predict for).
 
@@ -349,13 +369,7 @@ def read_subjects_file(path: str | os.PathLike[str]) -> pd.DataFrame:
     from bayes_blina.data.schema import validate_subjects
 
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise DatasetNotFoundError(f"subjects file not found: '{p}'")
-    reader = _read_parquet if p.suffix.lower() == ".parquet" else _read_csv
-    df, problem = reader(p, p.name)
-    if problem is not None:
-        raise DataValidationError([problem])
-    clean, problems = validate_subjects(df, file=p.name)
+    clean, problems = validate_subjects(read_table_file(p), file=p.name)
     if problems:
         raise DataValidationError(problems)
     return clean

@@ -49,29 +49,29 @@ def _grad_hess(x, a, b):
     return g, h
 
 
+def _responsibilities(prior: BetaMixture, x) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` clipped into (0, 1) with a component axis, and the component responsibilities there."""
+    x = np.clip(np.asarray(x, dtype=float), np.finfo(float).eps, 1 - np.finfo(float).eps)[..., None]
+    with np.errstate(divide="ignore"):
+        lc = np.log(prior.weights) + stats.beta.logpdf(x, prior.a, prior.b)
+    return x, np.exp(lc - special.logsumexp(lc, axis=-1, keepdims=True))
+
+
 def local_information(prior: BetaMixture, x) -> np.ndarray:
     """``-d^2/dx^2 log p(x)`` of the mixture density, computed stably from component terms.
 
     With component responsibilities ``r_k(x) = w_k p_k(x) / p(x)``, gradients ``g_k`` and
     Hessians ``h_k`` of ``log p_k``: ``i_p = (sum r_k g_k)^2 - sum r_k (h_k + g_k^2)``.
     """
-    x = np.clip(np.asarray(x, dtype=float), np.finfo(float).eps, 1 - np.finfo(float).eps)[..., None]
-    a, b, w = prior.a, prior.b, prior.weights
-    with np.errstate(divide="ignore"):
-        lc = np.log(w) + stats.beta.logpdf(x, a, b)
-    r = np.exp(lc - special.logsumexp(lc, axis=-1, keepdims=True))
-    g, h = _grad_hess(x, a, b)
+    x, r = _responsibilities(prior, x)
+    g, h = _grad_hess(x, prior.a, prior.b)
     return np.sum(r * g, axis=-1) ** 2 - np.sum(r * (h + g**2), axis=-1)
 
 
 def _score_variance(prior: BetaMixture, x) -> np.ndarray:
     """Responsibility-weighted variance of the component scores ``d/dx log p_k(x)``."""
-    x = np.clip(np.asarray(x, dtype=float), np.finfo(float).eps, 1 - np.finfo(float).eps)[..., None]
-    a, b, w = prior.a, prior.b, prior.weights
-    with np.errstate(divide="ignore"):
-        lc = np.log(w) + stats.beta.logpdf(x, a, b)
-    r = np.exp(lc - special.logsumexp(lc, axis=-1, keepdims=True))
-    g, _ = _grad_hess(x, a, b)
+    x, r = _responsibilities(prior, x)
+    g, _ = _grad_hess(x, prior.a, prior.b)
     gbar = np.sum(r * g, axis=-1, keepdims=True)
     return np.sum(r * (g - gbar) ** 2, axis=-1)
 
