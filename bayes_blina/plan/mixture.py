@@ -234,15 +234,24 @@ class BetaMixture:
         q = np.asarray(q, dtype=float)
         if np.any(~np.isfinite(q)) or np.any((q < 0) | (q > 1)):
             raise PlanError(f"probabilities must lie in [0, 1] (found {np.asarray(q).tolist()})")
-        if self.n_components == 1:
-            return special.betaincinv(self._a[0], self._b[0], q)
-        # bracket between the smallest and largest component quantiles; bisect on the logit scale,
-        # which keeps relative precision for quantiles very close to 0 or 1
+        # bracket between the smallest and largest component quantiles (betaincinv is only a
+        # starting point: it can disagree with betainc by ~1e-8 in the CDF, so the bracket is
+        # widened until it holds the root of *our* cdf); bisect on the logit scale, which keeps
+        # relative precision for quantiles very close to 0 or 1
         comp = special.betaincinv(self._a, self._b, q[..., None])
         tiny = np.finfo(float).tiny
         lo = special.logit(np.clip(np.min(comp, axis=-1), tiny, 1 - 1e-16))
         hi = special.logit(np.clip(np.max(comp, axis=-1), tiny, 1 - 1e-16))
-        lo, hi = np.minimum(lo, hi) - 1e-9, np.maximum(lo, hi) + 1e-9
+        lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+        inner = (q > 0) & (q < 1)
+        for k in range(60):
+            bad_lo = inner & (self.cdf(special.expit(lo)) > q)
+            bad_hi = inner & (self.cdf(special.expit(hi)) < q)
+            if not (bad_lo.any() or bad_hi.any()):
+                break
+            step = 1e-9 * 4.0 ** k * (1.0 + np.abs(lo))
+            lo = np.where(bad_lo, lo - step, lo)
+            hi = np.where(bad_hi, hi + step, hi)
         for _ in range(400):
             if np.all(hi - lo <= 1e-13 * np.maximum(1.0, np.abs(lo))):
                 break
