@@ -238,3 +238,57 @@ def simon(p0, p1, alpha, beta, kind, n_max) -> None:
                f"promising if > {d.r} of {d.n} respond")
     click.echo(f"r1/n1 = {d.r1}/{d.n1}  r/n = {d.r}/{d.n}  EN(p0) = {d.en0:.2f}  PET(p0) = {d.pet0:.3f}  "
                f"alpha = {d.actual_alpha:.4f}  power = {d.actual_power:.4f}")
+
+
+def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
+    from bayes_blina.data.analytes import resolve_analyte
+    from bayes_blina.plan import PlanError
+
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        code = resolve_analyte(name.strip()) if sep else None
+        try:
+            out[code] = float(value)
+        except (TypeError, ValueError):
+            code = None
+        if code is None or not out[code] > 0:
+            raise PlanError(f"--threshold must be ANALYTE=VALUE with a known analyte and a positive value "
+                            f"(found {item!r})")
+    return out
+
+
+@plan.command()
+@click.argument("fitdir", type=click.Path())
+@click.option("--regimen", "regimens", multiple=True, required=True,
+              help="Candidate regimen (repeatable): '15', '5-15', '10-30', '5-15-30' (steps on days 8 and 15).")
+@click.option("--analyte", "analytes", multiple=True, help="Analytes (default: all of the fit).")
+@click.option("--threshold", "thresholds", multiple=True,
+              help="ANALYTE=VALUE (repeatable): also give P(peak > VALUE), e.g. IL6=1000 (pg/mL).")
+@click.option("--window-days", type=click.FloatRange(0, min_open=True), default=28.0, show_default=True,
+              help="Peak over the first this many days.")
+@click.option("--draws", type=click.IntRange(10), default=400, show_default=True, help="Posterior draws used.")
+@click.option("--patients", type=click.IntRange(1), default=25, show_default=True,
+              help="Virtual patients per posterior draw.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--allow-unconverged", is_flag=True, help="Use a fit that fails the convergence gate.")
+@click.option("--out", type=click.Path(), default=None, help="Write the table as CSV.")
+def regimen(fitdir, regimens, analytes, thresholds, window_days, draws, patients, seed, allow_unconverged, out) -> None:
+    """Predicted cytokine peaks of new patients under candidate regimens (from a pulse fit)."""
+    from bayes_blina.plan.regimen import predict_regimen_peaks
+    from bayes_blina.report.tables import format_table, gate_or_raise
+    from bayes_blina.store import load_fit
+
+    limits = _parse_thresholds(thresholds)
+    stored = load_fit(fitdir)
+    gate_or_raise(stored.verdict(), allow_unconverged)
+    res = predict_regimen_peaks(stored, list(regimens), analytes=list(analytes) or None,
+                                window_h=24.0 * window_days, n_draws=draws, patients_per_draw=patients,
+                                thresholds=limits, seed=seed)
+    click.echo(format_table(res.table, "md", digits=3))
+    extrap = res.table.loc[res.table["extrapolated_doses"] != "", "regimen"].unique()
+    if len(extrap):
+        click.echo(f"note: doses outside the fitted range {res.fitted_doses} are extrapolated along the "
+                   f"model's log-linear dose effect (regimens: {', '.join(extrap)})", err=True)
+    if out:
+        _write_text(out, res.table.to_csv(index=False))
