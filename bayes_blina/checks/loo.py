@@ -1,4 +1,5 @@
-"""PSIS-LOO with Pareto-k diagnostics, and comparison of fits on the same data."""
+"""PSIS-LOO with Pareto-k diagnostics, comparison of fits on the same data, and LOO-PIT
+(leave-one-out probability integral transform) values with their calibration plot."""
 from __future__ import annotations
 
 import warnings
@@ -62,3 +63,172 @@ def loo_table(fits: dict[str, object], var_name: str | None = None) -> tuple[pd.
             warnings.simplefilter("ignore")
             comparison = az.compare(loos).reset_index(names="fit")
     return pd.DataFrame(rows), comparison
+
+
+# ---------------------------------------------------------------------------------------- LOO-PIT
+def _reff(idata) -> float:
+    """Relative MCMC efficiency of the posterior, as :func:`arviz.loo` computes it."""
+    import arviz as az
+
+    post = idata.posterior
+    n = post.sizes["chain"] * post.sizes["draw"]
+    if post.sizes["chain"] == 1:
+        return 1.0
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ess = az.ess(post, method="mean")
+    vals = np.hstack([np.asarray(ess[v].values, dtype=float).ravel() for v in ess.data_vars])
+    vals = vals[np.isfinite(vals)]
+    return float(vals.mean() / n) if vals.size else 1.0
+
+
+def _stack(da) -> np.ndarray:
+    """(chain, draw, ...) -> (sample, ...)."""
+    v = np.asarray(da.values if hasattr(da, "values") else da, dtype=float)
+    return v.reshape(-1, *v.shape[2:])
+
+
+def _trajectory_cdf(stored) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive CDF (sample, obs) of a trajectory fit at each stored row's value, or at its limit
+    when censored, and the censoring flags. Uses the rows as stored (the data the log-likelihood
+    was computed on)."""
+    from scipy import special
+
+    from bayes_blina.checks.vpc import mean_log_draws, stored_prepared
+
+    family, prepared, post = stored_prepared(stored)
+    A = prepared.arrays
+    draws = post.stack(sample=("chain", "draw")).transpose("sample", ...)
+    mu = mean_log_draws(family, prepared, draws)
+    sigma = np.asarray(draws[getattr(family, "sigma_name", "sigma_obs")].values,
+                       dtype=float)[:, A["obs_analyte"].astype(int)]
+    cens = A["is_censored"].astype(bool)
+    point = np.where(cens, A["log_limit"], A["log_y"])
+    return special.ndtr((point - mu) / sigma), cens
+
+
+def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> pd.DataFrame:
+    """Leave-one-out probability integral transform (LOO-PIT) of every observation.
+
+    ``PIT_i = sum_s w_is F(y_i | theta_s)`` with ``w_is`` the Pareto-smoothed importance weights of
+    leaving observation ``i`` out (:func:`arviz.psislw` of ``-log_likelihood``) and ``F`` the
+    observation's predictive CDF, in closed form (no replicated data needed). For a well-calibrated
+    model the values are uniform on (0, 1): too many near 0 and 1 means the predictive
+    distributions are too narrow, too many near 0.5 too wide, a slope means bias.
+
+    Censored and discrete observations have no single PIT value; they get randomised PIT values
+    (uniform over the range of PIT values consistent with the observation): ``u * F(limit)`` for a
+    result below a limit, ``F(y - 1) + u * (F(y) - F(y - 1))`` for a count. These are uniform under
+    a calibrated model too.
+
+    Parameters
+    ----------
+    stored : StoredFit
+        A trajectory fit (pulse: log-normal with M3 censoring) or a response fit (binomial
+        aggregate rows ``y_agg``, Bernoulli patients ``y``).
+    var_name : str, optional
+        Response fits: the ``log_likelihood`` variable (default ``y`` if present, else ``y_agg``).
+    seed : int, optional
+        Seed of the randomisation (default: the fit's sampler seed).
+
+    Returns
+    -------
+    DataFrame
+        ``obs, pit, kind, pareto_k`` (``kind``: ``observed``, ``censored`` or ``discrete``);
+        ``attrs``: ``var_name``, ``n_randomised``.
+
+    Raises
+    ------
+    BayesBlinaError
+        If the fit has no pointwise log-likelihood or its family has no predictive CDF here.
+    """
+    import arviz as az
+    from scipy import stats
+
+    idata = stored.idata
+    if "log_likelihood" not in idata.groups() or not idata.log_likelihood.data_vars:
+        raise BayesBlinaError(f"fit {stored.path} has no pointwise log-likelihood: LOO-PIT needs one")
+    seed = stored.spec.sampler.seed if seed is None else seed
+    rng = np.random.default_rng(seed)
+    names = list(idata.log_likelihood.data_vars)
+    post = idata.posterior
+    if stored.family_name == "response":
+        v = var_name or ("y" if "y" in names else "y_agg")
+        if v not in names:
+            raise BayesBlinaError(f"fit {stored.path} has no log-likelihood variable {v!r} (has {names})")
+        if v == "y_agg":
+            p = _stack(post["p_agg"])
+            r = idata.observed_data["agg_r"].values
+            n = idata.observed_data["agg_n"].values
+            hi, lo = stats.binom.cdf(r, n, p), stats.binom.cdf(r - 1, n, p)
+            labels = [str(x) for x in post["p_agg"].coords["agg_row"].values]
+        else:
+            const = idata.constant_data
+            p = _stack(post["p_cell"])[:, const["pat_cell"].values.astype(int)]
+            y = const["pat_y"].values
+            hi = np.where(y >= 1, 1.0, 1 - p)
+            lo = np.where(y >= 1, 1 - p, 0.0)
+            labels = [str(i) for i in range(len(y))]
+        kind = np.full(hi.shape[1], "discrete", dtype=object)
+        randomise = np.ones(hi.shape[1], dtype=bool)
+    else:
+        v = var_name or ("y" if "y" in names else names[0])
+        hi, randomise = _trajectory_cdf(stored)
+        lo = np.zeros_like(hi)  # below a limit: PIT uniform on (0, F(limit))
+        kind = np.where(randomise, "censored", "observed").astype(object)
+        labels = ([str(x) for x in idata.log_likelihood[v].coords["obs"].values]
+                  if "obs" in idata.log_likelihood[v].coords else [str(i) for i in range(hi.shape[1])])
+    ll = _stack(idata.log_likelihood[v])
+    ll = ll.reshape(ll.shape[0], -1)
+    if ll.shape[1] != hi.shape[1]:
+        raise BayesBlinaError(f"log-likelihood {v!r} has {ll.shape[1]} observations, the predictive CDF "
+                              f"{hi.shape[1]}: the fit's stored arrays do not match")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lw, k = az.psislw(-ll.T, reff=_reff(idata))  # (obs, sample)
+    w = np.exp(lw)
+    f_hi = np.einsum("os,so->o", w, hi)
+    f_lo = np.einsum("os,so->o", w, lo)
+    u = rng.random(len(f_hi))
+    pit = np.where(randomise, f_lo + u * (f_hi - f_lo), f_hi)
+    df = pd.DataFrame({"obs": labels, "pit": np.clip(pit, 0.0, 1.0), "kind": kind,
+                       "pareto_k": np.asarray(k, dtype=float)})
+    df.attrs.update({"var_name": v, "n_randomised": int(np.sum(randomise))})
+    return df
+
+
+def loo_pit_figure(pit: pd.DataFrame, *, title: str | None = None, prob: float = 0.95):
+    """ECDF of the LOO-PIT values minus the uniform CDF, with simultaneous confidence bands
+    (:func:`arviz.plot_ecdf`); a calibrated model stays inside the band.
+
+    Parameters
+    ----------
+    pit : DataFrame
+        Output of :func:`loo_pit`.
+    title : str, optional
+    prob : float
+        Probability of the simultaneous band.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz as az
+    from scipy import stats
+
+    from bayes_blina.report.figures import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        az.plot_ecdf(np.array(pit["pit"], dtype=float), cdf=stats.uniform(0, 1).cdf, difference=True,
+                     confidence_bands=True, ci_prob=prob, random_state=np.random.default_rng(0), ax=ax, show=False)
+    n_r = int(pit.attrs.get("n_randomised", 0))
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel("LOO-PIT")
+    ax.set_ylabel("ECDF - uniform CDF")
+    ax.set_title(title or f"LOO-PIT, {len(pit)} observations ({n_r} randomised), {prob:.0%} simultaneous band",
+                 fontsize=8)
+    fig.tight_layout()
+    return fig
