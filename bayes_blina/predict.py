@@ -1,10 +1,11 @@
 """Trajectory prediction from a stored fit: population-typical (or patient-specific) curves.
 
 For new subjects (covariates) with their dosing history, the posterior of the noise-free
-concentration of a *typical* patient (patient effects at the population mean) at the requested
-times; with ``individual=True``, the fitted patients' own curves. The curves come from the same
-family code that built the model (its ``prepare`` and numpy mean function), so a prediction is
-exactly what the model says.
+concentration (or count) of a *typical* patient (patient effects at the population mean) at the
+requested times; with ``individual=True``, the fitted patients' own curves. Every trajectory
+family (pulse, kinetics, depletion) is supported. The curves come from the same family code that
+built the model (its ``prepare`` and numpy ``mean_log``), so a prediction is exactly what the
+model says.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def predict_trajectories(stored, dataset: Dataset, *, times: Sequence[float] = D
     Parameters
     ----------
     stored : StoredFit
-        A fit of a trajectory family (currently ``pulse``).
+        A fit of a trajectory family (``pulse``, ``kinetics`` or ``depletion``).
     dataset : Dataset
         ``subjects`` and ``dosing`` of the subjects to predict for.
     times : sequence of float
@@ -51,13 +52,21 @@ def predict_trajectories(stored, dataset: Dataset, *, times: Sequence[float] = D
     Returns
     -------
     DataFrame
-        ``subject_id, analyte, time_h, median, lower, upper`` (canonical units of the analyte).
+        ``subject_id, analyte, time_h, median, lower, upper`` (canonical units of the analyte; for
+        a fit with ``relative_to_baseline``, ratios to the pre-treatment value).
+
+    Notes
+    -----
+    The typical patient has every patient effect at its population value (the family's
+    :meth:`~bayes_blina.families.trajectory.TrajectoryFamily.typical_patient`) and every covariate
+    at its reference level. Times in cycles beyond the fit's ``cycles`` option are not predicted.
     """
     from bayes_blina.families import get_family
-    from bayes_blina.families.pulse import pulse_log_mu
 
-    if stored.family_name != "pulse":
-        raise BayesBlinaError(f"trajectory prediction for family {stored.family_name!r} is not available yet")
+    cls = get_family(stored.family_name)
+    if not cls.is_trajectory:
+        raise BayesBlinaError(f"trajectory prediction needs a fit of a trajectory family (pulse, kinetics, "
+                              f"depletion); this fit is of family {stored.family_name!r}")
     if not 0 < prob < 1:
         raise SpecError(f"prob must be between 0 and 1 (found {prob})")
     opts = stored.options
@@ -68,29 +77,27 @@ def predict_trajectories(stored, dataset: Dataset, *, times: Sequence[float] = D
     grid["value"] = 1.0
     grid["unit"] = [analyte_info(a).unit for a in grid["analyte"]]
     grid["below"] = ""
-    fam = get_family("pulse")({**opts, "censoring": "m3", "relative_to_baseline": False,
-                               "covariates": []})
+    fam = cls({**opts, "censoring": "m3", "relative_to_baseline": False, "covariates": []})
     prepared = fam.prepare(Dataset(subjects=dataset.subjects, dosing=dataset.dosing, observations=grid))
     A = prepared.arrays
     post = stored.idata.posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
-    fitted_analytes = [str(a) for a in post["log_amp_mu"].coords["analyte"].values]
+    fitted_analytes = [str(a) for a in post[fam.sigma_name].coords["analyte"].values]
     order = [fitted_analytes.index(a) for a in analytes]
     pred_subjects = prepared.coords["subject"]
-    vals = {k: post[k].values[:, order] for k in ("gamma_dose", "delta_reexposure", "kappa_cycle",
-                                                    "log_tpeak", "k_shape")}
+    vals = {k: post[k].values[:, order] for k in fam.population_vars}
     if individual:
-        fitted = [str(s) for s in post["log_amp"].coords["subject"].values]
+        fitted = [str(s) for s in post.coords["subject"].values]
         missing = [s for s in pred_subjects if s not in fitted]
         if missing:
             raise BayesBlinaError(f"--individual needs subjects of the fit; not in it: {', '.join(missing[:10])}")
         idx = [fitted.index(s) for s in pred_subjects]
-        vals["log_amp"] = post["log_amp"].values[:, idx][:, :, order]
-        vals["log_baseline"] = post["log_baseline"].values[:, idx][:, :, order]
-    else:  # a typical patient: patient effects at the population mean
+        for k in fam.patient_vars:
+            vals[k] = post[k].values[:, idx][:, :, order]
+    else:  # a typical patient: patient effects at their population values
         n = len(pred_subjects)
-        vals["log_amp"] = np.repeat(post["log_amp_mu"].values[:, None, order], n, axis=1)
-        vals["log_baseline"] = np.repeat(post["log_baseline_mu"].values[:, None, order], n, axis=1)
-    conc = np.exp(pulse_log_mu(vals, A))  # (sample, obs)
+        for k, v in fam.typical_patient(post).items():
+            vals[k] = np.repeat(np.asarray(v)[:, None, order], n, axis=1)
+    conc = np.exp(fam.mean_log(vals, prepared))  # (sample, obs)
     q = (1 - prob) / 2
     out = grid.iloc[A["obs_position"]][["subject_id", "analyte", "time_h"]].reset_index(drop=True)
     out["median"] = np.median(conc, axis=0)

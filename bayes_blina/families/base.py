@@ -50,6 +50,11 @@ class ModelFamily(ABC):
 
     #: Registry name, used in specs (``family = "..."``).
     name: ClassVar[str] = ""
+    #: True for the trajectory families (pulse, kinetics, depletion; see
+    #: :mod:`bayes_blina.families.trajectory`).
+    is_trajectory: ClassVar[bool] = False
+    #: Name of the residual SD per analyte (trajectory families).
+    sigma_name: ClassVar[str] = "sigma_obs"
 
     class Options(BaseModel):
         """Family options (override in subclasses)."""
@@ -80,6 +85,30 @@ class ModelFamily(ABC):
     def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:
         """Pointwise log-likelihood arrays (chain, draw, obs) for the ``log_likelihood`` group."""
         return {}
+
+    def mean_log(self, draws, prepared: Prepared) -> np.ndarray:
+        """Noise-free log value of every observation row of ``prepared``, for each draw (numpy).
+
+        Parameters
+        ----------
+        draws : xarray.Dataset or mapping
+            Draws of the family's variables, named without prefix, with leading draw axes (e.g.
+            ``idata.posterior``, or one chain of it).
+        prepared : Prepared
+            From :meth:`prepare`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(..., obs)``: the leading axes of ``draws``, then one value per row.
+
+        Raises
+        ------
+        NotImplementedError
+            For a family that models no trajectories.
+        """
+        raise NotImplementedError(f"model family {self.name!r} has no trajectory mean (mean_log); "
+                                  "only the trajectory families (pulse, kinetics, depletion) do")
 
     def pointwise_observed(self) -> list[str] | None:
         """Observed variables whose pointwise log-likelihood PyMC should compute (None: all)."""

@@ -64,7 +64,9 @@ the formula directly (and allows prior predictive sampling). The peak coordinate
 Cholesky factors; with nutpie's chains running in parallel threads, limit BLAS to one thread
 (``threadpoolctl.threadpool_limits(1, "blas")``) or the BLAS thread pools contend for the cores.
 
-Every row left out is recorded with its reason in ``data_use``.
+Every row left out is recorded with its reason in ``data_use``. The data preparation, the
+pointwise likelihood and the ``add_to_model`` / ``mean_log`` interface are shared with the other
+trajectory families (:mod:`bayes_blina.families.trajectory`).
 """
 from __future__ import annotations
 
@@ -73,26 +75,21 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from scipy import sparse
+from pydantic import ConfigDict, Field
 
 from bayes_blina.curves import pulse
-from bayes_blina.errors import DataValidationError, Problem
-from bayes_blina.events import infusion_events, time_features
-from bayes_blina.families.base import ModelFamily, Prepared
-from bayes_blina.families.levels import factor_vocabulary, subject_levels
-from bayes_blina.likelihood import (
-    censored_lognormal_logp,
-    censored_lognormal_logp_np,
-    censoring_limits,
+from bayes_blina.families.base import Prepared
+from bayes_blina.families.trajectory import (
+    REFERENCE_DOSE,
+    TrajectoryFamily,
+    TrajectoryOptions,
+    pair_sum,
 )
+from bayes_blina.likelihood import censored_lognormal_logp
 from bayes_blina.priors import Prior
 
 __all__ = ["POPULATION_PARAMETERS", "SCENARIOS", "PulseModel", "PulseOptions", "pulse_log_mu",
            "split_peak_deviation"]
-
-#: Reference dose (µg/m²/day) of the dose effect: ``log(dose / REFERENCE_DOSE)``.
-REFERENCE_DOSE = 15.0
 
 #: Population parameters (each with dimension ``analyte``), in summary order.
 POPULATION_PARAMETERS: tuple[str, ...] = (
@@ -107,7 +104,8 @@ SCENARIOS: dict[str, tuple[float, float, float]] = {
     "step15_after5": (0.0, 1.0, 0.0),
 }
 
-class PulseOptions(BaseModel):
+
+class PulseOptions(TrajectoryOptions):
     """Options of the pulse family (see the module docstring).
 
     Attributes
@@ -139,42 +137,11 @@ class PulseOptions(BaseModel):
     analytes: list[str] = Field(default_factory=lambda: ["IL6", "IL10", "IFNG"])
     correlated: bool = True
     covariates: list[Literal["blast_burden", "age_group"]] = Field(default_factory=list)
-    cycles: int = Field(2, ge=1)
-    max_event_lag_h: float = Field(336.0, gt=0)
-    relative_to_baseline: bool = False
-    censoring: Literal["m3", "half_lod"] = "m3"
     lkj_eta: float = Field(2.0, gt=0)
     peak_coordinates: bool = True
-    gap_tol_h: float = Field(1.0, ge=0)
-
-    @field_validator("analytes")
-    @classmethod
-    def _codes(cls, v: list[str]) -> list[str]:
-        from bayes_blina.data.analytes import resolve_analyte
-
-        if not v:
-            raise ValueError("at least one analyte is needed")
-        codes = []
-        for name in v:
-            code = resolve_analyte(name)
-            if code is None:
-                from bayes_blina.data.analytes import analyte_codes
-
-                raise ValueError(f"unknown analyte {name!r}; known codes: {', '.join(analyte_codes())}")
-            codes.append(code)
-        if len(set(codes)) != len(codes):
-            raise ValueError(f"analytes must not repeat (found {codes})")
-        return codes
-
-    @field_validator("covariates")
-    @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError("covariates must not repeat")
-        return v
 
 
-class PulseModel(ModelFamily):
+class PulseModel(TrajectoryFamily):
     """Pulse family of cytokine and laboratory trajectories (see the module docstring).
 
     Default priors (each per analyte; override by name in the spec's ``[priors]`` table; values on
@@ -202,6 +169,9 @@ class PulseModel(ModelFamily):
 
     name = "pulse"
     Options = PulseOptions
+    patient_vars = ("log_baseline", "log_amp")
+    analyte_prior_names = POPULATION_PARAMETERS
+    population_vars = ("gamma_dose", "delta_reexposure", "kappa_cycle", "log_tpeak", "k_shape")
 
     def default_priors(self) -> dict[str, Prior]:
         rel = self.options.relative_to_baseline
@@ -222,292 +192,120 @@ class PulseModel(ModelFamily):
         return pri
 
     # ------------------------------------------------------------------ data
-    def prepare(self, dataset) -> Prepared:
-        """Observation, event and (observation, event) pair arrays; see the module docstring.
-
-        Raises
-        ------
-        DataValidationError
-            If there are no observations or dosing, a requested analyte has no usable rows, or no
-            row is left to model.
-        """
-        opt = self.options
-        obs_all = dataset.observations
-        if obs_all is None or len(obs_all) == 0:
-            raise DataValidationError([Problem("observations.csv", None, None,
-                                               "the pulse model needs observations")])
-        if dataset.dosing is None or len(dataset.dosing) == 0:
-            raise DataValidationError([Problem("dosing.csv", None, None,
-                                               "the pulse model needs a dosing table")])
-        use: dict[str, Any] = {
-            "analytes": list(opt.analytes), "censoring": opt.censoring,
-            "rows_total": int(len(obs_all)), "rows_used": 0, "rows_left_out": [],
-            "positions": "0-based row positions in the observations table",
-        }
-        obs = obs_all.reset_index(drop=True).copy()
-        obs["_pos"] = np.arange(len(obs), dtype=np.int64)
-        keep = np.ones(len(obs), dtype=bool)
-
-        def leave_out(mask: np.ndarray, reason: str, **extra: Any) -> None:
-            mask = mask & keep
-            if mask.any():
-                use["rows_left_out"].append({"reason": reason, "n_rows": int(mask.sum()),
-                                             "positions": [int(p) for p in obs.loc[mask, "_pos"]], **extra})
-                keep[mask] = False
-
-        # ---- analytes not modelled (counts only: the reason is the analyte itself)
-        ana = obs["analyte"].astype(str).to_numpy()
-        modelled = np.isin(ana, opt.analytes)
-        if (~modelled).any():
-            counts = pd.Series(ana[~modelled]).value_counts().sort_index()
-            use["rows_left_out"].append({"reason": "analyte not modelled (options.analytes)",
-                                         "n_rows": int((~modelled).sum()),
-                                         "by_analyte": {str(k): int(v) for k, v in counts.items()}})
-            keep &= modelled
-
-        # ---- subjects without dosing
-        events = infusion_events(dataset.dosing, gap_tol_h=opt.gap_tol_h)
-        sid = obs["subject_id"].astype(str).to_numpy()
-        dosed = np.isin(sid, events["subject_id"].astype(str).unique())
-        for s in pd.unique(sid[keep & ~dosed]):
-            leave_out((sid == s) & ~dosed, "subject has no dosing rows with dose > 0", subject_id=str(s))
-
-        # ---- cycles beyond options.cycles
-        feats = time_features(obs[["subject_id", "time_h"]], dataset.dosing, gap_tol_h=opt.gap_tol_h)
-        cycle = feats["cycle"].to_numpy()
-        for c in sorted(set(cycle[keep & (cycle > opt.cycles)].tolist())):
-            leave_out(cycle == c, f"cycle {c} is beyond options.cycles = {opt.cycles}")
-
-        # ---- covariates
-        subjects = dataset.subjects
-        cov_levels: dict[str, pd.Series] = {}
-        for f in opt.covariates:
-            if subjects is not None and len(subjects):
-                lv = subject_levels(subjects, f)
-                lut = dict(zip(subjects["subject_id"].astype(str), lv))
-            else:
-                lut = {}
-            per_row = pd.Series([lut.get(s) for s in sid], dtype=object)
-            cov_levels[f] = per_row
-            leave_out(per_row.isna().to_numpy(), f"subject's {f} is unknown (covariate of the model)")
-
-        # ---- values and censoring
-        is_cens, limit = censoring_limits(obs)
-        value = pd.to_numeric(obs["value"], errors="coerce").to_numpy(dtype=float)
-        leave_out(is_cens & ~(limit > 0), "censored row without a positive limit of the kind named by 'below'")
-        leave_out(~is_cens & ~np.isfinite(value), "value missing on an uncensored row")
-        zero = ~is_cens & np.isfinite(value) & (value <= 0)
-        if zero.any():
-            lod = pd.to_numeric(obs.get("lod", pd.Series(np.nan, index=obs.index)), errors="coerce").to_numpy(float)
-            lloq = pd.to_numeric(obs.get("lloq", pd.Series(np.nan, index=obs.index)), errors="coerce").to_numpy(float)
-            zlim = np.where(lod > 0, lod, np.where(lloq > 0, lloq, np.nan))
-            leave_out(zero & ~(zlim > 0), "value 0 (log undefined) and no lod/lloq on the row to censor at")
-            as_cens = zero & keep
-            if as_cens.any():
-                is_cens = is_cens | as_cens
-                limit = np.where(as_cens, zlim, limit)
-                use["zero_values_censored_at_row_limit"] = int(as_cens.sum())
-
-        # ---- censored counts (before any substitution)
-        use["censored"] = {}
-        below = (obs["below"].fillna("").astype(str).str.strip().str.upper().to_numpy()
-                 if "below" in obs else np.full(len(obs), ""))
-        for a in opt.analytes:
-            sel = keep & (ana == a)
-            use["censored"][a] = {
-                "rows": int(sel.sum()), "censored": int((sel & is_cens).sum()),
-                "below_LOD": int((sel & is_cens & (below == "LOD")).sum()),
-                "below_LLOQ": int((sel & is_cens & (below == "LLOQ")).sum()),
-            }
-
-        time_h = pd.to_numeric(obs["time_h"], errors="coerce").to_numpy(dtype=float)
-        y = np.where(is_cens, np.nan, value)
-        if opt.censoring == "half_lod":
-            n_sub = int((keep & is_cens).sum())
-            y = np.where(is_cens, 0.5 * limit, y)
-            is_cens = np.zeros_like(is_cens)
-            use["half_lod_substituted"] = n_sub
-            use["warning"] = "censoring = 'half_lod' substitutes half the limit: for comparison only"
-
-        # ---- relative to the patient's pre-treatment reference
-        if opt.relative_to_baseline:
-            pre = keep & (time_h <= 0) & ~is_cens
-            key = pd.Series(sid + "\x1f" + ana)
-            ref = pd.Series(np.log(np.where(pre, y, np.nan))).groupby(key).transform("mean").to_numpy()
-            leave_out(pre, "pre-treatment value used as the patient's reference (relative_to_baseline)")
-            leave_out(~np.isfinite(ref), "no uncensored pre-treatment value of this analyte for this "
-                                         "patient (relative_to_baseline)")
-            scale = np.exp(np.where(np.isfinite(ref), ref, 0.0))
-            y = y / scale
-            limit = limit / scale
-
-        for a in opt.analytes:
-            if not (keep & (ana == a)).any():
-                raise DataValidationError([Problem(
-                    "observations.csv", "analyte", None,
-                    f"no usable observations of analyte {a} (see the rows left out); remove it from "
-                    f"the model option 'analytes' (options: {opt.analytes})")])
-
-        # ---- the rows used: uncensored first, then censored (each branch of the likelihood is
-        # then a contiguous slice), by subject, analyte and time within each
-        rows = np.flatnonzero(keep)
-        rows = rows[np.lexsort((time_h[rows], ana[rows], sid[rows], is_cens[rows]))]
-        subjects_used = list(pd.unique(sid[rows]))
-        s_lut = {s: i for i, s in enumerate(subjects_used)}
-        a_lut = {a: j for j, a in enumerate(opt.analytes)}
-        obs_subject = np.array([s_lut[s] for s in sid[rows]], dtype=np.int64)
-        obs_analyte = np.array([a_lut[a] for a in ana[rows]], dtype=np.int64)
-        cens_used = is_cens[rows]
-        log_y = np.where(cens_used, 0.0, np.log(np.where(cens_used, 1.0, y[rows])))
-        log_limit = np.where(cens_used, np.log(np.where(cens_used, limit[rows], 1.0)), 0.0)
-        t_obs = time_h[rows]
-
-        # ---- events of the subjects used, within the cycles used
-        ev = events[events["subject_id"].astype(str).isin(s_lut) & (events["cycle"] <= opt.cycles)]
-        ev = ev.reset_index(drop=True)
-        ev_subject = ev["subject_id"].astype(str).map(s_lut).to_numpy(dtype=np.int64)
-        ev_log_dose = np.log(ev["dose"].to_numpy(dtype=float) / REFERENCE_DOSE)
-        ev_reexp = (~ev["first_exposure"].to_numpy(dtype=bool)).astype(float)
-        ev_cyc = ev["cycle"].to_numpy(dtype=float) - 1.0
-        first = ev.groupby(ev_subject, sort=True).head(1)
-        first_log_dose = np.zeros(len(subjects_used))
-        first_cycle = np.zeros(len(subjects_used))
-        first_log_dose[ev_subject[first.index]] = ev_log_dose[first.index]
-        first_cycle[ev_subject[first.index]] = ev_cyc[first.index]
-
-        # ---- (observation, event) pairs with lag in (0, max_event_lag_h]
-        left = pd.DataFrame({"o": np.arange(len(rows)), "s": obs_subject, "t": t_obs})
-        right = pd.DataFrame({"e": np.arange(len(ev)), "s": ev_subject, "te": ev["time_h"].to_numpy(float)})
-        pairs = left.merge(right, on="s", how="inner")
-        lag = pairs["t"].to_numpy() - pairs["te"].to_numpy()
-        ok = (lag > 0) & (lag <= opt.max_event_lag_h)
-        pair_obs = pairs["o"].to_numpy(np.int64)[ok]
-        pair_event = pairs["e"].to_numpy(np.int64)[ok]
-        order = np.lexsort((pair_event, pair_obs))
-        pair_obs, pair_event, pair_lag = pair_obs[order], pair_event[order], lag[ok][order]
-
-        arrays: dict[str, np.ndarray] = {
-            "obs_position": obs.loc[rows, "_pos"].to_numpy(np.int64),
-            "obs_subject": obs_subject, "obs_analyte": obs_analyte, "obs_time_h": t_obs,
-            "log_y": log_y, "log_limit": log_limit, "is_censored": cens_used.astype(np.int8),
-            "pair_obs": pair_obs, "pair_lag": pair_lag,
-            "pair_subject": obs_subject[pair_obs], "pair_analyte": obs_analyte[pair_obs],
-            "pair_log_dose": ev_log_dose[pair_event], "pair_reexposure": ev_reexp[pair_event],
-            "pair_cycle_m1": ev_cyc[pair_event],
-            "event_subject": ev_subject, "event_time_h": ev["time_h"].to_numpy(float),
-            "event_log_dose": ev_log_dose, "event_reexposure": ev_reexp, "event_cycle_m1": ev_cyc,
-            "first_log_dose": first_log_dose, "first_cycle_m1": first_cycle,
-            # means of the event covariates (dose, re-exposure, cycle): centre of peak coordinates
-            "event_centre": np.array([ev_log_dose.mean(), ev_reexp.mean(), ev_cyc.mean()])
-            if len(ev) else np.zeros(3),
-        }
-        coords: dict[str, list[str]] = {
-            "analyte": list(opt.analytes), "analyte_b": list(opt.analytes),
-            "subject": [str(s) for s in subjects_used], "scenario": list(SCENARIOS),
-            "obs": [str(p) for p in arrays["obs_position"]],
-        }
-        use["covariates"] = {}
-        for f in opt.covariates:
-            lv_rows = cov_levels[f].to_numpy(dtype=object)[rows]
-            per_subject = {s: lv_rows[k] for k, s in enumerate(sid[rows])}
-            levels = [lv for lv in factor_vocabulary(f, list(per_subject.values())) if lv in set(per_subject.values())]
-            arrays[f"cov_{f}"] = np.array([levels.index(per_subject[s]) for s in subjects_used], dtype=np.int64)
-            coords[f"{f}_contrast"] = [f"{lv} vs {levels[0]}" for lv in levels[1:]]
-            use["covariates"][f] = {"reference": levels[0], "levels": levels,
-                                    "subjects_per_level": {lv: int((arrays[f"cov_{f}"] == k).sum())
-                                                           for k, lv in enumerate(levels)}}
-            if len(levels) < 2:
-                use["covariates"][f]["note"] = "one level in the data: no effect estimated"
-        use["rows_used"] = int(len(rows))
-        use["subjects_used"] = len(subjects_used)
-        use["events_used"] = int(len(ev))
-        use["observation_event_pairs"] = int(len(pair_obs))
-        use["events_left_out"] = int((events["cycle"] > opt.cycles).sum())
-        if use["events_left_out"]:
-            use["events_left_out_reason"] = f"cycle beyond options.cycles = {opt.cycles}"
-        if opt.correlated and len(opt.analytes) < 2:
-            use["note"] = "one analyte: correlated = true has no effect"
-        return Prepared(arrays=arrays, coords=coords, data_use=use)
+    def extend_prepared(self, prepared: Prepared) -> Prepared:
+        """Pulse-specific arrays: the first event's dose and cycle per subject, the centre of the
+        event covariates (peak coordinates), and the ``analyte_b`` and ``scenario`` coordinates."""
+        A = prepared.arrays
+        ev_subject = A["event_subject"]
+        n_sub = len(prepared.coords["subject"])
+        first = pd.Series(np.arange(len(ev_subject))).groupby(ev_subject, sort=True).head(1).to_numpy()
+        first_log_dose = np.zeros(n_sub)
+        first_cycle = np.zeros(n_sub)
+        first_log_dose[ev_subject[first]] = A["event_log_dose"][first]
+        first_cycle[ev_subject[first]] = A["event_cycle_m1"][first]
+        A["first_log_dose"] = first_log_dose
+        A["first_cycle_m1"] = first_cycle
+        # means of the event covariates (dose, re-exposure, cycle): centre of peak coordinates
+        A["event_centre"] = (np.array([A["event_log_dose"].mean(), A["event_reexposure"].mean(),
+                                       A["event_cycle_m1"].mean()]) if len(ev_subject) else np.zeros(3))
+        c = prepared.coords
+        prepared.coords = {"analyte": c["analyte"], "analyte_b": list(c["analyte"]), "subject": c["subject"],
+                           "scenario": list(SCENARIOS),
+                           **{k: v for k, v in c.items() if k not in ("analyte", "subject")}}
+        if self.options.correlated and len(self.options.analytes) < 2:
+            prepared.data_use["note"] = "one analyte: correlated = true has no effect"
+        return prepared
 
     # ------------------------------------------------------------------ model
     def _correlated(self) -> bool:
         return self.options.correlated and len(self.options.analytes) > 1
 
-    def build(self, prepared: Prepared):
-        """The PyMC model: M3 likelihood as a potential, patient effects in peak coordinates (or
-        non-centred, ``peak_coordinates = false``), named quantities as deterministics."""
+    def add_to_model(self, prepared: Prepared, prefix: str = "") -> dict[str, Any]:
+        """Add the pulse model to the current PyMC model (inside ``with model:``).
+
+        M3 likelihood as the potential ``prefix + "loglik"``, patient effects in peak coordinates
+        (or non-centred, ``peak_coordinates = false``), named quantities as deterministics. Every
+        variable is named ``prefix + name`` and every dimension ``prefix + dim``.
+
+        Returns
+        -------
+        dict
+            ``log_peak_first``, ``log_baseline`` and ``log_amp``: tensors (subject, analyte).
+        """
         import pymc as pm
         import pytensor.tensor as pt
 
+        self._ensure_coords(prepared, prefix)
         opt, A, P = self.options, prepared.arrays, self.priors
-        coords = {k: v for k, v in prepared.coords.items() if v or k in ("analyte", "subject")}
         n_sub, n_ana = len(prepared.coords["subject"]), len(opt.analytes)
-        with pm.Model(coords=coords) as model:
-            lbm = P["log_baseline_mu"].create("log_baseline_mu", dims="analyte")
-            sdb = P["sd_log_baseline"].create("sd_log_baseline", dims="analyte")
-            gamma = P["gamma_dose"].create("gamma_dose", dims="analyte")
-            delta = P["delta_reexposure"].create("delta_reexposure", dims="analyte")
-            kappa = P["kappa_cycle"].create("kappa_cycle", dims="analyte")
-            log_tpeak = P["log_tpeak"].create("log_tpeak", dims="analyte")
-            k_shape = P["k_shape"].create("k_shape", dims="analyte")
-            sigma = P["sigma_obs"].create("sigma_obs", dims="analyte")
-            if self._correlated():
-                pri = P["sd_log_amp"]
-                sd_dist = getattr(pm, pri.dist).dist(**pri.params, shape=n_ana)
-                chol, corr, sds = pm.LKJCholeskyCov("chol_amp", eta=opt.lkj_eta, n=n_ana, sd_dist=sd_dist,
-                                                    compute_corr=True, store_in_trace=False)
-                sda = pm.Deterministic("sd_log_amp", sds, dims="analyte")
-                pm.Deterministic("corr_amp", corr, dims=("analyte", "analyte_b"))
-            else:
-                sda = P["sd_log_amp"].create("sd_log_amp", dims="analyte")
-                chol = None
-            eff = pt.zeros((n_sub, n_ana))
-            for f in opt.covariates:
-                n_con = len(prepared.coords.get(f"{f}_contrast", []))
-                if n_con:
-                    beta = P[f"beta_{f}"].create(f"beta_{f}", dims=(f"{f}_contrast", "analyte"))
-                    eff = eff + pt.concatenate([pt.zeros((1, n_ana)), beta], axis=0)[A[f"cov_{f}"]]
-            if opt.peak_coordinates:
-                # sample each patient's log peak and the baseline given it; see _peak_coordinates
-                lam, dev_a, dev_b = self._peak_coordinates(prepared, P, lbm, sdb, eff, gamma, delta, kappa,
-                                                           sda, chol)
-            else:
-                lam = P["log_amp_mu"].create("log_amp_mu", dims="analyte")
-                z = pm.Normal("z_amp", 0.0, 1.0, dims=("subject", "analyte"))
-                dev_a = pt.dot(z, chol.T) if chol is not None else z * sda  # row i: diag(sd) L z_i
-                w = pm.Normal("w_baseline", 0.0, 1.0, dims=("subject", "analyte"))
-                dev_b = sdb * w
-            log_base = pm.Deterministic("log_baseline", lbm + dev_b, dims=("subject", "analyte"))
-            log_amp = pm.Deterministic("log_amp", lam + eff + dev_a, dims=("subject", "analyte"))
+        q = prefix
+        ana, sub = q + "analyte", q + "subject"
+        lbm = self.create_prior("log_baseline_mu", q + "log_baseline_mu", dims=ana)
+        sdb = self.create_prior("sd_log_baseline", q + "sd_log_baseline", dims=ana)
+        gamma = self.create_prior("gamma_dose", q + "gamma_dose", dims=ana)
+        delta = self.create_prior("delta_reexposure", q + "delta_reexposure", dims=ana)
+        kappa = self.create_prior("kappa_cycle", q + "kappa_cycle", dims=ana)
+        log_tpeak = self.create_prior("log_tpeak", q + "log_tpeak", dims=ana)
+        k_shape = self.create_prior("k_shape", q + "k_shape", dims=ana)
+        sigma = self.create_prior("sigma_obs", q + "sigma_obs", dims=ana)
+        if self._correlated():
+            sd_dist = self.prior_dist("sd_log_amp", n_ana)
+            chol, corr, sds = pm.LKJCholeskyCov(q + "chol_amp", eta=opt.lkj_eta, n=n_ana, sd_dist=sd_dist,
+                                                compute_corr=True, store_in_trace=False)
+            sda = pm.Deterministic(q + "sd_log_amp", sds, dims=ana)
+            pm.Deterministic(q + "corr_amp", corr, dims=(ana, q + "analyte_b"))
+        else:
+            sda = self.create_prior("sd_log_amp", q + "sd_log_amp", dims=ana)
+            chol = None
+        eff = pt.zeros((n_sub, n_ana))
+        for f in opt.covariates:
+            n_con = len(prepared.coords.get(f"{f}_contrast", []))
+            if n_con:
+                beta = P[f"beta_{f}"].create(q + f"beta_{f}", dims=(q + f"{f}_contrast", ana))
+                eff = eff + pt.concatenate([pt.zeros((1, n_ana)), beta], axis=0)[A[f"cov_{f}"]]
+        if opt.peak_coordinates:
+            # sample each patient's log peak and the baseline given it; see _peak_coordinates
+            lam, dev_a, dev_b = self._peak_coordinates(prepared, P, lbm, sdb, eff, gamma, delta, kappa,
+                                                       sda, chol, prefix=q,
+                                                       amp_prior=self.prior_dist("log_amp_mu", n_ana))
+        else:
+            lam = self.create_prior("log_amp_mu", q + "log_amp_mu", dims=ana)
+            z = pm.Normal(q + "z_amp", 0.0, 1.0, dims=(sub, ana))
+            dev_a = pt.dot(z, chol.T) if chol is not None else z * sda  # row i: diag(sd) L z_i
+            w = pm.Normal(q + "w_baseline", 0.0, 1.0, dims=(sub, ana))
+            dev_b = sdb * w
+        log_base = pm.Deterministic(q + "log_baseline", lbm + dev_b, dims=(sub, ana))
+        log_amp = pm.Deterministic(q + "log_amp", lam + eff + dev_a, dims=(sub, ana))
 
-            # pulses: one term per (observation, event) pair, summed per observation
-            pa = A["pair_analyte"]
-            pair_cell = A["pair_subject"] * n_ana + pa  # flat (subject, analyte) index: 1-d gathers
-            obs_cell = A["obs_subject"] * n_ana + A["obs_analyte"]
-            log_a = (log_amp.flatten()[pair_cell] + gamma[pa] * A["pair_log_dose"]
-                     + delta[pa] * A["pair_reexposure"] + kappa[pa] * A["pair_cycle_m1"])
-            s = A["pair_lag"] / pt.exp(log_tpeak)[pa]
-            log_g = k_shape[pa] * (pt.log(s) + 1.0 - s)  # = log curves.pulse(lag, t_peak, k), lag > 0
-            total = pt.inc_subtensor(pt.zeros(len(A["log_y"]))[A["pair_obs"]], pt.exp(log_a + log_g))
-            mu = log_base.flatten()[obs_cell] + pt.log1p(total)
-            logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
-                                           A["is_censored"].astype(bool))
-            pm.Potential("loglik", pt.sum(logp))
+        # pulses: one term per (observation, event) pair, summed per observation
+        pa = A["pair_analyte"]
+        pair_cell = A["pair_subject"] * n_ana + pa  # flat (subject, analyte) index: 1-d gathers
+        obs_cell = A["obs_subject"] * n_ana + A["obs_analyte"]
+        log_a = (log_amp.flatten()[pair_cell] + gamma[pa] * A["pair_log_dose"]
+                 + delta[pa] * A["pair_reexposure"] + kappa[pa] * A["pair_cycle_m1"])
+        s = A["pair_lag"] / pt.exp(log_tpeak)[pa]
+        log_g = k_shape[pa] * (pt.log(s) + 1.0 - s)  # = log curves.pulse(lag, t_peak, k), lag > 0
+        total = pt.inc_subtensor(pt.zeros(len(A["log_y"]))[A["pair_obs"]], pt.exp(log_a + log_g))
+        mu = log_base.flatten()[obs_cell] + pt.log1p(total)
+        logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
+                                       A["is_censored"].astype(bool))
+        pm.Potential(q + "loglik", pt.sum(logp))
 
-            # derived quantities
-            log_a_first = (log_amp + gamma * A["first_log_dose"][:, None]
-                           + kappa * A["first_cycle_m1"][:, None])
-            pm.Deterministic("log_peak_first", log_base + pt.softplus(log_a_first), dims=("subject", "analyte"))
-            x = np.array(list(SCENARIOS.values()))  # (scenario, 3)
-            log_a_typ = (lam[:, None] + gamma[:, None] * x[:, 0] + delta[:, None] * x[:, 1]
-                         + kappa[:, None] * x[:, 2])
-            pm.Deterministic("typical_peak", pt.exp(lbm)[:, None] * (1.0 + pt.exp(log_a_typ)),
-                             dims=("analyte", "scenario"))
-        return model
+        # derived quantities
+        log_a_first = (log_amp + gamma * A["first_log_dose"][:, None]
+                       + kappa * A["first_cycle_m1"][:, None])
+        peak_first = pm.Deterministic(q + "log_peak_first", log_base + pt.softplus(log_a_first),
+                                      dims=(sub, ana))
+        x = np.array(list(SCENARIOS.values()))  # (scenario, 3)
+        log_a_typ = (lam[:, None] + gamma[:, None] * x[:, 0] + delta[:, None] * x[:, 1]
+                     + kappa[:, None] * x[:, 2])
+        pm.Deterministic(q + "typical_peak", pt.exp(lbm)[:, None] * (1.0 + pt.exp(log_a_typ)),
+                         dims=(ana, q + "scenario"))
+        return {"log_peak_first": peak_first, "log_baseline": log_base, "log_amp": log_amp}
 
     @staticmethod
     def _peak_coordinates(prepared: Prepared, P: dict[str, Prior], lbm, sdb, eff, gamma, delta, kappa,
-                          sda, chol):
+                          sda, chol, prefix: str = "", amp_prior=None):
         """``log_amp_mu`` and the patient deviations of ``log_amp`` and ``log B`` in peak coordinates.
 
         Censored baselines leave ``log B`` poorly determined while the peak ``log B + log A`` is
@@ -545,38 +343,29 @@ class PulseModel(ModelFamily):
         n = len(prepared.coords["analyte"])
         n_sub = len(prepared.coords["subject"])
         shape = (n_sub, n)
-        peak_c = pm.Flat("log_peak_c", dims="analyte", initval=np.full(n, init))
-        lam = pm.Deterministic("log_amp_mu", peak_c - lbm - gamma * m_dose - delta * m_re - kappa * m_cyc,
-                               dims="analyte")
-        pm.Potential("log_amp_mu_prior",
-                     pt.sum(pm.logp(getattr(pm, pri.dist).dist(**pri.params, shape=n), lam)))
-        peak_i = pm.Flat("log_peak_i", dims=("subject", "analyte"), initval=np.full(shape, init))
-        u = pm.Normal("u_baseline", 0.0, 1.0, dims=("subject", "analyte"))
+        q = prefix
+        peak_c = pm.Flat(q + "log_peak_c", dims=q + "analyte", initval=np.full(n, init))
+        lam = pm.Deterministic(q + "log_amp_mu", peak_c - lbm - gamma * m_dose - delta * m_re - kappa * m_cyc,
+                               dims=q + "analyte")
+        if amp_prior is None:
+            amp_prior = getattr(pm, pri.dist).dist(**pri.params, shape=n)
+        pm.Potential(q + "log_amp_mu_prior", pt.sum(pm.logp(amp_prior, lam)))
+        peak_i = pm.Flat(q + "log_peak_i", dims=(q + "subject", q + "analyte"), initval=np.full(shape, init))
+        u = pm.Normal(q + "u_baseline", 0.0, 1.0, dims=(q + "subject", q + "analyte"))
         d = peak_i - peak_c - eff
         dev_a, dev_b, logp_d = split_peak_deviation(d, u, sdb, sda, chol, n)
-        pm.Potential("log_peak_i_prior", logp_d)
+        pm.Potential(q + "log_peak_i_prior", logp_d)
         return lam, dev_a, dev_b
 
     # ------------------------------------------------------------------ afterwards
-    def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:
-        """Pointwise M3 log-likelihood ``y`` (chain, draw, obs), recomputed with numpy."""
-        import xarray as xr
+    def mean_log(self, draws, prepared: Prepared) -> np.ndarray:
+        """Noise-free log concentration of every row (numpy; :func:`pulse_log_mu`)."""
+        return pulse_log_mu(draws, prepared.arrays)
 
-        post = idata.posterior
-        A = prepared.arrays
-        sigma = post["sigma_obs"].values[..., A["obs_analyte"]]
-        ll = np.empty(sigma.shape)
-        for c in range(post.sizes["chain"]):
-            mu = pulse_log_mu(post.isel(chain=c), A)
-            ll[c] = censored_lognormal_logp_np(mu, sigma[c], A["log_y"], A["log_limit"],
-                                               A["is_censored"].astype(bool))
-        return {"y": xr.DataArray(ll, dims=("chain", "draw", "obs"),
-                                  coords={"chain": post.chain, "draw": post.draw,
-                                          "obs": prepared.coords["obs"]})}
-
-    def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
-        A = prepared.arrays
-        return {"log_y": A["log_y"], "log_limit": A["log_limit"], "is_censored": A["is_censored"]}
+    def typical_patient(self, draws) -> dict[str, np.ndarray]:
+        """``log_baseline_mu`` and ``log_amp_mu`` (covariates at their reference levels)."""
+        return {"log_baseline": np.asarray(draws["log_baseline_mu"].values),
+                "log_amp": np.asarray(draws["log_amp_mu"].values)}
 
     def summary_vars(self) -> list[str]:
         v = list(POPULATION_PARAMETERS)
@@ -665,11 +454,6 @@ def pulse_log_mu(posterior, arrays: dict[str, np.ndarray]) -> np.ndarray:
              + val["kappa_cycle"][..., pa] * arrays["pair_cycle_m1"])
     g = pulse(arrays["pair_lag"], np.exp(val["log_tpeak"][..., pa]), val["k_shape"][..., pa])
     contrib = np.exp(log_a) * g
-    n_obs, n_pair = len(arrays["log_y"]), len(arrays["pair_obs"])
-    lead = contrib.shape[:-1]
-    # segment sum over pairs as a sparse (obs x pair) indicator product
-    summer = sparse.csr_matrix((np.ones(n_pair), (arrays["pair_obs"], np.arange(n_pair))),
-                               shape=(n_obs, n_pair))
-    total = np.asarray((summer @ contrib.reshape(-1, n_pair).T).T).reshape(*lead, n_obs)
+    total = pair_sum(contrib, arrays["pair_obs"], len(arrays["log_y"]))
     base = val["log_baseline"][..., arrays["obs_subject"], arrays["obs_analyte"]]
     return base + np.log1p(total)

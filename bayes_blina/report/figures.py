@@ -98,25 +98,42 @@ def trajectory_figure(pred: pd.DataFrame, observations: pd.DataFrame | None = No
     """Predicted curves (median and interval band) per analyte, one line per subject, optionally
     over observed data (censored values drawn as open triangles at their limit, never dropped).
 
+    Works for every trajectory family (cytokines and labs, cell counts, B-cell depletion): one panel
+    per analyte, labelled with the analyte's canonical unit, on a log scale by default.
+
     Parameters
     ----------
     pred : DataFrame
         Output of :func:`bayes_blina.predict.predict_trajectories`.
     observations : DataFrame, optional
-        Canonical observations (e.g. the data the model was fitted to).
+        Canonical observations (e.g. the data the model was fitted to). If every predicted subject
+        is in them (individual predictions), only those subjects' rows are drawn; otherwise all.
+    log : bool
+        Logarithmic value axis.
     """
+    from bayes_blina.data.analytes import UnknownAnalyteError, analyte_info
+
     plt = _plt()
     analytes = list(dict.fromkeys(pred["analyte"]))
     fig, axes = plt.subplots(1, len(analytes), figsize=(4.2 * len(analytes), 3.4), squeeze=False)
     tmax = pred["time_h"].max()
+    if observations is not None:
+        pred_subjects = set(pred["subject_id"].astype(str))
+        if pred_subjects <= set(observations["subject_id"].astype(str)):
+            observations = observations[observations["subject_id"].astype(str).isin(pred_subjects)]
     for ax, a in zip(axes[0], analytes):
         if observations is not None:
             o = observations[(observations["analyte"] == a) & (observations["time_h"] <= tmax)]
-            cens = o["below"].astype(str).isin(["LOD", "LLOQ"])
-            lim = np.where(o["below"] == "LOD", o["lod"], o["lloq"]).astype(float)
-            ax.scatter(o.loc[~cens, "time_h"], o.loc[~cens, "value"], s=6, color="grey", alpha=0.5, label="observed")
-            ax.scatter(o.loc[cens, "time_h"], lim[cens.to_numpy()], s=10, marker="v", facecolors="none",
-                       edgecolors="grey", alpha=0.6, label="below limit (at the limit)")
+            below = o["below"].fillna("").astype(str) if "below" in o else pd.Series("", index=o.index)
+            cens = below.isin(["LOD", "LLOQ"]).to_numpy()
+            lod = o["lod"].to_numpy(float) if "lod" in o else np.full(len(o), np.nan)
+            lloq = o["lloq"].to_numpy(float) if "lloq" in o else np.full(len(o), np.nan)
+            lim = np.where(below.to_numpy() == "LOD", lod, lloq)
+            ax.scatter(o["time_h"].to_numpy()[~cens], o["value"].to_numpy(float)[~cens], s=6, color="grey",
+                       alpha=0.5, label="observed")
+            if cens.any():
+                ax.scatter(o["time_h"].to_numpy()[cens], lim[cens], s=10, marker="v", facecolors="none",
+                           edgecolors="grey", alpha=0.6, label="below limit (at the limit)")
         for sid, g in pred[pred["analyte"] == a].groupby("subject_id", sort=False):
             g = g.sort_values("time_h")
             line, = ax.plot(g["time_h"], g["median"], lw=1.5, label=f"{sid} (median)")
@@ -125,7 +142,11 @@ def trajectory_figure(pred: pd.DataFrame, observations: pd.DataFrame | None = No
             ax.set_yscale("log")
         ax.set_title(a, fontsize=9)
         ax.set_xlabel("hours since first infusion start")
-    axes[0][0].set_ylabel("concentration (canonical unit)")
+        try:
+            unit = analyte_info(a).unit
+        except UnknownAnalyteError:  # an analyte code the package does not know: no unit to show
+            unit = "canonical unit"
+        ax.set_ylabel(f"{a} ({unit})", fontsize=8)
     axes[0][-1].legend(fontsize=6, frameon=False)
     fig.tight_layout()
     return fig

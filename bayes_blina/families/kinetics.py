@@ -1,0 +1,330 @@
+"""Cell kinetics (T cells, neutrophils, platelets): redistribution dips and expansion by day 29.
+
+After every infusion event (first start, restart, cycle start, dose step; see
+:func:`bayes_blina.events.infusion_events`) circulating T cells leave the blood within hours
+(redistribution) and come back; over the first cycle they then expand. For analyte ``j`` and
+patient ``i``, an observation at time ``t`` (hours since the patient's first infusion start) has
+the noise-free count::
+
+    N_ij(t) = B_ij * max(1 - D_ij * S_ij(t), bracket_floor) * exp(E_ij * s(t; tau_e_j))
+    S_ij(t) = sum_e pulse(t - t_e; t_nadir_j, k_shape_j)
+    log y   ~ Normal(log N_ij(t), sigma_obs_j)      (below the row's LOD/LLOQ: Beal's M3)
+
+with the unit-peak :func:`bayes_blina.curves.pulse` (the dip of every event is deepest ``t_nadir``
+hours after it) and :func:`bayes_blina.curves.saturating` ``s`` (0 at the first start, exactly 1
+from day 29 = 672 h on): ``exp(E_ij)`` is the patient's fold change of the count at day 29
+(without a dip), the "T-cell expansion" of the adult study. These are the curves the simulator
+draws from (:mod:`bayes_blina.simulate.cohort`), with the same ``bracket_floor`` (default 0.02).
+Only events at most ``max_event_lag_h`` before an observation contribute; the default (2016 h,
+12 weeks) keeps every event of two cycles, as the simulator does (the neutrophil dip, ``t_nadir``
+about 120 h, is still 10% deep two weeks after an event).
+
+Patients and population (per analyte ``j``)::
+
+    log B_ij    = log_baseline_mu_j + sd_log_baseline_j * w_ij
+    logit D_ij  = logit_depth_mu_j + sd_logit_depth_j * v_ij,          v_ij ~ N(0, 1)
+    E_ij        = expansion_mu_j [+ covariate effects] + sd_expansion_j * (L z_i)_j
+
+``L`` is the Cholesky factor of the LKJ-distributed correlation matrix ``corr_expansion`` of the
+expansions across analytes (``correlated = true``), or the identity. Covariates (option
+``covariates``) shift ``E``: ``blast_burden``, ``age_group``, ``regimen`` and ``response``. The
+response covariate is **descriptive** (expansion by responder status, off by default): for T cells
+the expansion is thought to *cause* response, for platelets and neutrophils the recovery is part of
+the definition of CR, and either way it is not a prediction of response (that is the joint model).
+
+CD4 and CD8 (and their naive/memory subsets) are fractions of the CD3 count of the same sample, so
+the same family fits them as further analytes (each with its own parameters).
+
+Derived quantities
+------------------
+``log_expansion``, ``expansion`` (subject, analyte)
+    ``E_ij`` and the fold change ``exp(E_ij)`` at day 29.
+``typical_expansion`` (analyte)
+    ``exp(expansion_mu)``: fold change of the typical patient at the reference level of every
+    covariate.
+``depth`` (subject, analyte), ``typical_depth`` (analyte)
+    ``D_ij`` and ``expit(logit_depth_mu)`` (the population median depth).
+``log_baseline`` (subject, analyte)
+    ``log B_ij``.
+
+Sampling coordinates
+--------------------
+Every observation informs ``log B`` and the weekly counts of the first cycle inform ``E`` of every
+patient well (residual SD about 0.15 on the log scale), so with ``centred = true`` (default) these
+are sampled centred (``log_baseline`` and ``log_expansion`` themselves); the dip ``D`` is seen only
+by patients sampled within a day of an event (the "frequent" arms: 2 and 6 h after events; the
+others are sampled 48 h after, when a 6-h dip is over) and is always sampled non-centred (``v``).
+``centred = false`` samples ``w`` and ``z`` (non-centred), better for sparse data. On the
+36-patient adult CD3 cohort (2 chains x 1,000 draws) both converge without divergences; the
+centred form needs half the leapfrog steps per draw (about 62) and has six times the
+bulk ESS of ``log_baseline_mu`` and ``expansion_mu`` (about 1,850 to 2,000; non-centred 137 steps and
+285 to 320).
+
+Neutrophils are harder than T cells and platelets: with the laboratory schedule (days 2, 3, 8,
+15, 22 and 29 of each cycle) a slow, wide dip and a falling expansion explain the fall of the
+count almost equally well, dips after close events overlap and reach the ``bracket_floor`` (where
+the likelihood is flat in ``D``), and on the adult test cohort one of two chains stayed in a
+poorer local mode (residual SD 0.4 instead of 0.15) even with the paper's timing as priors
+(``models/cells.toml``). Check the convergence gate of every neutrophil fit; platelets converge.
+
+Priors per analyte
+------------------
+Every population parameter's prior can be given for one analyte as ``"NAME[ANALYTE]"`` (e.g.
+``"t_nadir[NEUT]"``; see :mod:`bayes_blina.families.trajectory`): counts of different cells live
+on different scales and dip at different times.
+
+Every row left out is recorded with its reason in ``data_use``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import ConfigDict, Field
+
+from bayes_blina.curves import pulse, saturating
+from bayes_blina.families.base import Prepared
+from bayes_blina.families.trajectory import TrajectoryFamily, TrajectoryOptions, _values, pair_sum
+from bayes_blina.likelihood import censored_lognormal_logp
+from bayes_blina.priors import Prior
+
+__all__ = ["KineticsModel", "KineticsOptions", "POPULATION_PARAMETERS", "kinetics_log_mu"]
+
+#: Population parameters (each with dimension ``analyte``), in summary order.
+POPULATION_PARAMETERS: tuple[str, ...] = (
+    "log_baseline_mu", "sd_log_baseline", "logit_depth_mu", "sd_logit_depth", "t_nadir", "k_shape",
+    "expansion_mu", "sd_expansion", "tau_e", "sigma_obs",
+)
+
+
+class KineticsOptions(TrajectoryOptions):
+    """Options of the kinetics family (see the module docstring).
+
+    Attributes
+    ----------
+    analytes : list of str
+        Cell counts modelled (default CD3).
+    covariates : list of str
+        Subject covariates shifting the expansion ``E``: ``blast_burden``, ``age_group``,
+        ``regimen``, ``response`` (descriptive only).
+    correlated : bool
+        LKJ-correlated expansions across analytes (needs two or more analytes).
+    lkj_eta : float
+        Shape of the LKJ prior of ``corr_expansion``.
+    bracket_floor : float
+        Lower bound of the dip bracket ``max(1 - D S, floor)`` (as in the simulator).
+    centred : bool
+        Sample ``log_baseline`` and ``log_expansion`` centred (default; strong data) or non-centred.
+    cycles, max_event_lag_h, relative_to_baseline, censoring, gap_tol_h
+        As in every trajectory family (:class:`~bayes_blina.families.trajectory.TrajectoryOptions`);
+        ``max_event_lag_h`` defaults to 2016 h here (every event of two cycles).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    analytes: list[str] = Field(default_factory=lambda: ["CD3"])
+    covariates: list[Literal["blast_burden", "age_group", "regimen", "response"]] = Field(default_factory=list)
+    max_event_lag_h: float = Field(2016.0, gt=0)
+    correlated: bool = False
+    lkj_eta: float = Field(2.0, gt=0)
+    bracket_floor: float = Field(0.02, gt=0, lt=1)
+    centred: bool = True
+
+
+class KineticsModel(TrajectoryFamily):
+    """Kinetics family of cell counts (see the module docstring).
+
+    Default priors (each per analyte; override by name in the spec's ``[priors]`` table; counts on
+    the log scale of cells/µL). They are centred on the adult study's values (baseline T cells
+    ~220/µL, neutrophils ~1,800/µL, platelets ~45,000/µL; T-cell nadir within hours, two-fold
+    expansion by day 29; see :mod:`bayes_blina.simulate.presets`) but wide enough for any of them:
+
+    ``log_baseline_mu``  Normal(7, 3): typical baseline ~1,100/µL, 95% within 3 and 400,000/µL.
+                         With ``relative_to_baseline``: Normal(0, 0.5).
+    ``sd_log_baseline``  HalfNormal(1): between-patient SD of log baselines (~0.8 in the study).
+                         With ``relative_to_baseline``: HalfNormal(0.5).
+    ``logit_depth_mu``   Normal(0, 1.5): median dip depth 0.5, 95% within 0.05 and 0.95 (T cells
+                         about 0.83: the nadir at a sixth of the baseline).
+    ``sd_logit_depth``   HalfNormal(1): between-patient SD of the logit depth.
+    ``t_nadir``          LogNormal(log 24, 1.2): hours from an event to the bottom of its dip,
+                         95% within 2.3 and 250 h (T cells ~6 h, platelets ~2 days, neutrophils
+                         ~5 days).
+    ``k_shape``          LogNormal(log 2, 0.5): dip shape (larger = narrower).
+    ``expansion_mu``     Normal(0, 1.5): typical log fold change at day 29 (T cells ~log 2; a fall
+                         is negative), 95% within a 20-fold fall and a 20-fold rise.
+    ``sd_expansion``     HalfNormal(1): between-patient SD of the log fold change (~0.8).
+    ``tau_e``            LogNormal(log 100, 1): time constant (h) of the expansion, 95% within 14
+                         and 710 h.
+    ``sigma_obs``        HalfNormal(0.5): residual SD of log counts (~0.15 for flow cytometry and
+                         blood counts).
+    ``beta_<covariate>`` Normal(0, 1): difference of ``E`` of each level from the reference level
+                         (first level present in the data), per analyte.
+
+    The LKJ shape of ``corr_expansion`` is the option ``lkj_eta`` (default 2).
+    """
+
+    name = "kinetics"
+    Options = KineticsOptions
+    patient_vars = ("log_baseline", "depth", "log_expansion")
+    population_vars = ("t_nadir", "k_shape", "tau_e")
+    analyte_prior_names = POPULATION_PARAMETERS
+
+    def default_priors(self) -> dict[str, Prior]:
+        rel = self.options.relative_to_baseline
+        pri = {
+            "log_baseline_mu": Prior("Normal", mu=0.0, sigma=0.5) if rel else Prior("Normal", mu=7.0, sigma=3.0),
+            "sd_log_baseline": Prior("HalfNormal", sigma=0.5 if rel else 1.0),
+            "logit_depth_mu": Prior("Normal", mu=0.0, sigma=1.5),
+            "sd_logit_depth": Prior("HalfNormal", sigma=1.0),
+            "t_nadir": Prior("LogNormal", mu=round(math.log(24.0), 6), sigma=1.2),
+            "k_shape": Prior("LogNormal", mu=round(math.log(2.0), 6), sigma=0.5),
+            "expansion_mu": Prior("Normal", mu=0.0, sigma=1.5),
+            "sd_expansion": Prior("HalfNormal", sigma=1.0),
+            "tau_e": Prior("LogNormal", mu=round(math.log(100.0), 6), sigma=1.0),
+            "sigma_obs": Prior("HalfNormal", sigma=0.5),
+        }
+        for f in self.options.covariates:
+            pri[f"beta_{f}"] = Prior("Normal", mu=0.0, sigma=1.0)
+        return pri
+
+    def _correlated(self) -> bool:
+        return self.options.correlated and len(self.options.analytes) > 1
+
+    def extend_prepared(self, prepared: Prepared) -> Prepared:
+        """Adds the ``analyte_b`` coordinate (of ``corr_expansion``)."""
+        c = prepared.coords
+        prepared.coords = {"analyte": c["analyte"], "analyte_b": list(c["analyte"]),
+                           **{k: v for k, v in c.items() if k != "analyte"}}
+        if self.options.correlated and len(self.options.analytes) < 2:
+            prepared.data_use["note"] = "one analyte: correlated = true has no effect"
+        return prepared
+
+    # ------------------------------------------------------------------ model
+    def add_to_model(self, prepared: Prepared, prefix: str = "") -> dict[str, Any]:
+        """Add the kinetics model to the current PyMC model (inside ``with model:``).
+
+        Every variable is named ``prefix + name`` and every dimension ``prefix + dim``; the M3
+        likelihood is the potential ``prefix + "loglik"``.
+
+        Returns
+        -------
+        dict
+            ``log_expansion`` and ``log_baseline``: tensors (subject, analyte).
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        self._ensure_coords(prepared, prefix)
+        opt, A, P, q = self.options, prepared.arrays, self.priors, prefix
+        n_sub, n_ana = len(prepared.coords["subject"]), len(opt.analytes)
+        ana, sub = q + "analyte", q + "subject"
+        lbm = self.create_prior("log_baseline_mu", q + "log_baseline_mu", dims=ana)
+        sdb = self.create_prior("sd_log_baseline", q + "sd_log_baseline", dims=ana)
+        ldm = self.create_prior("logit_depth_mu", q + "logit_depth_mu", dims=ana)
+        sdd = self.create_prior("sd_logit_depth", q + "sd_logit_depth", dims=ana)
+        t_nadir = self.create_prior("t_nadir", q + "t_nadir", dims=ana)
+        k_shape = self.create_prior("k_shape", q + "k_shape", dims=ana)
+        emu = self.create_prior("expansion_mu", q + "expansion_mu", dims=ana)
+        tau_e = self.create_prior("tau_e", q + "tau_e", dims=ana)
+        sigma = self.create_prior("sigma_obs", q + "sigma_obs", dims=ana)
+        if self._correlated():
+            sd_dist = self.prior_dist("sd_expansion", n_ana)
+            chol, corr, sds = pm.LKJCholeskyCov(q + "chol_expansion", eta=opt.lkj_eta, n=n_ana,
+                                                sd_dist=sd_dist, compute_corr=True, store_in_trace=False)
+            sde = pm.Deterministic(q + "sd_expansion", sds, dims=ana)
+            pm.Deterministic(q + "corr_expansion", corr, dims=(ana, q + "analyte_b"))
+        else:
+            sde = self.create_prior("sd_expansion", q + "sd_expansion", dims=ana)
+            chol = None
+        eff = pt.zeros((n_sub, n_ana))
+        for f in opt.covariates:
+            if len(prepared.coords.get(f"{f}_contrast", [])):
+                beta = P[f"beta_{f}"].create(q + f"beta_{f}", dims=(q + f"{f}_contrast", ana))
+                eff = eff + pt.concatenate([pt.zeros((1, n_ana)), beta], axis=0)[A[f"cov_{f}"]]
+        e_mean = emu + eff
+        if opt.centred:
+            log_base = pm.Normal(q + "log_baseline", lbm, sdb, dims=(sub, ana))
+            if chol is not None:
+                log_exp = pm.MvNormal(q + "log_expansion", e_mean, chol=chol, dims=(sub, ana))
+            else:
+                log_exp = pm.Normal(q + "log_expansion", e_mean, sde, dims=(sub, ana))
+        else:
+            w = pm.Normal(q + "w_baseline", 0.0, 1.0, dims=(sub, ana))
+            log_base = pm.Deterministic(q + "log_baseline", lbm + sdb * w, dims=(sub, ana))
+            z = pm.Normal(q + "z_expansion", 0.0, 1.0, dims=(sub, ana))
+            dev = pt.dot(z, chol.T) if chol is not None else z * sde  # row i: diag(sd) L z_i
+            log_exp = pm.Deterministic(q + "log_expansion", e_mean + dev, dims=(sub, ana))
+        v = pm.Normal(q + "v_depth", 0.0, 1.0, dims=(sub, ana))
+        depth = pm.Deterministic(q + "depth", pm.math.invlogit(ldm + sdd * v), dims=(sub, ana))
+
+        mu = _kinetics_mu_graph(A, n_ana, log_base, depth, log_exp, t_nadir, k_shape, tau_e, opt.bracket_floor)
+        logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
+                                       A["is_censored"].astype(bool))
+        pm.Potential(q + "loglik", pt.sum(logp))
+
+        pm.Deterministic(q + "expansion", pt.exp(log_exp), dims=(sub, ana))
+        pm.Deterministic(q + "typical_expansion", pt.exp(emu), dims=ana)
+        pm.Deterministic(q + "typical_depth", pm.math.invlogit(ldm), dims=ana)
+        return {"log_expansion": log_exp, "log_baseline": log_base}
+
+    # ------------------------------------------------------------------ afterwards
+    def mean_log(self, draws, prepared: Prepared) -> np.ndarray:
+        """Noise-free log count of every row (numpy; :func:`kinetics_log_mu`)."""
+        return kinetics_log_mu(draws, prepared.arrays, self.options.bracket_floor)
+
+    def typical_patient(self, draws) -> dict[str, np.ndarray]:
+        """``log_baseline_mu``, ``expit(logit_depth_mu)`` and ``expansion_mu`` (covariates at their
+        reference levels)."""
+        return {"log_baseline": np.asarray(draws["log_baseline_mu"].values),
+                "depth": 1.0 / (1.0 + np.exp(-np.asarray(draws["logit_depth_mu"].values))),
+                "log_expansion": np.asarray(draws["expansion_mu"].values)}
+
+    def summary_vars(self) -> list[str]:
+        v = list(POPULATION_PARAMETERS)
+        if self._correlated():
+            v.append("corr_expansion")
+        v += [f"beta_{f}" for f in self.options.covariates]
+        return v + ["typical_expansion", "typical_depth"]
+
+
+def _kinetics_mu_graph(A: dict[str, np.ndarray], n_ana: int, log_base, depth, log_exp, t_nadir, k_shape,
+                       tau_e, bracket_floor: float):
+    """Pytensor graph of the noise-free log count of every observation row."""
+    import pytensor.tensor as pt
+
+    pa = A["pair_analyte"]
+    obs_cell = A["obs_subject"] * n_ana + A["obs_analyte"]
+    g = pulse(A["pair_lag"], t_nadir[pa], k_shape[pa], xp=pt)
+    s = pt.inc_subtensor(pt.zeros(len(A["log_y"]))[A["pair_obs"]], g)
+    bracket = pt.maximum(1.0 - depth.flatten()[obs_cell] * s, bracket_floor)
+    grow = saturating(A["obs_time_h"], tau_e[A["obs_analyte"]], xp=pt)
+    return log_base.flatten()[obs_cell] + pt.log(bracket) + log_exp.flatten()[obs_cell] * grow
+
+
+def kinetics_log_mu(draws, arrays: dict[str, np.ndarray], bracket_floor: float = 0.02) -> np.ndarray:
+    """Noise-free ``log`` count of every observation row, for each draw (numpy).
+
+    Parameters
+    ----------
+    draws : xarray.Dataset or mapping
+        Draws of ``log_baseline``, ``depth``, ``log_expansion`` (..., subject, analyte) and of
+        ``t_nadir``, ``k_shape``, ``tau_e`` (..., analyte), with the same leading (draw) axes.
+    arrays : dict
+        :attr:`Prepared.arrays` of a kinetics model.
+    bracket_floor : float
+        Lower bound of the dip bracket.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (..., obs): ``log B + log max(1 - D sum_e pulse(t - t_e), floor) + E s(t)``, computed
+        with :func:`bayes_blina.curves.pulse` and :func:`bayes_blina.curves.saturating`.
+    """
+    val = {k: _values(draws, k) for k in ("log_baseline", "depth", "log_expansion", "t_nadir", "k_shape",
+                                          "tau_e")}
+    pa, os_, oa = arrays["pair_analyte"], arrays["obs_subject"], arrays["obs_analyte"]
+    g = pulse(arrays["pair_lag"], val["t_nadir"][..., pa], val["k_shape"][..., pa])
+    s = pair_sum(g, arrays["pair_obs"], len(arrays["log_y"]))
+    bracket = np.maximum(1.0 - val["depth"][..., os_, oa] * s, bracket_floor)
+    grow = saturating(arrays["obs_time_h"], val["tau_e"][..., oa])
+    return val["log_baseline"][..., os_, oa] + np.log(bracket) + val["log_expansion"][..., os_, oa] * grow
