@@ -1,0 +1,348 @@
+"""Predictive simulation: replicated data sets from posterior or prior draws, censored like the data.
+
+One entry point, :func:`simulate_observations`, for every model family:
+
+Trajectory families (any family with ``mean_log(draws, prepared)``; ``pulse`` also through
+:func:`bayes_blina.families.pulse.pulse_log_mu` until it has that method)
+    For every draw ``s`` and observation row ``o``::
+
+        log y_rep[s, o] = mean_log[s, o] + sigma_obs[s, obs_analyte[o]] * eps[s, o],  eps ~ N(0, 1)
+
+    and a replicate below its row's limit is censored, as the assay would have reported it: its
+    value is NaN and ``censored`` is True. The limit of a row that is censored in the data is its
+    own (``exp(log_limit)``, the LOD or LLOQ named by ``below``). Uncensored rows carry no limit in
+    the prepared arrays of the existing families, so their limit is found, in this order, from
+
+    1. ``prepared.arrays["row_log_limit"]`` (log of the limit below which the row would have been
+       reported censored, NaN for none) when a family provides it;
+    2. the ``dataset`` argument: the row's own ``lod``/``lloq`` column (through
+       ``arrays["obs_position"]``), of the kind (LOD or LLOQ) most used by the analyte's censored
+       rows (LOD when it has none), on the model's scale (divided by the same factor as the row's
+       value, so ``relative_to_baseline`` is handled);
+    3. otherwise the most common limit of the censored rows of the same patient and analyte, or of
+       the analyte, never above the row's observed value (a value reported uncensored shows that
+       its limit was not above it);
+    4. no limit (the replicate is never censored) when none of these exists, e.g. an analyte
+       without censored rows or a fit with ``censoring = "half_lod"``.
+
+    ``limit_source`` in the result says which rule gave each row's limit.
+
+``response``
+    Binary responses: each patient's replicate is ``Bernoulli(p_cell[pat_cell])``, each aggregate
+    row's ``Binomial(agg_n, p_agg)`` (the same draws as
+    :func:`bayes_blina.checks.response.response_ppc`), from the draws' ``p_cell`` and ``p_agg``.
+
+``draws`` may be an ``xarray.Dataset`` with dimensions ``(chain, draw, ...)`` (``idata.posterior``
+or ``idata.prior``), one with a single ``sample`` dimension, or a mapping of arrays whose first
+axis is the draw. Results always have one leading draw axis of length ``chain * draw``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_blina.errors import SpecError
+
+__all__ = ["LIMIT_SOURCES", "flatten_draws", "mean_log", "row_log_limits", "simulate_observations",
+           "simulate_responses", "simulate_trajectories"]
+
+#: Codes of ``limit_source``: where each row's censoring limit came from.
+LIMIT_SOURCES = ("own censored row", "row_log_limit array", "dataset lod/lloq", "patient-analyte",
+                 "analyte", "none")
+
+
+# ------------------------------------------------------------------------------------------------
+# draws
+# ------------------------------------------------------------------------------------------------
+
+
+def _n_draws_xr(draws) -> int:
+    if "chain" in draws.dims and "draw" in draws.dims:
+        return int(draws.sizes["chain"] * draws.sizes["draw"])
+    if "sample" in draws.dims:
+        return int(draws.sizes["sample"])
+    if "draw" in draws.dims:
+        return int(draws.sizes["draw"])
+    raise SpecError(f"draws need dimensions (chain, draw), (sample,) or (draw,); found {tuple(draws.dims)}")
+
+
+def flatten_draws(draws, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Arrays of draws with one leading draw axis.
+
+    Parameters
+    ----------
+    draws : xarray.Dataset or mapping
+        ``(chain, draw, ...)`` or ``(sample, ...)`` / ``(draw, ...)`` dataset, or a mapping of
+        arrays whose first axis is the draw.
+    names : list of str, optional
+        Variables wanted (default: all). A missing name raises :class:`SpecError`.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Each of shape ``(n_draws, ...)``.
+    """
+    have = list(draws.data_vars) if hasattr(draws, "data_vars") else list(draws)
+    names = have if names is None else names
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise SpecError(f"the draws lack {', '.join(missing)} (have: {', '.join(map(str, have))})")
+    out: dict[str, np.ndarray] = {}
+    for n in names:
+        v = draws[n]
+        if hasattr(v, "dims"):
+            if "chain" in v.dims and "draw" in v.dims:
+                v = v.transpose("chain", "draw", ...)
+                a = np.asarray(v.values)
+                a = a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
+            else:
+                lead = "sample" if "sample" in v.dims else "draw"
+                a = np.asarray(v.transpose(lead, ...).values)
+        else:
+            a = np.asarray(v)
+        out[str(n)] = a
+    return out
+
+
+def _n_draws(draws) -> int:
+    if hasattr(draws, "data_vars"):
+        return _n_draws_xr(draws)
+    first = next(iter(draws.values()))
+    return int(np.asarray(first).shape[0])
+
+
+def mean_log(family, prepared, draws) -> np.ndarray:
+    """Noise-free log value of every observation row for every draw, shape ``(n_draws, obs)``.
+
+    Uses ``family.mean_log(draws, prepared)`` when the family has it, else
+    :func:`~bayes_blina.families.pulse.pulse_log_mu` for ``pulse``.
+
+    Raises
+    ------
+    SpecError
+        If the family has no way to compute the noise-free values.
+    """
+    n_obs = len(prepared.arrays["log_y"])
+    if hasattr(family, "mean_log"):
+        try:
+            mu = np.asarray(family.mean_log(draws, prepared), dtype=float)
+        except NotImplementedError as err:
+            raise SpecError(str(err)) from None
+    elif getattr(family, "name", None) == "pulse":
+        from bayes_blina.families.pulse import pulse_log_mu
+
+        src = draws if hasattr(draws, "data_vars") else {k: np.asarray(v) for k, v in draws.items()}
+        mu = np.asarray(pulse_log_mu(src, prepared.arrays), dtype=float)
+    else:
+        raise SpecError(f"model family {getattr(family, 'name', family)!r} has no mean_log(draws, prepared): "
+                        "cannot simulate trajectories for it")
+    return mu.reshape(-1, n_obs)
+
+
+# ------------------------------------------------------------------------------------------------
+# limits
+# ------------------------------------------------------------------------------------------------
+
+
+def _mode(values: np.ndarray) -> float:
+    vals, counts = np.unique(np.round(values, 9), return_counts=True)
+    return float(vals[np.argmax(counts)])
+
+
+def row_log_limits(prepared, dataset=None) -> tuple[np.ndarray, np.ndarray]:
+    """Log censoring limit of every observation row and where it came from (module docstring).
+
+    Parameters
+    ----------
+    prepared : Prepared
+        Prepared arrays of a trajectory family (``log_y``, ``log_limit``, ``is_censored``,
+        ``obs_subject``, ``obs_analyte``; optionally ``row_log_limit`` and ``obs_position``).
+    dataset : Dataset, optional
+        The dataset the arrays were prepared from (for rows' own ``lod``/``lloq``).
+
+    Returns
+    -------
+    log_limit : numpy.ndarray
+        Shape (obs,); NaN where a row has no limit (never censored).
+    source : numpy.ndarray of int
+        Index into :data:`LIMIT_SOURCES` per row.
+    """
+    A = prepared.arrays
+    cens = np.asarray(A["is_censored"]).astype(bool)
+    log_y = np.asarray(A["log_y"], dtype=float)
+    n = len(log_y)
+    lim = np.full(n, np.nan)
+    src = np.full(n, LIMIT_SOURCES.index("none"), dtype=np.int64)
+    lim[cens] = np.asarray(A["log_limit"], dtype=float)[cens]
+    src[cens] = LIMIT_SOURCES.index("own censored row")
+    todo = ~cens
+
+    if "row_log_limit" in A:
+        rl = np.asarray(A["row_log_limit"], dtype=float)
+        ok = todo & np.isfinite(rl)
+        lim[ok], src[ok] = rl[ok], LIMIT_SOURCES.index("row_log_limit array")
+        todo &= ~ok
+
+    ana = np.asarray(A["obs_analyte"])
+    sub = np.asarray(A["obs_subject"])
+    if todo.any() and dataset is not None and "obs_position" in A and dataset.observations is not None:
+        obs = dataset.observations.reset_index(drop=True)
+        pos = np.asarray(A["obs_position"], dtype=np.int64)
+        rows = obs.iloc[pos]
+        below = (rows["below"].fillna("").astype(str).str.strip().str.upper().to_numpy()
+                 if "below" in rows else np.full(n, ""))
+
+        def col(name: str) -> np.ndarray:
+            return (pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=float) if name in rows
+                    else np.full(n, np.nan))
+
+        lod, lloq = col("lod"), col("lloq")
+        value = col("value")
+        # the model's scale: value / exp(log_y) (1 unless the family rescales, e.g. relative_to_baseline)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(todo & (value > 0), value / np.exp(log_y), np.nan)
+        for j in np.unique(ana):
+            sel = todo & (ana == j)
+            kinds = below[cens & (ana == j)]
+            kind = "LLOQ" if (kinds == "LLOQ").sum() > (kinds == "LOD").sum() else "LOD"
+            raw = (lloq if kind == "LLOQ" else lod)[sel]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cand = np.log(raw / scale[sel])
+            ok_j = np.isfinite(cand)
+            idx = np.flatnonzero(sel)[ok_j]
+            lim[idx], src[idx] = cand[ok_j], LIMIT_SOURCES.index("dataset lod/lloq")
+            todo[idx] = False
+
+    if todo.any() and cens.any():
+        cell = sub.astype(np.int64) * (int(ana.max()) + 1) + ana
+        by_cell = {c: _mode(lim[cens & (cell == c)]) for c in np.unique(cell[cens])}
+        by_ana = {j: _mode(lim[cens & (ana == j)]) for j in np.unique(ana[cens])}
+        for o in np.flatnonzero(todo):
+            if cell[o] in by_cell:
+                v, s = by_cell[cell[o]], "patient-analyte"
+            elif ana[o] in by_ana:
+                v, s = by_ana[ana[o]], "analyte"
+            else:
+                continue
+            lim[o], src[o] = min(v, log_y[o]), LIMIT_SOURCES.index(s)
+    return lim, src
+
+
+# ------------------------------------------------------------------------------------------------
+# simulation
+# ------------------------------------------------------------------------------------------------
+
+
+def simulate_trajectories(family, prepared, draws, rng: np.random.Generator, *, dataset=None,
+                          mu: np.ndarray | None = None) -> dict[str, Any]:
+    """Replicated log values of a trajectory family, censored like the data (module docstring).
+
+    Parameters
+    ----------
+    family : ModelFamily
+        A trajectory family (``mean_log``, or ``pulse``).
+    prepared : Prepared
+        The family's prepared arrays.
+    draws : xarray.Dataset or mapping
+        Posterior or prior draws with the family's parameters and ``sigma_obs`` (..., analyte).
+    rng : numpy.random.Generator
+        Source of the measurement noise.
+    dataset : Dataset, optional
+        The dataset behind ``prepared`` (rows' own limits).
+    mu : numpy.ndarray, optional
+        Precomputed :func:`mean_log` (n_draws, obs).
+
+    Returns
+    -------
+    dict
+        ``log_y`` (draw, obs) replicated log values, NaN where censored; ``censored`` (draw, obs)
+        bool; ``latent_log_y`` (draw, obs) the replicated log values before censoring (what the
+        assay would have measured without limits); ``mean_log`` (draw, obs); ``log_limit`` (obs,)
+        and ``limit_source`` (obs,) as :func:`row_log_limits` gives them.
+    """
+    A = prepared.arrays
+    if mu is None:
+        mu = mean_log(family, prepared, draws)
+    sigma = flatten_draws(draws, ["sigma_obs"])["sigma_obs"].reshape(mu.shape[0], -1)
+    sd = sigma[:, np.asarray(A["obs_analyte"])]
+    log_rep = mu + sd * rng.standard_normal(mu.shape)
+    lim, src = row_log_limits(prepared, dataset)
+    with np.errstate(invalid="ignore"):
+        cens = np.isfinite(lim)[None, :] & (log_rep < lim[None, :])
+    return {"log_y": np.where(cens, np.nan, log_rep), "censored": cens, "latent_log_y": log_rep, "mean_log": mu,
+            "log_limit": lim, "limit_source": src}
+
+
+def simulate_responses(prepared, draws, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Replicated responses of the response family.
+
+    Parameters
+    ----------
+    prepared : Prepared
+        Prepared arrays of :class:`~bayes_blina.families.response.ResponseModel`.
+    draws : xarray.Dataset or mapping
+        Draws with ``p_cell`` (..., cell) if there are patients and ``p_agg`` (..., agg_row) if
+        there are aggregate rows (both are deterministics of the model, so also in prior draws).
+    rng : numpy.random.Generator
+        Random source.
+
+    Returns
+    -------
+    dict
+        ``pat_y`` (draw, patient) int8 Bernoulli replicates of each patient, ``cell_y`` (draw,
+        cell) their sums per cell, ``agg_r`` (draw, agg_row) binomial replicates of the aggregate
+        rows (empty arrays where the data have none).
+    """
+    A = prepared.arrays
+    S = _n_draws(draws)
+    out: dict[str, np.ndarray] = {}
+    n_pat, n_cell = len(A["pat_y"]), len(A["cell_n"])
+    if n_pat:
+        p = flatten_draws(draws, ["p_cell"])["p_cell"].reshape(S, n_cell)
+        pat = (rng.random((S, n_pat)) < p[:, A["pat_cell"]]).astype(np.int8)
+        cell_y = np.zeros((S, n_cell), dtype=np.int64)
+        np.add.at(cell_y, (slice(None), A["pat_cell"]), pat)
+        out["pat_y"], out["cell_y"] = pat, cell_y
+    else:
+        out["pat_y"], out["cell_y"] = np.zeros((S, 0), np.int8), np.zeros((S, n_cell), np.int64)
+    n_agg = len(A["agg_r"])
+    if n_agg:
+        p = flatten_draws(draws, ["p_agg"])["p_agg"].reshape(S, n_agg)
+        out["agg_r"] = rng.binomial(A["agg_n"][None, :], p)
+    else:
+        out["agg_r"] = np.zeros((S, 0), np.int64)
+    return out
+
+
+def simulate_observations(family, prepared, draws, rng: np.random.Generator | int | None = None, *,
+                          dataset=None) -> dict[str, Any]:
+    """Replicated data from posterior or prior draws, for any family (module docstring).
+
+    Parameters
+    ----------
+    family : ModelFamily
+        The fitted family.
+    prepared : Prepared
+        Its prepared arrays (the design: patients, times, events, limits).
+    draws : xarray.Dataset or mapping
+        ``idata.posterior``, ``idata.prior`` or arrays with a leading draw axis.
+    rng : numpy.random.Generator or int, optional
+        Random source or seed.
+    dataset : Dataset, optional
+        Trajectory families: the dataset, for uncensored rows' own limits.
+
+    Returns
+    -------
+    dict
+        Trajectory families: see :func:`simulate_trajectories`; ``response``: see
+        :func:`simulate_responses`.
+    """
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if getattr(family, "name", None) == "response":
+        return simulate_responses(prepared, draws, rng)
+    if "log_y" in prepared.arrays and (hasattr(family, "mean_log") or getattr(family, "name", None) == "pulse"):
+        return simulate_trajectories(family, prepared, draws, rng, dataset=dataset)
+    raise SpecError(f"no predictive simulation for model family {getattr(family, 'name', family)!r}: "
+                    "it needs mean_log(draws, prepared) (trajectory families) or to be 'response'")

@@ -1,0 +1,416 @@
+"""Prior predictive checks: what a model's priors imply on the scale of the data.
+
+:func:`prior_check` draws parameters from the priors of a model spec, simulates data sets on the
+design of a real dataset (the same patients, sampling times, dosing events, covariates and assay
+limits, through :mod:`bayes_blina.checks.predictive`) and summarises them beside the observed data:
+
+Trajectory families (``pulse``, and every family with ``mean_log``)
+    per analyte and time bin, prior predictive quantiles of the values the assay would measure
+    (before censoring, in the analyte's canonical unit) and the fraction of results below the limit,
+    against the observed fraction; the implied range of named quantities (each patient's largest
+    value on the design; for ``pulse`` also ``typical_peak`` by scenario, the peak after the first
+    infusion start, and the time to peak).
+``response``
+    the implied CR rate of every subgroup (factor level; the mean CR probability of its patients)
+    and of every aggregate row, with the replicated number of responders against the observed one.
+
+Absurd implications are flagged: a 99th percentile above ``absurd_high`` (default 1e6, e.g. pg/mL)
+or more than ``absurd_ratio`` (default 1000) times the largest observed value; almost every
+replicated result below the limit where the data are mostly above it (or the reverse); CR rates
+whose prior mass lies mostly below 1% or above 99%. A flag is a prompt to look at the prior, not an
+error: broad priors are often deliberate.
+
+Families sampled in flat coordinates (``pulse`` with ``peak_coordinates = true``) are rebuilt with
+``peak_coordinates = false`` for the prior draws: the same model, sampled in its plain form.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_blina.checks.predictive import flatten_draws, simulate_responses, simulate_trajectories
+from bayes_blina.errors import SpecError
+
+__all__ = ["PriorCheck", "prior_check", "prior_check_figure", "prior_check_markdown", "prior_draws",
+           "prior_family", "TIME_BINS_H"]
+
+#: Edges (hours since the first infusion start) of the time bins of the summary table.
+TIME_BINS_H: tuple[float, ...] = (-math.inf, 0.0, 24.0, 72.0, 168.0, 336.0, 672.0, math.inf)
+QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
+
+
+@dataclass
+class PriorCheck:
+    """Result of :func:`prior_check`.
+
+    Attributes
+    ----------
+    spec_name, family, dataset : str
+        What was checked.
+    draws, seed : int
+        Number of prior draws and their seed.
+    tables : dict of str to DataFrame
+        Trajectory families: ``values`` (analyte, time bin), ``quantities``; ``response``:
+        ``subgroups``, ``aggregates`` (when the data have aggregate rows), ``quantities``.
+    flags : list of str
+        Absurd implications found (empty when none).
+    plot : dict
+        What :func:`prior_check_figure` draws.
+    """
+
+    spec_name: str
+    family: str
+    dataset: str
+    draws: int
+    seed: int
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    plot: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# drawing from the prior
+# ------------------------------------------------------------------------------------------------
+
+
+def prior_family(spec):
+    """The spec's family, in a form PyMC can draw prior samples from (no flat coordinates)."""
+    from bayes_blina.families import get_family
+
+    cls = get_family(spec.family)
+    options = dict(spec.options)
+    if "peak_coordinates" in cls.Options.model_fields:
+        options["peak_coordinates"] = False
+    return cls(options, spec.prior_objects())
+
+
+def prior_draws(family, prepared, draws: int, seed: int):
+    """Prior draws of every model variable (``xarray.Dataset`` with dims ``chain, draw, ...``).
+
+    Raises
+    ------
+    SpecError
+        If the model has variables PyMC cannot draw from (flat sampling coordinates).
+    """
+    import pymc as pm
+
+    model = family.build(prepared)
+    from pymc.distributions.continuous import FlatRV, HalfFlatRV
+
+    flat = [rv.name for rv in model.free_RVs if isinstance(rv.owner.op, (FlatRV, HalfFlatRV))]
+    if flat:
+        raise SpecError(f"model family {family.name!r} samples flat coordinates ({', '.join(flat)}); "
+                        "prior draws need its plain parameterisation")
+    with model, warnings.catch_warnings():
+        # the likelihood is a Potential (pulse) or partly one (response aggregates): it must not
+        # shape prior draws, which is what PyMC warns about
+        warnings.filterwarnings("ignore", message=".*[Pp]otential.*")
+        idata = pm.sample_prior_predictive(draws=draws, random_seed=seed)
+    return idata.prior
+
+
+# ------------------------------------------------------------------------------------------------
+# summaries
+# ------------------------------------------------------------------------------------------------
+
+
+def _qcols(x: np.ndarray, prefix: str = "prior_q") -> dict[str, float]:
+    x = np.asarray(x, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return {f"{prefix}{int(round(q * 100)):02d}": math.nan for q in QUANTILES}
+    return {f"{prefix}{int(round(q * 100)):02d}": float(v) for q, v in zip(QUANTILES, np.quantile(x, QUANTILES))}
+
+
+def _bin_labels(edges) -> list[str]:
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if not math.isfinite(lo):
+            out.append(f"<= {hi:g} h")
+        elif not math.isfinite(hi):
+            out.append(f"> {lo:g} h")
+        else:
+            out.append(f"{lo:g}-{hi:g} h")
+    return out
+
+
+def _unit(family, code: str) -> str:
+    if getattr(family.options, "relative_to_baseline", False):
+        return "ratio to pre-treatment"
+    try:
+        from bayes_blina.data.analytes import analyte_info
+
+        return analyte_info(code).unit
+    except Exception:  # noqa: BLE001 - an unknown code just has no unit label
+        return ""
+
+
+def _named_quantities(family, prepared, prior, rep) -> list[tuple[str, str, np.ndarray]]:
+    """(analyte or '', quantity label, draws) of the named quantities of a trajectory family."""
+    A = prepared.arrays
+    analytes = list(prepared.coords["analyte"])
+    out: list[tuple[str, str, np.ndarray]] = []
+    latent = np.exp(rep["latent_log_y"])
+    for j, a in enumerate(analytes):
+        sel = A["obs_analyte"] == j
+        # each patient's largest measured value on the design, pooled over patients
+        subs = A["obs_subject"][sel]
+        vals = latent[:, sel]
+        mx = [vals[:, subs == s].max(axis=1) for s in np.unique(subs)]
+        out.append((a, "patient maximum on the design", np.concatenate(mx)))
+    if hasattr(family, "prior_quantities"):  # extension point for other families
+        out += list(family.prior_quantities(prior, prepared))
+    elif family.name == "pulse":
+        d = flatten_draws(prior, [v for v in ("typical_peak", "log_peak_first", "log_tpeak") if v in prior])
+        scen = list(prepared.coords.get("scenario", []))
+        for j, a in enumerate(analytes):
+            if "typical_peak" in d:
+                for k, s in enumerate(scen):
+                    out.append((a, f"typical_peak {s}", d["typical_peak"][:, j, k]))
+            if "log_peak_first" in d:
+                out.append((a, "peak after first infusion start (patients)", np.exp(d["log_peak_first"][:, :, j]).ravel()))
+            if "log_tpeak" in d:
+                out.append((a, "time to peak t_peak (h)", np.exp(d["log_tpeak"][:, j])))
+    return out
+
+
+def _trajectory_check(res: PriorCheck, family, prepared, prior, dataset, rng, *, absurd_high, absurd_ratio):
+    A = prepared.arrays
+    rep = simulate_trajectories(family, prepared, prior, rng, dataset=dataset)
+    latent = np.exp(rep["latent_log_y"])
+    cens_obs = A["is_censored"].astype(bool)
+    y_obs = np.where(cens_obs, np.nan, np.exp(A["log_y"]))
+    t = A["obs_time_h"]
+    edges = np.array(TIME_BINS_H)
+    labels = _bin_labels(TIME_BINS_H)
+    b = np.clip(np.searchsorted(edges, t, side="left") - 1, 0, len(labels) - 1)
+    rows = []
+    analytes = list(prepared.coords["analyte"])
+    for j, a in enumerate(analytes):
+        unit = _unit(family, a)
+        sel_a = A["obs_analyte"] == j
+        for k, lab in enumerate(labels):
+            sel = sel_a & (b == k)
+            if not sel.any():
+                continue
+            obs_vals = y_obs[sel]
+            rows.append({
+                "analyte": a, "unit": unit, "time_bin": lab, "rows": int(sel.sum()),
+                **_qcols(latent[:, sel]),
+                "observed_median": float(np.nanmedian(obs_vals)) if np.isfinite(obs_vals).any() else math.nan,
+                "observed_max": float(np.nanmax(obs_vals)) if np.isfinite(obs_vals).any() else math.nan,
+                "prior_below_limit": float(rep["censored"][:, sel].mean()),
+                "observed_below_limit": float(cens_obs[sel].mean()),
+            })
+        # flags on the analyte as a whole
+        q99 = float(np.quantile(latent[:, sel_a], 0.99))
+        obs_max = float(np.nanmax(y_obs[sel_a])) if np.isfinite(y_obs[sel_a]).any() else math.nan
+        lim_max = float(np.exp(np.nanmax(rep["log_limit"][sel_a]))) if np.isfinite(rep["log_limit"][sel_a]).any() else math.nan
+        ref = obs_max if math.isfinite(obs_max) else lim_max
+        if q99 > absurd_high:
+            res.flags.append(f"{a}: the 99th percentile of prior predictive values is {q99:.3g} {unit}, above "
+                             f"{absurd_high:.3g}")
+        elif math.isfinite(ref) and q99 > absurd_ratio * ref:
+            res.flags.append(f"{a}: the 99th percentile of prior predictive values ({q99:.3g} {unit}) is more "
+                             f"than {absurd_ratio:g} times the largest observed value ({ref:.3g})")
+        p_below, o_below = float(rep["censored"][:, sel_a].mean()), float(cens_obs[sel_a].mean())
+        if p_below > 0.99 and o_below < 0.9:
+            res.flags.append(f"{a}: the prior predicts {p_below:.1%} of results below the limit; "
+                             f"{o_below:.1%} are observed below it")
+        if p_below < 0.01 and o_below > 0.1:
+            res.flags.append(f"{a}: the prior predicts only {p_below:.1%} of results below the limit; "
+                             f"{o_below:.1%} are observed below it")
+    res.tables["values"] = pd.DataFrame(rows)
+
+    qrows = []
+    for a, label, x in _named_quantities(family, prepared, prior, rep):
+        unit = "h" if label.endswith("(h)") else _unit(family, a) if a else ""
+        q = _qcols(x)
+        qrows.append({"analyte": a, "quantity": label, "unit": unit, **q})
+        if "(h)" not in label and q["prior_q99"] > absurd_high:
+            res.flags.append(f"{a}: {label} has a prior 99th percentile of {q['prior_q99']:.3g} {unit}, above "
+                             f"{absurd_high:.3g}")
+    res.tables["quantities"] = pd.DataFrame(qrows)
+
+    # figure data: bands per distinct sampling time (or 40 quantile bins of time)
+    panels = []
+    for j, a in enumerate(analytes):
+        sel = np.flatnonzero(A["obs_analyte"] == j)
+        tt = t[sel]
+        uniq = np.unique(np.round(tt, 1))
+        if len(uniq) <= 60:
+            key = np.round(tt, 1)
+            groups = uniq
+        else:
+            qe = np.unique(np.quantile(tt, np.linspace(0, 1, 41)))
+            key = np.clip(np.searchsorted(qe, tt, side="right") - 1, 0, len(qe) - 2)
+            groups = np.arange(len(qe) - 1)
+        band = []
+        for g in groups:
+            cols = sel[key == g]
+            v = np.log(latent[:, cols]).ravel()
+            band.append([float(np.median(t[cols]))] + list(np.exp(np.quantile(v, [0.05, 0.25, 0.5, 0.75, 0.95]))))
+        panels.append({"analyte": a, "unit": _unit(family, a), "band": np.array(band),
+                       "t_obs": t[sel][~cens_obs[sel]], "y_obs": y_obs[sel][~cens_obs[sel]],
+                       "t_cens": t[sel][cens_obs[sel]], "y_cens": np.exp(A["log_limit"][sel][cens_obs[sel]])})
+    res.plot = {"kind": "trajectory", "panels": panels}
+
+
+def _response_check(res: PriorCheck, prepared, prior, rng, *, extreme_mass):
+    A = prepared.arrays
+    rep = simulate_responses(prepared, prior, rng)
+    factors = [k[len("pat_"):] for k in A if k.startswith("pat_") and k not in ("pat_y", "pat_study", "pat_cell")]
+    rows = []
+
+    def add(label, rate_draws, rep_counts, n, observed):
+        lo_hi = float(np.mean((rate_draws < 0.01) | (rate_draws > 0.99)))
+        rows.append({"subgroup": label, "n": int(n), **_qcols(rate_draws, "rate_q"),
+                     "observed_rate": observed / n if n else math.nan,
+                     "replicated_q05": float(np.quantile(rep_counts, 0.05)),
+                     "replicated_q95": float(np.quantile(rep_counts, 0.95)), "observed": int(observed),
+                     "mass_below_1pct_or_above_99pct": lo_hi})
+        if lo_hi > extreme_mass:
+            res.flags.append(f"{label}: the prior puts {lo_hi:.0%} of the implied CR rate below 1% or above 99%")
+
+    if len(A["pat_y"]):
+        p = flatten_draws(prior, ["p_cell"])["p_cell"][:, A["pat_cell"]]
+        y = A["pat_y"]
+        add("all patients", p.mean(axis=1), rep["pat_y"].sum(axis=1), len(y), y.sum())
+        for f in factors:
+            idx = A[f"pat_{f}"]
+            for k, lab in enumerate(prepared.coords.get(f, [])):
+                sel = idx == k
+                if sel.any():
+                    add(f"{f}={lab}", p[:, sel].mean(axis=1), rep["pat_y"][:, sel].sum(axis=1), sel.sum(), y[sel].sum())
+    res.tables["subgroups"] = pd.DataFrame(rows)
+    rows_sub = rows
+    rows = []
+    if len(A["agg_r"]):
+        p = flatten_draws(prior, ["p_agg"])["p_agg"]
+        for k, lab in enumerate(prepared.coords.get("agg_row", [])):
+            add(lab, p[:, k], rep["agg_r"][:, k], A["agg_n"][k], A["agg_r"][k])
+        res.tables["aggregates"] = pd.DataFrame(rows)
+    qrows = []
+    d = flatten_draws(prior, [v for v in prior.data_vars if str(v).startswith(("p_typical", "sd_"))])
+    for name, x in d.items():
+        qrows.append({"quantity": name, **_qcols(x)})
+    res.tables["quantities"] = pd.DataFrame(qrows)
+    res.plot = {"kind": "response", "rows": rows_sub + rows}
+
+
+def prior_check(spec, dataset, *, draws: int = 500, seed: int = 20240501, absurd_high: float = 1e6,
+                absurd_ratio: float = 1e3, extreme_mass: float = 0.25) -> PriorCheck:
+    """Prior predictive check of a model spec on the design of a dataset (module docstring).
+
+    Parameters
+    ----------
+    spec : str, ModelSpec or dict
+        A spec name, TOML path, dict or :class:`~bayes_blina.spec.ModelSpec`.
+    dataset : Dataset, str or path
+        The data whose design (and observed values, for comparison) is used.
+    draws : int
+        Number of prior draws.
+    seed : int
+        Seed of the prior draws and the simulated measurement noise.
+    absurd_high, absurd_ratio, extreme_mass : float
+        Flag thresholds (module docstring).
+
+    Returns
+    -------
+    PriorCheck
+    """
+    from bayes_blina.data.dataset import Dataset
+    from bayes_blina.spec import load_spec
+
+    if int(draws) < 10:
+        raise SpecError(f"prior check needs at least 10 draws (found {draws})")
+    spec = load_spec(spec)
+    if not isinstance(dataset, Dataset):
+        from bayes_blina.data.io import read_dataset
+
+        dataset = read_dataset(dataset)
+    family = prior_family(spec)
+    prepared = family.prepare(dataset)
+    prior = prior_draws(family, prepared, int(draws), int(seed))
+    res = PriorCheck(spec_name=spec.name, family=family.name, dataset=dataset.name, draws=int(draws), seed=int(seed))
+    rng = np.random.default_rng(int(seed) + 1)
+    if family.name == "response":
+        _response_check(res, prepared, prior, rng, extreme_mass=extreme_mass)
+    elif "log_y" in prepared.arrays:
+        _trajectory_check(res, family, prepared, prior, dataset, rng, absurd_high=absurd_high,
+                          absurd_ratio=absurd_ratio)
+    else:
+        raise SpecError(f"no prior predictive check for model family {family.name!r}")
+    return res
+
+
+# ------------------------------------------------------------------------------------------------
+# output
+# ------------------------------------------------------------------------------------------------
+
+
+def prior_check_markdown(res: PriorCheck) -> str:
+    """The check as a Markdown report (flags first, then the tables)."""
+    from bayes_blina.report.tables import format_table
+
+    lines = [f"# Prior predictive check: {res.spec_name}", "",
+             f"Family `{res.family}`, design of dataset `{res.dataset}`, {res.draws} prior draws (seed {res.seed}).", ""]
+    if res.family != "response":
+        lines += ["Values are what the assay would measure without limits (before censoring), in the "
+                  "analyte's canonical unit; `prior_below_limit` is the fraction of replicated results "
+                  "below the row's limit.", ""]
+    lines += ["## Flags", ""]
+    lines += [f"* {f}" for f in res.flags] if res.flags else ["No absurd implications found."]
+    lines.append("")
+    titles = {"values": "Prior predictive values by analyte and time",
+              "subgroups": "Implied CR rate by subgroup", "aggregates": "Implied CR rate of the aggregate rows",
+              "quantities": "Named quantities"}
+    for key, df in res.tables.items():
+        if len(df):
+            lines += [f"## {titles.get(key, key)}", "", format_table(df, "md", digits=3)]
+    return "\n".join(lines)
+
+
+def prior_check_figure(res: PriorCheck):
+    """Prior predictive bands with the observed data (trajectories), or implied CR rates (response)."""
+    from bayes_blina.report.figures import _plt
+
+    plt = _plt()
+    if res.plot.get("kind") == "trajectory":
+        panels = res.plot["panels"]
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+        for ax, p in zip(axes[0], panels):
+            band = p["band"]
+            ax.fill_between(band[:, 0], band[:, 1], band[:, 5], color="C0", alpha=0.2, label="prior 90%")
+            ax.fill_between(band[:, 0], band[:, 2], band[:, 4], color="C0", alpha=0.35, label="prior 50%")
+            ax.plot(band[:, 0], band[:, 3], color="C0", lw=1.2, label="prior median")
+            ax.scatter(p["t_obs"], p["y_obs"], s=6, color="k", alpha=0.6, label="observed")
+            ax.scatter(p["t_cens"], p["y_cens"], s=10, marker="v", facecolors="none", edgecolors="k",
+                       alpha=0.6, label="below limit (at the limit)")
+            ax.set_yscale("log")
+            ax.set_xscale("symlog", linthresh=24.0)
+            t_all = np.concatenate([band[:, 0], p["t_obs"], p["t_cens"]])
+            ax.set_xlim(left=min(float(t_all.min()) - 1.0, -1.0))
+            ax.set_title(p["analyte"], fontsize=9)
+            ax.set_xlabel("hours since first infusion start")
+            ax.set_ylabel(p["unit"])
+        axes[0][-1].legend(fontsize=6, frameon=False)
+    else:
+        rows = res.plot["rows"]
+        fig, ax = plt.subplots(figsize=(6.0, 0.3 * len(rows) + 1.2))
+        yy = np.arange(len(rows))[::-1]
+        for y, r in zip(yy, rows):
+            ax.plot([r["rate_q05"], r["rate_q95"]], [y, y], color="C0", lw=1.5)
+            ax.plot([r["rate_q50"]], [y], "|", color="C0", ms=8)
+            ax.plot([r["observed_rate"]], [y], "o", color="k", ms=4)
+        ax.set_yticks(yy, [r["subgroup"] for r in rows], fontsize=7)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("CR rate (prior 90% interval, median | ; observed ●)")
+    fig.suptitle(f"Prior predictive check: {res.spec_name}", fontsize=9)
+    fig.tight_layout()
+    return fig

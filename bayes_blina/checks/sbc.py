@@ -1,0 +1,822 @@
+"""Simulation-based calibration (SBC) of a model spec, parallel over simulations with dask.
+
+For simulation ``i`` of ``N`` (Talts et al. 2018, *Validating Bayesian inference algorithms with
+simulation-based calibration*, arXiv:1804.06788):
+
+1. ``theta_i``: the ``i``-th draw of one prior sample of size ``N`` (PyMC draws them one after the
+   other from ``seed``, so ``theta_i`` does not depend on ``N``); families with flat sampling
+   coordinates (``pulse``) are drawn in their plain form (``peak_coordinates = false``);
+2. a data set simulated from ``theta_i`` on a fixed design (the dataset given, or
+   :func:`builtin_design`) with :func:`bayes_blina.checks.predictive.simulate_observations`
+   (censored like the design's assay), with seed ``seed + i``;
+3. a fit of the spec as it is (its own parameterisation) by nutpie, with sampler seed ``seed + i``
+   (``chains`` chains, ``tune`` tuning and ``draws`` kept draws per chain), thinned to
+   ``rank_draws`` (``L``) evenly spaced draws;
+4. for every scalar named quantity (the family's summary variables, one per element; the
+   diagonal of correlation matrices left out), the rank of ``theta_i`` among the ``L`` draws: the
+   number of draws below it (ties broken at random), in ``0 .. L``.
+
+If the inference is correct, every quantity's ranks are uniform on ``0 .. L``. Each quantity is
+tested with a chi-square test on ``B`` equal bins of ranks (``B`` divides ``L + 1``; at most 20 and
+at least 5 expected ranks per bin) and with the largest distance between the ranks' ECDF and the
+uniform CDF (its p-value simulated from uniform ranks). The verdict fails when any p-value is below
+``alpha / (2 Q)`` (Bonferroni over ``Q`` quantities and the two tests; ``alpha = 0.01``).
+
+Compiled once
+-------------
+Each model is compiled once per process (per dask worker) and reused: the data of a simulation go
+into shared variables that nutpie's ``with_data`` overwrites, so a simulation costs one sampler run
+(well under a second for ``response`` on the built-in design, seconds to a minute for a small
+``pulse`` design) instead of a compilation (up to a minute or more with numba). ``response`` builds its model with the
+observed counts as shared variables. Trajectory families are built with the censoring flags as a
+shared variable (the likelihood then evaluates both branches on every row) and with sentinel
+arrays for ``log_y`` and ``log_limit``, whose constants are then rewired to shared variables in
+the likelihood graph; if a family's graph does not hold each sentinel in exactly one constant, the
+model is rebuilt and compiled for every simulation instead (slow but correct).
+``tests/test_sbc.py`` checks that the rewired model's log density equals that of a model built
+directly on the simulated data.
+
+Deliberate mis-specification (tests only)
+-----------------------------------------
+``misspecify = "prior_scale"`` fits with the scale of every prior halved (``sigma / 2``, a Gamma's
+or Exponential's rate doubled; Beta and Uniform priors unchanged) while the data come from the
+declared priors; ``"drop_lower_half"`` keeps only the posterior draws at or above each quantity's
+posterior median (a sampler that never visits the lower half of the parameter's range). Both must
+make SBC fail; they exist to show that it can.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bayes_blina.errors import SpecError
+
+__all__ = ["MISSPECIFICATIONS", "SBCResult", "SBCSettings", "builtin_design", "rank_histogram_figure",
+           "run_sbc", "sbc_markdown", "uniformity", "write_sbc"]
+
+log = logging.getLogger("bayes_blina")
+
+#: Test-only switches that make the inference deliberately wrong.
+MISSPECIFICATIONS = ("prior_scale", "drop_lower_half")
+
+#: Seed of the built-in trajectory design (a small virtual cohort).
+DESIGN_SEED = 20170314
+
+
+@dataclass(frozen=True)
+class SBCSettings:
+    """Settings of an SBC run (see the module docstring).
+
+    Attributes
+    ----------
+    sims : int
+        Number of simulations ``N``.
+    chains, tune, draws : int
+        Sampler: chains, tuning iterations and kept draws per chain.
+    rank_draws : int
+        ``L``: posterior draws each rank is computed against (evenly thinned from
+        ``chains * draws``; must not exceed it).
+    seed : int
+        Base seed: the prior sample, and simulation ``i``'s data and sampler use ``seed + i``.
+    target_accept : float
+        NUTS target acceptance rate.
+    compile_backend : {"auto", "numba", "jax"}
+        nutpie's compiler; ``auto`` is numba (pytensor's JAX back end lacks ``erfcx``, which the
+        censored likelihood uses).
+    misspecify : str or None
+        Test-only switch (:data:`MISSPECIFICATIONS`).
+    alpha : float
+        Family-wise level of the verdict.
+    """
+
+    sims: int = 100
+    chains: int = 2
+    tune: int = 300
+    draws: int = 250
+    rank_draws: int = 99
+    seed: int = 20240501
+    target_accept: float = 0.9
+    compile_backend: Literal["auto", "numba", "jax"] = "auto"
+    misspecify: str | None = None
+    alpha: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.sims < 2:
+            raise SpecError(f"SBC needs at least 2 simulations (found sims={self.sims})")
+        if self.chains < 1 or self.draws < 1 or self.tune < 0:
+            raise SpecError("SBC needs chains >= 1, draws >= 1 and tune >= 0")
+        if not 1 <= self.rank_draws <= self.chains * self.draws:
+            raise SpecError(f"rank_draws must be between 1 and chains * draws = {self.chains * self.draws} "
+                            f"(found {self.rank_draws})")
+        if self.misspecify is not None and self.misspecify not in MISSPECIFICATIONS:
+            raise SpecError(f"unknown misspecify {self.misspecify!r}; expected one of {', '.join(MISSPECIFICATIONS)}")
+        if self.compile_backend not in ("auto", "numba", "jax"):
+            raise SpecError(f"compile_backend must be auto, numba or jax (found {self.compile_backend!r})")
+        if not 0 < self.alpha < 1:
+            raise SpecError(f"alpha must be between 0 and 1 (found {self.alpha})")
+
+
+@dataclass
+class SBCResult:
+    """Result of :func:`run_sbc`.
+
+    Attributes
+    ----------
+    spec_name, family, design : str
+        What was calibrated, and on which design.
+    settings : SBCSettings
+    ranks : DataFrame
+        ``sim, seed, quantity, prior_value, rank, posterior_mean, posterior_sd``.
+    sims : DataFrame
+        One row per simulation: ``sim, seed, wall_s`` (data simulation and fit), ``fit_s``,
+        ``divergences``, ``max_rhat``, ``min_ess_bulk`` and a data summary.
+    tests : DataFrame
+        One row per quantity (:func:`uniformity`).
+    passed : bool
+    verdict : str
+    wall_s : float
+        Wall time of the whole run.
+    """
+
+    spec_name: str
+    family: str
+    design: str
+    settings: SBCSettings
+    ranks: pd.DataFrame
+    sims: pd.DataFrame
+    tests: pd.DataFrame
+    passed: bool
+    verdict: str
+    wall_s: float
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------
+# designs
+# ------------------------------------------------------------------------------------------------
+
+
+def _response_design(options: dict[str, Any], n: int = 60):
+    from bayes_blina.data.dataset import Dataset
+    from bayes_blina.families.levels import FACTORS
+
+    factors = options.get("factors", ["regimen", "age_group", "blast_burden"])
+    study_effect = options.get("study_effect", True)
+    extra = {"regimen": ["5-15", "15", "5-15-30"], "region": ["EU", "US"]}
+    df = pd.DataFrame({"subject_id": [f"SBC{i:03d}" for i in range(n)]})
+    df["study"] = [("A", "B", "C")[i % 3] if study_effect else "A" for i in range(n)]
+    stride = 1
+    for f in factors:  # a full factorial order: every combination of levels in turn
+        levels = FACTORS.get(f) or extra[f]
+        df[f] = [levels[(i // stride) % len(levels)] for i in range(n)]
+        stride *= len(levels)
+    if "prior_relapses" in factors:
+        df = df.rename(columns={"prior_relapses": "prior_relapses_group"})
+    df["response"] = pd.array(np.zeros(n, dtype=int), dtype="Int64")
+    return Dataset(subjects=df, name=f"sbc-response-design-{n}", origin="bayes_blina.checks.sbc.builtin_design")
+
+
+def builtin_design(spec, n: int | None = None):
+    """The small fixed design SBC uses when no dataset is given.
+
+    ``response``: ``n = 60`` patients (default) crossing every level of the spec's factors, in
+    three studies when the spec has a study effect (one otherwise). Trajectory families: the
+    ``adult-exploratory`` virtual cohort of ``n = 10`` patients (seed :data:`DESIGN_SEED`), whose
+    sampling times, dosing and assay limits are used (its values are replaced by simulated ones).
+    """
+    from bayes_blina.spec import load_spec
+
+    spec = load_spec(spec)
+    if spec.family == "response":
+        return _response_design(spec.options, n or 60)
+    if spec.family == "subgroups":
+        raise SpecError("SBC is not available for the 'subgroups' family (fit it per partition instead)")
+    from bayes_blina.simulate import simulate_cohort
+
+    ds, _ = simulate_cohort("adult-exploratory", n=n or 10, seed=DESIGN_SEED)
+    return ds
+
+
+# ------------------------------------------------------------------------------------------------
+# quantities, ranks, tests
+# ------------------------------------------------------------------------------------------------
+
+
+def _quantities(family, prior) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(label, variable, index) of every scalar quantity ranked."""
+    out = []
+    for v in family.summary_vars():
+        if v not in prior:
+            continue
+        da = prior[v]
+        dims = [d for d in da.dims if d not in ("chain", "draw")]
+        shape = [da.sizes[d] for d in dims]
+        for idx in np.ndindex(*shape) if shape else [()]:
+            if v.startswith("corr") and len(idx) == 2 and idx[0] >= idx[1]:
+                continue  # diagonal (constant 1) and the mirrored lower triangle
+            labels = [str(da.coords[d].values[k]) if d in da.coords else str(k) for d, k in zip(dims, idx)]
+            out.append((f"{v}[{','.join(labels)}]" if labels else v, v, tuple(int(k) for k in idx)))
+    return out
+
+
+def _rank(theta: float, draws: np.ndarray, rng: np.random.Generator) -> int:
+    below = int(np.sum(draws < theta))
+    ties = int(np.sum(draws == theta))
+    return below + (int(rng.integers(0, ties + 1)) if ties else 0)
+
+
+def _n_bins(n_sims: int, rank_draws: int, max_bins: int = 20) -> int:
+    cands = [d for d in range(1, rank_draws + 2) if (rank_draws + 1) % d == 0 and d <= max_bins and n_sims / d >= 5]
+    return max(cands) if cands else 1
+
+
+def _ecdf_stat(ranks: np.ndarray, L: int) -> np.ndarray:
+    """max_k |F_hat(k) - (k + 1) / (L + 1)| for each row of ``ranks`` (sets of ranks)."""
+    ranks = np.atleast_2d(ranks)
+    S, N = ranks.shape
+    counts = np.bincount((ranks + (L + 1) * np.arange(S)[:, None]).ravel(), minlength=S * (L + 1)).reshape(S, L + 1)
+    ecdf = np.cumsum(counts, axis=1) / N
+    return np.abs(ecdf - np.arange(1, L + 2) / (L + 1)).max(axis=1)
+
+
+def uniformity(ranks: np.ndarray, rank_draws: int, *, bins: int | None = None, n_ref: int = 20000,
+               seed: int = 0) -> dict[str, float]:
+    """Tests of uniformity of SBC ranks on ``0 .. rank_draws``.
+
+    Parameters
+    ----------
+    ranks : array of int
+        One rank per simulation.
+    rank_draws : int
+        ``L``.
+    bins : int, optional
+        Chi-square bins (must divide ``L + 1``); default: the largest divisor of ``L + 1`` up to 20
+        with at least 5 expected ranks per bin.
+    n_ref : int
+        Simulated uniform rank sets behind the ECDF p-value.
+    seed : int
+        Seed of those sets.
+
+    Returns
+    -------
+    dict
+        ``n_sims, bins, chi2, df, p_chi2, ecdf_max_dev, p_ecdf``.
+    """
+    r = np.asarray(ranks, dtype=np.int64)
+    L, N = int(rank_draws), len(r)
+    if r.min() < 0 or r.max() > L:
+        raise SpecError(f"ranks must lie in 0..{L}")
+    B = bins or _n_bins(N, L)
+    if (L + 1) % B:
+        raise SpecError(f"bins ({B}) must divide rank_draws + 1 ({L + 1})")
+    obs = np.bincount(r * B // (L + 1), minlength=B)
+    exp = N / B
+    chi2 = float(((obs - exp) ** 2 / exp).sum())
+    p_chi2 = float(stats.chi2.sf(chi2, B - 1)) if B > 1 else 1.0
+    d = float(_ecdf_stat(r[None, :], L)[0])
+    ref = _ecdf_stat(np.random.default_rng(seed).integers(0, L + 1, size=(n_ref, N)), L)
+    p_ecdf = float((1 + np.sum(ref >= d - 1e-12)) / (n_ref + 1))
+    return {"n_sims": N, "bins": B, "chi2": chi2, "df": B - 1, "p_chi2": p_chi2, "ecdf_max_dev": d, "p_ecdf": p_ecdf}
+
+
+# ------------------------------------------------------------------------------------------------
+# mis-specified priors
+# ------------------------------------------------------------------------------------------------
+
+
+def _halved_scale(p):
+    from bayes_blina.priors import Prior
+
+    q = dict(p.params)
+    if p.dist in ("Normal", "StudentT", "HalfNormal", "HalfStudentT", "LogNormal", "TruncatedNormal"):
+        q["sigma"] = q["sigma"] / 2
+    elif p.dist == "Gamma":
+        q["beta"] = q["beta"] * 2
+    elif p.dist == "Exponential":
+        q["lam"] = q["lam"] * 2
+    elif p.dist == "HalfCauchy":
+        q["beta"] = q["beta"] / 2
+    else:  # Beta, Uniform: no scale to halve without changing the support
+        return None
+    return Prior(p.dist, **q)
+
+
+def _misspecification_term(model, priors):
+    """``sum over priors of log p_wrong(x) - log p_declared(x)`` (scale-halved priors), or None."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    terms = []
+    for name, pri in priors.items():
+        wrong = _halved_scale(pri)
+        if wrong is None or name not in model.named_vars:
+            continue
+        x = model[name]
+        right_d = getattr(pm, pri.dist).dist(**pri.params)
+        wrong_d = getattr(pm, wrong.dist).dist(**wrong.params)
+        terms.append(pt.sum(pm.logp(wrong_d, x)) - pt.sum(pm.logp(right_d, x)))
+    return pt.add(*terms) if len(terms) > 1 else (terms[0] if terms else None)
+
+
+# ------------------------------------------------------------------------------------------------
+# fitting (runs on the workers)
+# ------------------------------------------------------------------------------------------------
+
+#: Per-process cache of compiled models (one per worker process), keyed by the context token.
+_COMPILED: dict[str, Any] = {}
+
+
+class _SizedShared:
+    """Mixin giving a shared vector a length, for model code that asks ``len(data)``."""
+
+    def __len__(self):  # noqa: D105
+        return int(self.get_value(borrow=True).shape[0])
+
+
+_SIZED_CLASSES: dict[type, type] = {}
+
+
+def _sized_shared(value: np.ndarray, name: str):
+    """A pytensor shared variable holding ``value`` that also answers ``len()``."""
+    import pytensor
+
+    proto = pytensor.shared(np.asarray(value), name=name)
+    base = type(proto)
+    if base not in _SIZED_CLASSES:
+        _SIZED_CLASSES[base] = type(f"Sized{base.__name__}", (_SizedShared, base), {})
+    return _SIZED_CLASSES[base](type=proto.type, value=proto.get_value(), strict=False, name=name)
+
+
+def _backend(ctx: dict) -> str:
+    b = ctx["settings"].compile_backend
+    return "numba" if b == "auto" else b
+
+
+def _compile(model, backend: str):
+    import nutpie
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if backend == "jax":
+            return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax", freeze_model=False)
+        return nutpie.compile_pymc_model(model)
+
+
+def _fit_family(ctx: dict):
+    from bayes_blina.families import get_family
+    from bayes_blina.spec import load_spec
+
+    spec = load_spec(ctx["spec"])
+    return get_family(spec.family)(spec.options, spec.prior_objects())
+
+
+def _add_switch(model, fam):
+    """Add ``sbc_misspecify * (log p_wrong - log p_declared)`` (a shared switch, 0 = off)."""
+    import pymc as pm
+    import pytensor
+
+    term = _misspecification_term(model, fam.priors)
+    if term is not None:
+        switch = pytensor.shared(np.float64(0.0), name="sbc_misspecify")
+        with model:
+            pm.Potential("sbc_misspecify_term", switch * term)
+
+
+def _response_model(ctx: dict):
+    """The response model with its observed data in shared variables."""
+    fam = _fit_family(ctx)
+    prepared = ctx["prepared"]
+    A = dict(prepared.arrays)
+    A["cell_y"] = _sized_shared(A["cell_y"].astype(np.int64), "sbc_cell_y")
+    A["agg_r"] = _sized_shared(A["agg_r"].astype(np.int64), "sbc_agg_r")
+    model = fam.build(replace(prepared, arrays=A))
+    _add_switch(model, fam)
+    return model
+
+
+def _sentinels(n: int) -> tuple[np.ndarray, np.ndarray]:
+    k = np.arange(n, dtype=float)
+    return 1000.123457 + 1e-3 * k, -1000.654321 - 1e-3 * k
+
+
+def _trajectory_shared_model(fam, prepared):
+    """A trajectory model whose ``log_y``, ``log_limit`` and censoring flags are shared variables.
+
+    The family is built with the censoring flags as a shared variable (so the likelihood takes
+    its symbolic branch) and with sentinel arrays for ``log_y`` and ``log_limit``; the two constants
+    holding the sentinels are then replaced by shared variables in the likelihood potential.
+    Returns None when the constants cannot be found exactly once each (the caller then rebuilds
+    the model for every simulation).
+    """
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    A = dict(prepared.arrays)
+    n = len(A["log_y"])
+    y_s, l_s = _sentinels(n)
+    A["log_y"], A["log_limit"] = y_s, l_s
+    A["is_censored"] = pytensor.shared(np.zeros(n, dtype=np.int8), name="sbc_is_censored")
+    model = fam.build(replace(prepared, arrays=A))
+    shared_y = pytensor.shared(np.zeros(n), name="sbc_log_y")
+    shared_l = pytensor.shared(np.zeros(n), name="sbc_log_limit")
+    targets = {"y": (y_s, shared_y), "l": (l_s, shared_l)}
+    uses: dict[str, list] = {"y": [], "l": []}  # (apply node, input position) holding each sentinel
+    seen: set = set()
+    for var in ancestors(list(model.potentials)):
+        node = var.owner
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        for pos, inp in enumerate(node.inputs):
+            if isinstance(inp, Constant) and np.ndim(inp.data) == 1 and len(inp.data) == n:
+                for key, (sentinel, _) in targets.items():
+                    if np.array_equal(inp.data, sentinel):
+                        uses[key].append((node, pos, inp))
+    consts = {key: {id(c) for _, _, c in u} for key, u in uses.items()}
+    if any(len(c) != 1 for c in consts.values()):
+        return None
+    for key, u in uses.items():
+        shared = targets[key][1]
+        for node, pos, const in u:
+            # the graph is this function's own: rewire it in place, keeping the static shape
+            node.inputs[pos] = pt.specify_shape(shared.astype(const.dtype), const.type.shape)
+    _add_switch(model, fam)
+    return model
+
+
+def _trajectory_model_once(ctx: dict, data: dict):
+    """The trajectory model built for one simulation's data (fallback: compiled every time)."""
+    fam = _fit_family(ctx)
+    prepared = ctx["prepared"]
+    A = dict(prepared.arrays)
+    cens = data["censored"]
+    A["log_y"] = np.where(cens, 0.0, data["log_y"])
+    A["log_limit"] = np.where(cens, data["log_limit"], 0.0)
+    A["is_censored"] = cens.astype(np.int8)
+    model = fam.build(replace(prepared, arrays=A))
+    _add_switch(model, fam)
+    return model
+
+
+def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
+    on = np.float64(1.0 if ctx["settings"].misspecify == "prior_scale" else 0.0)
+    if ctx["family"] == "response":
+        return {"sbc_cell_y": data["cell_y"].astype(np.int64), "sbc_agg_r": data["agg_r"].astype(np.int64),
+                "sbc_misspecify": on}
+    cens = data["censored"]
+    return {"sbc_log_y": np.where(cens, 0.0, data["log_y"]).astype(float),
+            "sbc_log_limit": np.where(cens, data["log_limit"], 0.0).astype(float),
+            "sbc_is_censored": cens.astype(np.int8), "sbc_misspecify": on}
+
+
+def _compiled_for(ctx: dict, data: dict):
+    """The compiled model with this simulation's data (compiled once per process when possible)."""
+    key = ctx["token"]
+    if key not in _COMPILED:
+        if ctx["family"] == "response":
+            model = _response_model(ctx)
+        else:
+            model = _trajectory_shared_model(_fit_family(ctx), ctx["prepared"])
+        _COMPILED[key] = None if model is None else _compile(model, _backend(ctx))
+    compiled = _COMPILED[key]
+    if compiled is None:  # rebuilt for every simulation
+        compiled = _compile(_trajectory_model_once(ctx, data), _backend(ctx))
+    have = getattr(compiled, "shared_data", None) or getattr(compiled, "_shared_data", None) or {}
+    if ctx["settings"].misspecify == "prior_scale" and "sbc_misspecify" not in have:
+        raise SpecError("misspecify = 'prior_scale': the spec has no prior with a scale to halve")
+    updates = {k: v for k, v in _data_updates(ctx, data).items() if k in have}
+    return compiled.with_data(**updates) if updates else compiled
+
+
+def _thin(x: np.ndarray, L: int) -> np.ndarray:
+    return x[np.linspace(0, len(x) - 1, L).round().astype(np.int64)]
+
+
+def fit_simulation(ctx: dict, i: int, data: dict) -> dict[str, Any]:
+    """Fit simulation ``i`` (its data in ``data``) and return the thinned draws of every quantity.
+
+    Runs on a dask worker (or in-process); compiled models are cached per process. A fit that
+    raises is returned as ``{"sim": i, "seed": ..., "error": message}`` (the run reports it).
+    """
+    t0 = time.perf_counter()
+    try:
+        return _fit_simulation(ctx, i, data)
+    except Exception as err:  # noqa: BLE001 - one failed fit must not lose the others
+        return {"sim": i, "seed": ctx["settings"].seed + i, "error": f"{type(err).__name__}: {err}"[:500],
+                "fit_s": time.perf_counter() - t0}
+
+
+def _fit_simulation(ctx: dict, i: int, data: dict) -> dict[str, Any]:
+    import arviz as az
+    import nutpie
+    from threadpoolctl import threadpool_limits
+
+    s: SBCSettings = ctx["settings"]
+    seed = s.seed + i
+    t0 = time.perf_counter()
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiled = _compiled_for(ctx, data)
+        t1 = time.perf_counter()
+        trace = nutpie.sample(compiled, chains=s.chains, tune=s.tune, draws=s.draws, seed=seed,
+                              cores=ctx["cores"], progress_bar=False, save_warmup=False,
+                              target_accept=s.target_accept)
+    t2 = time.perf_counter()
+    post = trace.posterior
+    n = s.chains * s.draws
+    out = np.empty((len(ctx["quantities"]), s.rank_draws))
+    means, sds = np.empty(len(out)), np.empty(len(out))
+    per_chain = {}
+    for q, (_, var, idx) in enumerate(ctx["quantities"]):
+        x = post[var].values[(slice(None), slice(None), *idx)]  # (chain, draw)
+        per_chain[q] = x
+        flat = x.reshape(n)
+        means[q], sds[q] = flat.mean(), flat.std()
+        if s.misspecify == "drop_lower_half":
+            flat = flat[flat >= np.median(flat)]
+        out[q] = _thin(flat, s.rank_draws)
+    rhat, ess = [], []
+    if s.chains > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for x in per_chain.values():
+                if np.ptp(x) > 0:
+                    rhat.append(float(az.rhat(x)))
+                    ess.append(float(az.ess(x, method="bulk")))
+    div = int(trace.sample_stats["diverging"].sum()) if "diverging" in trace.sample_stats else 0
+    return {"sim": i, "seed": seed, "draws": out, "posterior_mean": means, "posterior_sd": sds,
+            "fit_s": t2 - t0, "compile_s": t1 - t0, "divergences": div,
+            "max_rhat": max(rhat) if rhat else math.nan, "min_ess_bulk": min(ess) if ess else math.nan}
+
+
+# ------------------------------------------------------------------------------------------------
+# driver
+# ------------------------------------------------------------------------------------------------
+
+
+def _simulate_data(family, prepared, theta: dict[str, np.ndarray], seed: int, design) -> tuple[dict, dict]:
+    from bayes_blina.checks.predictive import simulate_observations
+
+    rng = np.random.default_rng(seed)
+    rep = simulate_observations(family, prepared, theta, rng, dataset=design)
+    if family.name == "response":
+        data = {"cell_y": rep["cell_y"][0], "agg_r": rep["agg_r"][0]}
+        n = len(prepared.arrays["pat_y"]) + int(prepared.arrays["agg_n"].sum())
+        summary = {"responders": int(data["cell_y"].sum() + data["agg_r"].sum()), "patients": n}
+    else:
+        data = {"log_y": rep["log_y"][0], "censored": rep["censored"][0], "log_limit": rep["log_limit"]}
+        summary = {"censored_fraction": float(data["censored"].mean())}
+    return data, summary
+
+
+def _report(progress, r: dict, done: int, total: int) -> None:
+    msg = (f"SBC simulation {r['sim']} {'FAILED: ' + r['error'] if 'error' in r else 'done'} in "
+           f"{r['fit_s']:.1f} s ({done} of {total})")
+    log.info("%s", msg)
+    if progress is not None:
+        progress(msg)
+
+
+def _run_tasks(ctx: dict, payloads: list[tuple[int, dict]], workers: int, scheduler: str | None,
+               progress=None) -> list[dict]:
+    if scheduler is None and workers <= 1:
+        out = []
+        for i, data in payloads:
+            out.append(fit_simulation(ctx, i, data))
+            _report(progress, out[-1], len(out), len(payloads))
+        return out
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    ctx = dict(ctx, cores=1)  # one thread per worker: chains one after the other
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        ctx_f = client.scatter(ctx, broadcast=True)
+        futs = [client.submit(fit_simulation, ctx_f, i, data, key=f"sbc-{ctx['token'][:12]}-{ctx['run']}-{i}")
+                for i, data in payloads]
+        out = []
+        for fut in as_completed(futs):
+            out.append(fut.result())
+            _report(progress, out[-1], len(out), len(futs))
+        return out
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_sbc(spec, design=None, *, settings: SBCSettings | None = None, workers: int = 1,
+            scheduler: str | None = None, progress=None) -> SBCResult:
+    """Run simulation-based calibration of a model spec (module docstring).
+
+    Parameters
+    ----------
+    spec : str, ModelSpec or dict
+        The spec to calibrate (its family, options and priors; the sampler settings come from
+        ``settings``).
+    design : Dataset, str or path, optional
+        Dataset whose design (patients, covariates, times, dosing, limits) is used; default
+        :func:`builtin_design`.
+    settings : SBCSettings, optional
+        Number of simulations, sampler settings, seeds.
+    workers : int
+        ``1`` (and no scheduler): sequential, in this process. More: a ``dask.distributed``
+        ``LocalCluster`` of that many single-threaded worker processes.
+    scheduler : str, optional
+        Address of an existing dask scheduler (``tcp://host:8786``); overrides ``workers``.
+    progress : callable, optional
+        Called with a one-line message as each simulation finishes.
+
+    Returns
+    -------
+    SBCResult
+    """
+    from bayes_blina.checks.prior import prior_draws, prior_family
+    from bayes_blina.checks.predictive import flatten_draws
+    from bayes_blina.data.dataset import Dataset
+    from bayes_blina.spec import load_spec
+
+    s = settings or SBCSettings()
+    if int(workers) < 1:
+        raise SpecError(f"workers must be at least 1 (found {workers})")
+    t_start = time.perf_counter()
+    spec = load_spec(spec)
+    if design is None:
+        design = builtin_design(spec)
+    elif not isinstance(design, Dataset):
+        from bayes_blina.data.io import read_dataset
+
+        design = read_dataset(design)
+    pfam = prior_family(spec)
+    prepared = pfam.prepare(design)
+    fit_fam = _fit_family({"spec": spec})
+    prior = prior_draws(pfam, prepared, s.sims, s.seed)
+    quantities = _quantities(fit_fam, prior)
+    if not quantities:
+        raise SpecError(f"model family {spec.family!r} names no quantities to calibrate")
+    theta_all = flatten_draws(prior)
+
+    token = hashlib.sha256(json.dumps({"spec": spec.to_toml_dict(), "design": design.sha256(),
+                                       "backend": s.compile_backend}, sort_keys=True, default=str).encode()).hexdigest()
+    ctx = {"spec": spec, "family": spec.family, "prepared": prepared, "settings": s, "quantities": quantities,
+           "token": token, "cores": min(s.chains, os.cpu_count() or 1),
+           "run": hashlib.sha256(f"{time.time_ns()}".encode()).hexdigest()[:8]}
+
+    payloads, summaries, sim_s = [], {}, {}
+    for i in range(s.sims):
+        t0 = time.perf_counter()
+        theta = {k: v[i:i + 1] for k, v in theta_all.items()}
+        data, summaries[i] = _simulate_data(pfam, prepared, theta, s.seed + i, design)
+        sim_s[i] = time.perf_counter() - t0
+        payloads.append((i, data))
+    results = sorted(_run_tasks(ctx, payloads, int(workers), scheduler, progress), key=lambda r: r["sim"])
+
+    rank_rows, sim_rows = [], []
+    errors = [r for r in results if "error" in r]
+    for r in errors:
+        sim_rows.append({"sim": r["sim"], "seed": r["seed"], "wall_s": round(sim_s[r["sim"]] + r["fit_s"], 3),
+                         "fit_s": round(r["fit_s"], 3), "error": r["error"], **summaries[r["sim"]]})
+    for r in results:
+        if "error" in r:
+            continue
+        i = r["sim"]
+        rng = np.random.default_rng(s.seed + i)
+        for q, (label, var, idx) in enumerate(quantities):
+            theta = float(theta_all[var][(i, *idx)])
+            rank_rows.append({"sim": i, "seed": r["seed"], "quantity": label, "prior_value": theta,
+                              "rank": _rank(theta, r["draws"][q], rng),
+                              "posterior_mean": float(r["posterior_mean"][q]), "posterior_sd": float(r["posterior_sd"][q])})
+        sim_rows.append({"sim": i, "seed": r["seed"], "wall_s": round(sim_s[i] + r["fit_s"], 3),
+                         "fit_s": round(r["fit_s"], 3), "compile_s": round(r["compile_s"], 3),
+                         "divergences": r["divergences"], "max_rhat": r["max_rhat"],
+                         "min_ess_bulk": r["min_ess_bulk"], **summaries[i]})
+    if len(errors) == len(results):
+        raise SpecError(f"every SBC simulation failed to fit; the first: {errors[0]['error']}")
+    ranks = pd.DataFrame(rank_rows)
+    test_rows = []
+    for k, (label, _, _) in enumerate(quantities):
+        rr = ranks.loc[ranks["quantity"] == label, "rank"].to_numpy()
+        test_rows.append({"quantity": label, **uniformity(rr, s.rank_draws, seed=s.seed + k)})
+    tests = pd.DataFrame(test_rows)
+    level = s.alpha / (2 * len(tests))
+    tests["passed"] = (tests["p_chi2"] >= level) & (tests["p_ecdf"] >= level)
+    failed = tests.loc[~tests["passed"], "quantity"].tolist()
+    passed = not failed and not errors
+    verdict = (f"SBC {'PASSED' if passed else 'FAILED'}: {len(tests)} quantities, {s.sims} simulations, "
+               f"ranks against {s.rank_draws} draws; every chi-square and ECDF p-value must be >= "
+               f"{level:.2g} (alpha {s.alpha:g} / {2 * len(tests)})"
+               + (f"; non-uniform: {', '.join(failed)}" if failed else "")
+               + (f"; {len(errors)} simulation(s) failed to fit (their ranks are missing, so the others are "
+                  "not a fair sample): see sims.csv" if errors else ""))
+    sims = pd.DataFrame(sim_rows).sort_values("sim").reset_index(drop=True)
+    notes = []
+    n_div = int((sims["divergences"] > 0).sum())
+    if n_div:
+        notes.append(f"{n_div} of {s.sims} simulations had divergent transitions "
+                     f"({int(sims['divergences'].sum())} in all)")
+    if s.misspecify:
+        notes.append(f"deliberately mis-specified inference: misspecify = {s.misspecify!r} (tests only)")
+    return SBCResult(spec_name=spec.name, family=spec.family, design=design.name, settings=s, ranks=ranks,
+                     sims=sims, tests=tests, passed=passed, verdict=verdict,
+                     wall_s=time.perf_counter() - t_start, notes=notes)
+
+
+# ------------------------------------------------------------------------------------------------
+# output
+# ------------------------------------------------------------------------------------------------
+
+
+def rank_histogram_figure(res: SBCResult, *, max_panels: int = 48):
+    """Rank histograms (one panel per quantity) with the central 99% band of a uniform bin count."""
+    from bayes_blina.report.figures import _plt
+
+    plt = _plt()
+    tests = res.tests.head(max_panels)
+    n = len(tests)
+    ncol = min(6, n)
+    nrow = math.ceil(n / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.3 * ncol, 1.8 * nrow + 0.6), squeeze=False)
+    L = res.settings.rank_draws
+    for ax, (_, t) in zip(axes.ravel(), tests.iterrows()):
+        B = int(t["bins"])
+        r = res.ranks.loc[res.ranks["quantity"] == t["quantity"], "rank"].to_numpy()
+        counts = np.bincount(r * B // (L + 1), minlength=B)
+        N = len(r)
+        lo, hi = stats.binom.ppf([0.005, 0.995], N, 1 / B)
+        ax.axhspan(lo, hi, color="grey", alpha=0.25, lw=0)
+        ax.axhline(N / B, color="grey", lw=0.8)
+        ax.bar(np.arange(B), counts, width=1.0, color="C0" if t["passed"] else "C3", edgecolor="white", lw=0.3)
+        ax.set_title(f"{t['quantity']}\np = {min(t['p_chi2'], t['p_ecdf']):.2g}", fontsize=6)
+        ax.set_xticks([])
+        ax.tick_params(labelsize=5)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle(f"SBC rank histograms: {res.spec_name} ({res.settings.sims} simulations, "
+                 f"{'passed' if res.passed else 'FAILED'})", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sbc_markdown(res: SBCResult) -> str:
+    """Summary of an SBC run as Markdown: settings, verdict, timing, per-quantity tests."""
+    from bayes_blina.report.tables import format_table
+
+    s = res.settings
+    wall = res.sims["wall_s"]
+    lines = [f"# Simulation-based calibration: {res.spec_name}", "",
+             f"**{res.verdict}**", "",
+             f"* family `{res.family}`, design `{res.design}`",
+             f"* {s.sims} simulations, seed {s.seed} (simulation i: seed {s.seed} + i); nutpie, {s.chains} chains, "
+             f"{s.tune} tuning + {s.draws} draws each, thinned to {s.rank_draws}; target_accept {s.target_accept}",
+             f"* wall time {res.wall_s:.1f} s; per simulation median {wall.median():.2f} s, max {wall.max():.2f} s "
+             f"(data simulation and fit, compilation included where it happened)",
+             f"* divergences: {int(res.sims['divergences'].sum())} in {int((res.sims['divergences'] > 0).sum())} "
+             f"simulations; worst R-hat {res.sims['max_rhat'].max():.3f}",
+             ]
+    lines += [f"* note: {n}" for n in res.notes]
+    lines += ["", format_table(res.tests, "md", digits=4)]
+    return "\n".join(lines)
+
+
+def write_sbc(res: SBCResult, out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``ranks.csv``, ``sims.csv``, ``uniformity.csv``, ``rank_histograms.png``,
+    ``settings.json`` and ``sbc.md`` to ``out_dir`` (created); returns the paths."""
+    from bayes_blina._atomic import write_text_atomic
+    from bayes_blina.report.figures import save_figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [
+        write_text_atomic(out / "ranks.csv", res.ranks.to_csv(index=False, lineterminator="\n")),
+        write_text_atomic(out / "sims.csv", res.sims.to_csv(index=False, lineterminator="\n")),
+        write_text_atomic(out / "uniformity.csv", res.tests.to_csv(index=False, lineterminator="\n")),
+        write_text_atomic(out / "settings.json", json.dumps(
+            {"spec": res.spec_name, "family": res.family, "design": res.design, **asdict(res.settings),
+             "passed": res.passed, "verdict": res.verdict, "wall_s": round(res.wall_s, 2)}, indent=2) + "\n"),
+        write_text_atomic(out / "sbc.md", sbc_markdown(res)),
+    ]
+    import matplotlib.pyplot as plt
+
+    fig = rank_histogram_figure(res)
+    paths.append(save_figure(fig, out / "rank_histograms.png", dpi=120))
+    plt.close(fig)
+    return [Path(p) for p in paths]
