@@ -34,7 +34,21 @@ demo: $(STAMP)
 	$(BB) predict fits/demo-cytokine --subjects examples/data/dosing-scenarios/subjects.csv \
 	    --dosing examples/data/dosing-scenarios/dosing.csv --times 0,2,4,6,12,24,36,48,72,96,168,170,174,180,192,216,240,336 \
 	    --data $(OUT)/virtual-adult --figure $(OUT)/cytokine-trajectories.png --out $(OUT)/cytokine-predictions.csv
-	@echo "demo outputs in $(OUT)/ and fits/demo-response/, fits/demo-cytokine/"
+	$(BB) vpc fits/demo-cytokine --bins 30 --out $(OUT)/cytokine-vpc.md --figure $(OUT)/cytokine-vpc.png
+	$(BB) loo-pit fits/demo-cytokine --out $(OUT)/cytokine-loo-pit.csv --figure $(OUT)/cytokine-loo-pit.png
+	$(BB) figure peaks fits/demo-cytokine --out $(OUT)/cytokine-peaks.png --table $(OUT)/cytokine-peaks.csv
+	$(BB) figure responder-bands fits/demo-cytokine --data $(OUT)/virtual-adult --out $(OUT)/cytokine-responders.png
+	$(BB) plan regimen fits/demo-cytokine --regimen 15 --regimen 5-15 --regimen 10-30 --threshold IL6=1000 --out $(OUT)/plan/regimen-peaks.csv
+	$(BB) fit tcell --data $(OUT)/virtual-adult --out fits/demo-tcell --force --no-progress
+	$(BB) predict fits/demo-tcell --subjects examples/data/dosing-scenarios/subjects.csv \
+	    --dosing examples/data/dosing-scenarios/dosing.csv --times 0,2,6,12,24,48,96,168,174,192,240,336,504,672 \
+	    --data $(OUT)/virtual-adult --figure $(OUT)/tcell-trajectories.png --out $(OUT)/tcell-predictions.csv
+	$(BB) fit bcell --data $(OUT)/virtual-adult --out fits/demo-bcell --force --no-progress
+	$(BB) predict fits/demo-bcell --subjects examples/data/dosing-scenarios/subjects.csv \
+	    --dosing examples/data/dosing-scenarios/dosing.csv --times 0,2,6,12,24,48,96,168,336,672 \
+	    --data $(OUT)/virtual-adult --figure $(OUT)/bcell-trajectories.png --out $(OUT)/bcell-predictions.csv
+	$(BB) report fits/demo-response fits/demo-cytokine fits/demo-tcell fits/demo-bcell --data $(OUT)/virtual-adult --out $(OUT)/report.html
+	@echo "demo outputs in $(OUT)/ (open $(OUT)/report.html) and fits/demo-*/"
 
 ## Run the whole test suite (what CI runs).
 test: $(STAMP)

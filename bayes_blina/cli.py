@@ -197,15 +197,35 @@ def check(fitdir) -> None:
 @click.option("--data", "data", default=None,
               help="Trajectory fits: draw the predicted curves over this dataset's observations (with --figure).")
 @click.option("--figure", type=click.Path(), default=None, help="Trajectory fits: also draw the curves (.png/.svg/.pdf).")
+@click.option("--observations", type=click.Path(), default=None,
+              help="Joint fits: observations.csv of the patients (biomarker data so far).")
+@click.option("--landmark-day", "landmark_day", default=None,
+              help="Joint fits: landmark day(s) of cycle 1, comma-separated (observations with "
+                   "time_h <= (day - 1) * 24 are used; default 1,2,8,15,29).")
 @click.option("--allow-unconverged", is_flag=True, help="Predict even if the fit fails the convergence gate.")
-def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data, figure, allow_unconverged) -> None:
-    """Posterior predictions: CR probability (response fits) or trajectories (pulse fits)."""
+def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data, figure, observations, landmark_day,
+            allow_unconverged) -> None:
+    """Posterior predictions: CR probability (response fits; joint fits, dynamically from the
+    biomarker data up to a landmark day) or trajectories (trajectory fits)."""
     from bayes_blina.report.tables import gate_or_raise
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
     gate_or_raise(stored.verdict(), allow_unconverged)
-    if stored.family_name == "response":
+    if stored.family_name != "joint" and (observations is not None or landmark_day is not None):
+        raise BayesBlinaError(f"--observations and --landmark-day are for joint-model fits; {fitdir} is a "
+                              f"{stored.family_name!r} fit")
+    if stored.family_name == "joint":
+        from bayes_blina.joint.landmark import LANDMARK_DAYS, predict_landmark, read_landmark_inputs
+
+        try:
+            days = ([float(d) for d in landmark_day.split(",") if d.strip()] if landmark_day
+                    else list(LANDMARK_DAYS))
+        except ValueError:
+            raise BayesBlinaError(f"--landmark-day must be numbers separated by commas (found {landmark_day!r})") from None
+        new = read_landmark_inputs(subjects, observations, dosing)
+        df = predict_landmark(stored, new, landmark_days=days, prob=prob, seed=stored.spec.sampler.seed)
+    elif stored.family_name == "response":
         from bayes_blina.data.io import read_subjects_file
         from bayes_blina.families.response import predict_response
 
@@ -288,7 +308,11 @@ def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, figu
 def _register_subcommands() -> None:
     from bayes_blina.cli_io import export_group, import_group
     from bayes_blina.cli_plan import plan
+    from bayes_blina.cli_checks import prior_check, sbc
+    from bayes_blina.cli_report import figure, loo_pit_command, report, vpc
 
+    for command in (report, vpc, loo_pit_command, figure, sbc, prior_check):
+        main.add_command(command)
     main.add_command(import_group)
     main.add_command(export_group)
     main.add_command(plan)

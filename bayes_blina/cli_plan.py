@@ -292,3 +292,50 @@ def regimen(fitdir, regimens, analytes, thresholds, window_days, draws, patients
                    f"model's log-linear dose effect (regimens: {', '.join(extrap)})", err=True)
     if out:
         _write_text(out, res.table.to_csv(index=False))
+
+
+def _parse_sizes(text: str) -> list[int]:
+    from bayes_blina.plan import PlanError
+
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 2:
+        raise PlanError(f"--sizes must be a comma-separated list of study sizes >= 2 (found {text!r})")
+    return sizes
+
+
+@plan.command("biomarker-power")
+@click.argument("fitdir", type=click.Path())
+@click.option("--sizes", default="50,100,200,400", show_default=True, help="Study sizes, comma-separated.")
+@click.option("--sims", type=click.IntRange(1), default=100, show_default=True, help="Virtual studies per size.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Success: P(OR > 1 | study) above this.")
+@click.option("--scheduler", default=None, help="Address of a running dask scheduler (default: a local cluster).")
+@click.option("--workers", type=click.IntRange(0), default=2, show_default=True,
+              help="Local dask worker processes (0: run in this process).")
+@click.option("--draws", type=click.IntRange(50), default=500, show_default=True, help="MCMC draws per refit (2 chains).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--allow-unconverged", is_flag=True, help="Use a fit that fails the convergence gate.")
+@click.option("--out", type=click.Path(), default=None, help="Write the power table as CSV (studies beside it).")
+def biomarker_power_cmd(fitdir, sizes, sims, threshold, scheduler, workers, draws, seed, allow_unconverged, out) -> None:
+    """Power to show the biomarker -> CR links (P(OR > 1) > threshold) by study size, from a joint fit."""
+    from pathlib import Path
+
+    from bayes_blina.plan.biomarker import biomarker_power, source_from_joint
+    from bayes_blina.report.tables import format_table, gate_or_raise
+    from bayes_blina.store import load_fit
+
+    size_list = _parse_sizes(sizes)
+    stored = load_fit(fitdir)
+    gate_or_raise(stored.verdict(), allow_unconverged)
+    res = biomarker_power(source_from_joint(stored, seed=seed), size_list, sims=sims, threshold=threshold,
+                          scheduler=scheduler, workers=workers, draws=draws, tune=draws, seed=seed)
+    click.echo(format_table(res.table, "md", digits=3))
+    click.echo(f"{len(res.studies)} virtual studies in {res.wall_s:.0f} s "
+               f"({'scheduler ' + scheduler if scheduler else f'{workers} local worker(s)'})")
+    if out:
+        _write_text(out, res.table.to_csv(index=False))
+        studies = Path(out).with_name(Path(out).stem + "-studies.csv")
+        _write_text(str(studies), res.studies.to_csv(index=False))

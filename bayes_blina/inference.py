@@ -1,7 +1,25 @@
-"""Fitting: spec + dataset → model → MCMC → InferenceData with diagnostics.
+"""Fitting: spec + dataset → model → MCMC (or an approximation) → InferenceData with diagnostics.
 
-The back end is chosen by the spec (``[sampler] backend``): ``nutpie`` (default when installed,
-the fastest reliable sampler on these models), ``pymc`` (PyMC's NUTS) or ``numpyro``.
+The back end is chosen by the spec (``[sampler] backend``) or the caller:
+
+``nutpie`` (``auto`` when installed)
+    nutpie's NUTS on the model compiled with numba. The fastest back end measured on these models
+    (``benchmarks/RESULTS.md``); its compilation (numba) takes tens of seconds, more on a busy
+    machine, and is timed separately (``timing["compile_s"]``).
+``pymc``
+    PyMC's NUTS (pytensor's C back end); chains in parallel processes.
+``numpyro``
+    numpyro's NUTS through PyMC (JAX). On a GPU when JAX sees one (install ``jax[cuda12]``): the
+    chains are then vectorised on the device; on a CPU they run in parallel (one host device per
+    chain). Its ``sampling_s`` includes the JIT compilation.
+
+Whatever the back end, chains run in parallel with one BLAS thread each: several BLAS threads per
+chain on a busy machine make tiny matrix operations a thousand times slower (measured: a 3 x 3
+triangular solve takes 14 ms instead of 15 µs).
+
+``[sampler] method`` other than ``"nuts"`` fits an approximation instead (ADVI, Pathfinder or
+Laplace; :mod:`bayes_blina.approx`), for the inner loops of simulation studies; such a fit is
+marked as approximate and never passes the convergence gate.
 """
 from __future__ import annotations
 
@@ -39,46 +57,154 @@ class FitResult:
 
 
 def resolve_backend(name: str) -> str:
-    """The back end that ``name`` stands for on this machine (``auto`` → nutpie if installed)."""
+    """The back end that ``name`` stands for on this machine (``auto`` → nutpie if installed).
+
+    Raises
+    ------
+    SpecError
+        If the named back end (or, for numpyro, JAX) is not installed.
+    """
     if name == "auto":
         return "nutpie" if importlib.util.find_spec("nutpie") else "pymc"
-    if name in ("nutpie", "numpyro") and importlib.util.find_spec(name) is None:
-        raise SpecError(f"sampler back end {name!r} is not installed (pip install {name}); "
+    if name not in ("nutpie", "pymc", "numpyro"):
+        raise SpecError(f"unknown sampler back end {name!r}; expected one of auto, nutpie, pymc, numpyro")
+    needed = {"nutpie": ["nutpie"], "numpyro": ["numpyro", "jax"]}.get(name, [])
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SpecError(f"sampler back end {name!r} needs {', '.join(missing)}, which is not installed "
+                        f"(pip install {' '.join(missing)}, or pip install 'bayes_blina[{name}]'); "
                         "use backend = 'pymc' or 'auto'")
     return name
 
 
-def sample_model(model, sampler: SamplerConfig, *, progress: bool = False) -> tuple[Any, str]:
-    """Run NUTS on a PyMC model with the given settings; return (idata, back end used)."""
+def register_jax_erfcx() -> None:
+    """Give pytensor's JAX back end an implementation of ``erfcx`` (idempotent).
+
+    The censored likelihood's stable ``log Phi`` (:func:`bayes_blina.likelihood.log_ndtr`) uses
+    ``erfcx``, which pytensor translates to JAX only through tensorflow-probability; JAX itself has
+    it (``jax.scipy.special.erfcx``). Needed by the numpyro back end (and nutpie's JAX back end).
+    """
+    from pytensor.link.jax.dispatch import jax_funcify
+    from pytensor.scalar.math import Erfcx
+
+    if getattr(register_jax_erfcx, "_done", False):
+        return
+
+    @jax_funcify.register(Erfcx)
+    def _jax_erfcx(op, **kwargs):  # pragma: no cover - called by pytensor's JAX linker
+        import jax.scipy.special as jss
+
+        def erfcx(x):
+            return jss.erfcx(x)
+
+        return erfcx
+
+    register_jax_erfcx._done = True  # type: ignore[attr-defined]
+
+
+def jax_device() -> str:
+    """``"gpu"``, ``"tpu"`` or ``"cpu"``: where JAX (the numpyro back end) computes."""
+    import jax
+
+    return str(jax.default_backend())
+
+
+def sample_model(model, sampler: SamplerConfig, *, progress: bool = False,
+                 timing: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """Run NUTS on a PyMC model with the given settings; return (idata, back end used).
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model.
+    sampler : SamplerConfig
+        Back end, chains, draws, tuning, target acceptance, seed, cores.
+    progress : bool
+        Show the sampler's progress bar.
+    timing : dict, optional
+        Filled with ``compile_s`` (model compilation before sampling; 0 for numpyro, whose JIT
+        compilation happens inside sampling), ``sampling_s`` (tuning and draws) and, for numpyro,
+        ``device``.
+
+    Returns
+    -------
+    idata : arviz.InferenceData
+        ``posterior`` (model quantities only) and ``sample_stats``; no warm-up groups.
+    backend : str
+        The back end used.
+    """
     import pymc as pm
+    from threadpoolctl import threadpool_limits
 
     backend = resolve_backend(sampler.backend)
     cores = sampler.cores or min(sampler.chains, 2)
-    kwargs: dict[str, Any] = dict(
-        draws=sampler.draws, tune=sampler.tune, chains=sampler.chains, random_seed=sampler.seed,
-        target_accept=sampler.target_accept, progressbar=progress, compute_convergence_checks=False,
-        cores=cores,
-    )
-    if backend != "pymc":
-        kwargs["nuts_sampler"] = backend
-    from threadpoolctl import threadpool_limits
-
+    timing = {} if timing is None else timing
     # chains run in parallel (threads or processes): one BLAS thread each, or they fight for cores
     with model, threadpool_limits(limits=1, user_api="blas"):
-        idata = pm.sample(**kwargs)
-    for g in ("warmup_posterior", "warmup_sample_stats"):
+        if backend == "nutpie":
+            idata = _sample_nutpie(model, sampler, cores, progress, timing)
+        else:
+            kwargs: dict[str, Any] = dict(
+                draws=sampler.draws, tune=sampler.tune, chains=sampler.chains, random_seed=sampler.seed,
+                target_accept=sampler.target_accept, progressbar=progress, compute_convergence_checks=False,
+            )
+            if backend == "numpyro":
+                import pymc.sampling.jax  # noqa: F401  (asks for host devices before JAX starts)
+
+                register_jax_erfcx()
+                device = jax_device()
+                n_dev = len(__import__("jax").devices())
+                kwargs.update(nuts_sampler="numpyro", nuts_sampler_kwargs={
+                    "chain_method": "parallel" if n_dev >= sampler.chains else "vectorized"})
+                timing["device"] = device
+            else:
+                kwargs["cores"] = cores
+            t0 = time.perf_counter()
+            idata = pm.sample(**kwargs)
+            total = time.perf_counter() - t0
+            sampling = float(idata.posterior.attrs.get("sampling_time", total))
+            timing["sampling_s"] = round(sampling, 3)
+            timing["compile_s"] = round(max(total - sampling, 0.0), 3)
+    for g in ("warmup_posterior", "warmup_sample_stats", "unconstrained_posterior"):
         if g in idata.groups():
             del idata[g]
     transformed = [v for v in idata.posterior.data_vars if str(v).endswith("__")]
     if transformed:  # nutpie also stores the unconstrained values: not model quantities
         idata.posterior = idata.posterior.drop_vars(transformed)
+    idata.posterior.attrs["inference"] = f"NUTS ({backend})"
     return idata, backend
+
+
+def _sample_nutpie(model, sampler: SamplerConfig, cores: int, progress: bool, timing: dict) -> Any:
+    """nutpie: compile (numba), then sample; both timed."""
+    import nutpie
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
+    from arviz.data.base import dict_to_dataset
+    import pymc as pm
+
+    t0 = time.perf_counter()
+    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    timing["compile_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    idata = nutpie.sample(compiled, draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
+                          cores=cores, seed=sampler.seed, target_accept=sampler.target_accept,
+                          progress_bar=progress, save_warmup=False)
+    timing["sampling_s"] = round(time.perf_counter() - t0, 3)
+    idata.posterior.attrs["sampling_time"] = timing["sampling_s"]
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    groups = {}
+    for name, values in (("constant_data", find_constants(model)), ("observed_data", find_observations(model))):
+        if values:
+            groups[name] = dict_to_dataset(values, library=pm, coords=coords, dims=dims, default_dims=[])
+    if groups:
+        idata.add_groups(groups)
+    return idata
 
 
 def fit(spec: str | ModelSpec | dict, dataset, *, seed: int | None = None, chains: int | None = None,
         draws: int | None = None, tune: int | None = None, backend: str | None = None,
-        progress: bool = False) -> FitResult:
-    """Fit a model spec to a dataset by MCMC.
+        method: str | None = None, progress: bool = False) -> FitResult:
+    """Fit a model spec to a dataset by MCMC (or, with ``method``, by an approximation).
 
     Parameters
     ----------
@@ -88,6 +214,10 @@ def fit(spec: str | ModelSpec | dict, dataset, *, seed: int | None = None, chain
         A validated dataset, or a folder / bundled name to read.
     seed, chains, draws, tune, backend : optional
         Override the spec's sampler settings.
+    method : {"nuts", "advi", "fullrank_advi", "pathfinder", "laplace"}, optional
+        Override the spec's ``[sampler] method``. Anything but ``"nuts"`` is approximate
+        (:mod:`bayes_blina.approx`): fast, for simulation inner loops; the verdict then fails the
+        gate with the reason "not MCMC", so publication tables refuse the fit unless overridden.
     progress : bool
         Show the sampler's progress bar.
 
@@ -96,10 +226,13 @@ def fit(spec: str | ModelSpec | dict, dataset, *, seed: int | None = None, chain
     FitResult
         Posterior (with ``log_likelihood``, ``observed_data`` and ``constant_data``), the
         convergence verdict and everything :func:`~bayes_blina.store.save_fit` records.
+        ``timing`` holds ``compile_s``, ``sampling_s`` and ``wall_s`` (model building included).
     """
     from bayes_blina.data.dataset import Dataset
 
-    spec = load_spec(spec).with_sampler(seed=seed, chains=chains, draws=draws, tune=tune, backend=backend)
+    t_start = time.perf_counter()
+    spec = load_spec(spec).with_sampler(seed=seed, chains=chains, draws=draws, tune=tune, backend=backend,
+                                        method=method)
     if not isinstance(dataset, Dataset):
         from bayes_blina.data.io import read_dataset
 
@@ -107,18 +240,27 @@ def fit(spec: str | ModelSpec | dict, dataset, *, seed: int | None = None, chain
     family = get_family(spec.family)(spec.options, spec.priors)
     prepared = family.prepare(dataset)
     model = family.build(prepared)
-    t0 = time.perf_counter()
-    idata, used = sample_model(model, spec.sampler, progress=progress)
-    t_sample = time.perf_counter() - t0
+    timing: dict[str, Any] = {}
+    if spec.sampler.approximate:
+        from bayes_blina.approx import approximate_verdict, fit_approximate
+
+        idata = fit_approximate(model, spec.sampler, timing=timing, progress=progress)
+        used = spec.sampler.method
+    else:
+        idata, used = sample_model(model, spec.sampler, progress=progress, timing=timing)
     _add_groups(idata, model, family, prepared)
     if spec.sampler.prior_draws:
         _add_prior(idata, model, spec.sampler)
-    verdict = convergence_verdict(idata, spec.gate)
+    if spec.sampler.approximate:
+        verdict = approximate_verdict(idata, spec.sampler.method, spec.gate)
+    else:
+        verdict = convergence_verdict(idata, spec.gate)
     log.info("%s", verdict)
+    timing["wall_s"] = round(time.perf_counter() - t_start, 3)
     return FitResult(
         idata=idata, spec=spec, family=family, prepared=prepared, verdict=verdict,
         dataset_name=dataset.name, dataset_origin=dataset.origin, data_sha256=dataset.sha256(),
-        backend=used, timing={"sampling_s": round(t_sample, 3)},
+        backend=used, timing=timing,
     )
 
 

@@ -58,8 +58,10 @@ def predict_trajectories(stored, dataset: Dataset, *, times: Sequence[float] = D
     Notes
     -----
     The typical patient has every patient effect at its population value (the family's
-    :meth:`~bayes_blina.families.trajectory.TrajectoryFamily.typical_patient`) and every covariate
-    at its reference level. Times in cycles beyond the fit's ``cycles`` option are not predicted.
+    :meth:`~bayes_blina.families.trajectory.TrajectoryFamily.typical_patient`; for the pulse family
+    the population time to peak ``log_tpeak`` too) and every covariate at its reference level;
+    an individual prediction uses the patient's own effects (pulse: its own ``log_tpeak_i`` when
+    the fit has patient-level timing). Times in cycles beyond the fit's ``cycles`` option are not predicted.
     """
     from bayes_blina.families import get_family
 
@@ -92,6 +94,8 @@ def predict_trajectories(stored, dataset: Dataset, *, times: Sequence[float] = D
             raise BayesBlinaError(f"--individual needs subjects of the fit; not in it: {', '.join(missing[:10])}")
         idx = [fitted.index(s) for s in pred_subjects]
         for k in fam.patient_vars:
+            if k not in post and k in getattr(fam, "optional_patient_vars", ()):
+                continue  # e.g. a pulse fit without patient-level timing: population value used
             vals[k] = post[k].values[:, idx][:, :, order]
     else:  # a typical patient: patient effects at their population values
         n = len(pred_subjects)

@@ -30,16 +30,33 @@ from bayes_blina.errors import SpecError
 from bayes_blina.priors import Prior
 
 Backend = Literal["auto", "nutpie", "pymc", "numpyro"]
+Method = Literal["nuts", "advi", "fullrank_advi", "pathfinder", "laplace"]
+
+#: Approximate methods (not MCMC): meant for the inner loops of simulation studies.
+APPROXIMATE_METHODS: tuple[str, ...] = ("advi", "fullrank_advi", "pathfinder", "laplace")
 
 
 class SamplerConfig(BaseModel):
-    """MCMC settings. ``backend='auto'`` uses nutpie when installed, else PyMC's NUTS.
+    """Inference settings.
+
+    ``method = "nuts"`` (default) runs MCMC with the back end ``backend``: ``"auto"`` (nutpie when
+    installed, the fastest reliable back end measured in ``benchmarks/``), ``"nutpie"``, ``"pymc"``
+    (PyMC's NUTS) or ``"numpyro"`` (JAX; on a GPU when JAX sees one).
+
+    ``method`` = ``"advi"``, ``"fullrank_advi"`` (PyMC's variational inference, ``pm.fit``),
+    ``"pathfinder"`` or ``"laplace"`` (both need ``pymc-extras``) is a fast *approximate* mode for
+    the inner loops of simulation studies: ``chains * draws`` independent draws from the
+    approximation, stored as one chain. The convergence gate refuses such fits (they are not MCMC),
+    so publication tables need an explicit override. ``approx_steps`` is the number of optimisation
+    steps of ADVI (ignored by the other methods); ``backend``, ``tune`` and ``target_accept`` are
+    ignored by the approximate methods.
 
     ``prior_draws > 0`` also draws from the prior (stored as the fit's ``prior`` group, for
     prior predictive checks).
     """
 
     model_config = ConfigDict(extra="forbid")
+    method: Method = "nuts"
     backend: Backend = "auto"
     chains: int = Field(4, ge=1, le=64)
     draws: int = Field(1000, ge=10)
@@ -48,6 +65,12 @@ class SamplerConfig(BaseModel):
     seed: int = Field(20161003, ge=0)
     cores: int | None = Field(None, ge=1)
     prior_draws: int = Field(0, ge=0)
+    approx_steps: int = Field(30_000, ge=100, le=10_000_000)
+
+    @property
+    def approximate(self) -> bool:
+        """True when ``method`` is an approximate (non-MCMC) method."""
+        return self.method in APPROXIMATE_METHODS
 
 
 class GateConfig(BaseModel):

@@ -11,11 +11,22 @@ The criterion (also in ``docs/recovery.md`` and tested on one seed in ``tests/te
 * per fit, at least 75% of the population parameters have their truth inside the 90% interval
   (with perfect calibration the expected share is 90%; the slack covers the deliberate model
   simplifications listed below and the small number of parameters per fit);
+* per fit, the predicted typical trajectory tracks the true one: at least 60% of the (analyte,
+  time) points of the true typical curve (a new patient on a flat 15 µg/m²/day infusion with every
+  patient effect at its population value, covariates at the reference level) lie inside the 90%
+  interval of the typical prediction (``typical_share``; ``typical_max_log_err`` is the largest
+  ``|log(predicted median / truth)|``), **or** the predicted median is within 20% of the truth at
+  every point (``typical_max_log_err <= log 1.2``: with 200 patients the band is so narrow that a
+  5% offset falls outside it). The points of one analyte's curve share its few population
+  parameters, so they miss together: one chance miss of, say, ``log_amp_mu`` of one of three
+  analytes leaves about 2/3 of the points inside; hence 60%, not the 75% per parameter;
 * pooled over the seeds of one (spec, n), at least 80%.
 
-Simplifications of the models relative to the simulator (so "truth" is the nearest model value):
-the simulator draws a patient-level time to peak (``sd_log_tpeak``) that the pulse model holds
-fixed per analyte; its truth is ``log_tpeak_mu``.
+The pulse model's population parameters include the between-patient SD of the log time to peak
+(``sd_log_tpeak``, option ``patient_timing``), as in the simulator. The kinetics truths are the
+simulator's parameters under the names of :mod:`bayes_blina.families.kinetics` (``logit_depth_mu``
+is ``logit(depth)``); run ``tcell`` with ``--analytes CD3``: the subsets CD4/CD8 are fractions of
+CD3 in the simulator and have no kinetics-form truth.
 
     python scripts/recovery_study.py --spec cytokine-core --n 36 --seeds 1 2 3
     python scripts/recovery_study.py --spec cytokine-core --n 200 --seeds 1 2
@@ -35,7 +46,35 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "docs" / "recovery.csv"
 MD = ROOT / "docs" / "recovery.md"
-PER_FIT_MIN, POOLED_MIN = 0.75, 0.80
+#: Hand-written findings appended to the report (why misses and gate failures happen).
+FINDINGS = """
+* **Before patient-level timing** (pulse model with one time to peak per analyte; fits of
+  2026-11-21 before 04:40, not kept in the table): `sigma_obs` 0.40 to 0.53 against the truth 0.3,
+  `log_tpeak` and `k_shape` biased, 26/36 and 27/36 truths inside. The simulator gives every
+  patient its own time to peak (`sd_log_tpeak` 0.25); the model absorbed that into the residual.
+  With patient timing (`patient_timing = true`, the default now) `sigma_obs`, `log_tpeak`,
+  `k_shape` and `sd_log_tpeak` are recovered (e.g. seed 1, n = 36: `sigma_obs` 0.30/0.30/0.29).
+* **Sampler.** Rows created before 05:23 UTC were fitted with plain non-centred timing
+  coordinates (`timing_sampling = "non_centred"`; the same model): every cytokine fit then failed
+  the gate on R-hat (1.010 to 1.020, no divergences; lowest bulk ESS about 330 to 430 for
+  `log_tpeak`/`sd_log_tpeak` of IFNG). The data identify each patient's timing well (posterior SD
+  about 0.08), so `log_tpeak` and the common shift of all `v_tpeak` move only together. The default
+  coordinates since then (`timing_sampling = "patient_mean"`, see `families/pulse.py`) pass the gate
+  on the fits rerun with them (lowest bulk ESS about 460 to 540 at 4 x 1,000 draws, 31 leapfrog
+  steps per draw as before). Centred timing left a chain stuck (R-hat 1.5).
+* **Chance, not misspecification.** The remaining misses track the realised cohort, not the
+  model: e.g. seed 1 (n = 36) realised `beta_blast_burden[IL6]` -0.43 (truth 0.5; estimate -0.30),
+  realised `sd_log_tpeak[IFNG]` 0.305 (truth 0.25; estimate 0.33), realised IFNG log amplitude of
+  the low-blast group 4.18 (truth 4.5; estimate 3.92); seed 3 realised `beta_blast_burden`
+  -0.25/-0.23/-0.32 (estimates -0.12/-0.20/-0.16); n = 200 seed 1 realised low-blast IL6 log
+  amplitude 4.47 (truth 4.70; estimate 4.34); tcell n = 200 seed 1 realised mean expansion 0.821
+  (truth 0.693, 2.2 standard errors away; estimate 0.815). `sd_log_amp[IL6]` (seed 1) and the
+  amplitude correlations are the weakest: with mostly censored baselines the split of each peak's
+  variance into baseline and amplitude parts is poorly determined at n = 36.
+"""
+PER_FIT_MIN, POOLED_MIN, TYPICAL_MIN = 0.75, 0.80, 0.60
+#: Or the typical trajectory tracks when its median is within 20% of the truth at every point.
+TYPICAL_MAX_LOG_ERR = math.log(1.2)
 
 
 # ------------------------------------------------------------------------------------------ truths
@@ -47,6 +86,8 @@ def _pulse_truth(pop: dict, analytes: list[str], options: dict) -> dict[tuple[st
                      "delta_reexposure", "kappa_cycle", "k_shape", "sigma_obs"):
             out[(name, a)] = float(p[name])
         out[("log_tpeak", a)] = float(p["log_tpeak_mu"])
+        if options.get("patient_timing", True):
+            out[("sd_log_tpeak", a)] = float(p["sd_log_tpeak"])
         if "blast_burden" in options.get("covariates", []):
             out[("beta_blast_burden", a)] = float(p["beta_blast_amp"])
     corr = pop["cytokine_corr"]
@@ -77,13 +118,88 @@ def _kinetics_truth(pop: dict, analytes: list[str], options: dict) -> dict[tuple
     return out
 
 
-TRUTHS = {"pulse": _pulse_truth, "kinetics": _kinetics_truth}
+def _depletion_truth(pop: dict, analytes: list[str], options: dict) -> dict[tuple[str, ...], float]:
+    p = pop["depletion"]["CD19"]
+    return {(name, "CD19"): float(p[name]) for name in ("log_baseline_mu", "sd_log_baseline", "log_k_dep_mu",
+                                                          "sd_log_k_dep", "sigma_obs") if "CD19" in analytes}
+
+
+TRUTHS = {"pulse": _pulse_truth, "kinetics": _kinetics_truth, "depletion": _depletion_truth}
+
+#: Times (h) of the typical-trajectory check, per family.
+TYPICAL_TIMES = {"pulse": (2.0, 6.0, 12.0, 24.0, 36.0, 48.0, 72.0, 96.0, 168.0),
+                 "kinetics": (2.0, 6.0, 24.0, 48.0, 168.0, 336.0, 504.0, 672.0),
+                 # depletion: before the typical count falls below the LOD (the floor is not identified)
+                 "depletion": (2.0, 6.0, 12.0, 24.0, 36.0)}
+
+
+def typical_curves(res, truth: dict, family: str, analytes: list[str], prob: float = 0.9) -> pd.DataFrame:
+    """Predicted typical trajectory (posterior median and ``prob`` interval) against the true one.
+
+    The true typical curve is the simulator's curve (:func:`bayes_blina.simulate.cohort.true_curve`)
+    of a patient on a flat 15 µg/m²/day cycle whose every patient effect is at its population value
+    and whose covariates are at the reference level; the prediction is
+    :func:`bayes_blina.predict.predict_trajectories` of the same patient from the fit.
+
+    Returns
+    -------
+    DataFrame
+        ``analyte, time_h, truth, median, lower, upper, inside, log_err``.
+    """
+    from types import SimpleNamespace
+
+    from bayes_blina.data.dataset import Dataset
+    from bayes_blina.events import standard_schedule
+    from bayes_blina.predict import predict_trajectories
+    from bayes_blina.simulate.cohort import true_curve
+
+    times = list(TYPICAL_TIMES[family])
+    dosing = standard_schedule("15", 1)
+    dosing.insert(0, "subject_id", "typical")
+    subjects = pd.DataFrame({"subject_id": ["typical"], "study": ["typical"], "regimen": ["15"]})
+    new = Dataset(subjects=subjects, dosing=dosing)
+    stored = SimpleNamespace(family_name=family, options=res.family.options.model_dump(), idata=res.idata)
+    pred = predict_trajectories(stored, new, times=times, prob=prob)
+    pop = truth["population"]
+    rows = []
+    for a in analytes:
+        if family == "pulse":
+            p = pop["pulse"][a]
+            vals = {"baseline": math.exp(p["log_baseline_mu"]), "log_amp": p["log_amp_mu"],
+                    "t_peak": math.exp(p["log_tpeak_mu"])}
+            kind = "pulse"
+        elif family == "depletion":
+            p = pop["depletion"][a]
+            vals = {"baseline": math.exp(p["log_baseline_mu"]), "k_dep": math.exp(p["log_k_dep_mu"]),
+                    "floor": p["floor"]}
+            kind = "depletion"
+        else:
+            if a not in pop["kinetics"]:
+                continue
+            p = pop["kinetics"][a]
+            vals = {"baseline": math.exp(p["log_baseline_mu"]), "depth": p["depth"], "E": p["expansion_mu"]}
+            kind = "kinetics"
+        pats = {"subject_id": ["typical"], "kinetics": {}, "depletion": {}, "pulse": {}, "subsets": {}}
+        pats[kind][a] = {k: [v] for k, v in vals.items()}
+        true = true_curve(new, {"patients": pats, "population": pop}, a, times, ["typical"])[0]
+        g = pred[pred["analyte"] == a].sort_values("time_h")
+        for t, y, (_, r) in zip(times, true, g.iterrows()):
+            rows.append({"analyte": a, "time_h": t, "truth": float(y), "median": float(r["median"]),
+                         "lower": float(r["lower"]), "upper": float(r["upper"]),
+                         "inside": bool(r["lower"] <= y <= r["upper"]),
+                         "log_err": float(abs(math.log(r["median"] / y)))})
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------------ one study
 def run_one(spec_name: str, n: int, seed: int, *, draws: int | None = None, tune: int | None = None,
-            options: dict | None = None) -> pd.DataFrame:
-    """Fit one virtual cohort; one row per population parameter with truth and 90% interval."""
+            options: dict | None = None, chains: int | None = None, return_fit: bool = False):
+    """Fit one virtual cohort; one row per population parameter with truth and 90% interval.
+
+    Every row also carries the fit's verdict, time and typical-trajectory check
+    (:func:`typical_curves`: ``typical_share``, ``typical_max_log_err``). With ``return_fit``,
+    returns ``(rows, fit result, typical curves)``.
+    """
     from bayes_blina.inference import fit
     from bayes_blina.simulate import simulate_cohort
     from bayes_blina.spec import load_spec
@@ -93,11 +209,14 @@ def run_one(spec_name: str, n: int, seed: int, *, draws: int | None = None, tune
         spec = spec.model_copy(update={"options": {**spec.options, **options}})
     dataset, truth = simulate_cohort("adult-exploratory", n, seed=seed)
     t0 = time.perf_counter()
-    res = fit(spec, dataset, draws=draws, tune=tune, seed=1000 + seed)
+    res = fit(spec, dataset, draws=draws, tune=tune, chains=chains, seed=1000 + seed)
     wall = time.perf_counter() - t0
     fam_opts = res.family.options.model_dump()
     truths = TRUTHS[spec.family](truth["population"], list(fam_opts["analytes"]), fam_opts)
     post = res.idata.posterior
+    curves = typical_curves(res, truth, spec.family, list(fam_opts["analytes"]))
+    typ_share = float(curves["inside"].mean()) if len(curves) else float("nan")
+    typ_err = float(curves["log_err"].max()) if len(curves) else float("nan")
     rows = []
     for key, value in truths.items():
         name, labels = key[0], key[1:]
@@ -113,9 +232,10 @@ def run_one(spec_name: str, n: int, seed: int, *, draws: int | None = None, tune
                      "truth": value, "q05": lo, "median": float(np.median(da.values)), "q95": hi,
                      "inside": bool(lo <= value <= hi), "gate_passed": res.verdict.passed,
                      "max_rhat": res.verdict.max_rhat, "divergences": res.verdict.n_divergent,
-                     "fit_s": round(wall, 1),
+                     "fit_s": round(wall, 1), "typical_share": typ_share, "typical_max_log_err": typ_err,
                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    return (out, res, curves) if return_fit else out
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -123,10 +243,13 @@ def verdicts(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-fit and pooled shares inside, with the criterion applied."""
     per_fit = (df.groupby(["spec", "n", "seed"])
                  .agg(parameters=("inside", "size"), inside=("inside", "sum"), gate_passed=("gate_passed", "all"),
-                      max_rhat=("max_rhat", "max"), divergences=("divergences", "max"), fit_s=("fit_s", "max"))
+                      max_rhat=("max_rhat", "max"), divergences=("divergences", "max"), fit_s=("fit_s", "max"),
+                      typical_share=("typical_share", "max"), typical_max_log_err=("typical_max_log_err", "max"))
                  .reset_index())
     per_fit["share"] = per_fit["inside"] / per_fit["parameters"]
-    per_fit["meets"] = per_fit["gate_passed"] & (per_fit["share"] >= PER_FIT_MIN)
+    per_fit["typical_tracks"] = ((per_fit["typical_share"] >= TYPICAL_MIN)
+                                 | (per_fit["typical_max_log_err"] <= TYPICAL_MAX_LOG_ERR))
+    per_fit["meets"] = per_fit["gate_passed"] & (per_fit["share"] >= PER_FIT_MIN) & per_fit["typical_tracks"]
     pooled = (per_fit.groupby(["spec", "n"])
                      .agg(seeds=("seed", "nunique"), parameters=("parameters", "sum"), inside=("inside", "sum"),
                           fits_meeting=("meets", "sum"))
@@ -147,11 +270,17 @@ def write_report(df: pd.DataFrame) -> None:
         "Generated by `scripts/recovery_study.py` from `docs/recovery.csv` (virtual adult cohorts,",
         "preset `adult-exploratory`; one fit per row of the first table).",
         "",
-        "**Criterion.** Every fit passes the convergence gate and has at least "
-        f"{PER_FIT_MIN:.0%} of its population parameters' truths inside their 90% intervals; pooled "
-        f"over the seeds of one spec and cohort size, at least {POOLED_MIN:.0%}. (Perfect calibration "
-        "gives 90% on average.) The pulse model holds the time to peak fixed per analyte while the "
-        "simulator varies it between patients; its truth is the simulator's population value.",
+        "**Criterion.** Every fit passes the convergence gate (R-hat < 1.01, bulk and tail ESS >= 400, "
+        f"no divergences), has at least {PER_FIT_MIN:.0%} of its population parameters' truths inside "
+        "their 90% intervals, and its predicted typical trajectory (flat 15 µg/m²/day, covariates at "
+        "the reference level) has the true typical curve inside its 90% interval at at least "
+        f"{TYPICAL_MIN:.0%} of the (analyte, time) points (`typical_share`; the points of one curve "
+        "miss together, see the script) or its median within 20% of the truth everywhere "
+        "(`typical_max_log_err` <= log 1.2); pooled over the seeds of one spec and cohort size, at least "
+        f"{POOLED_MIN:.0%} of the parameters inside and every fit meeting its criterion. (Perfect "
+        "calibration gives 90% inside on average.) Truths are the simulator's population values, "
+        "not the realised cohort's: with 36 patients a realised mean or SD can sit outside a "
+        "correctly calibrated interval by chance.",
         "",
         "## Pooled over seeds",
         "",
@@ -166,6 +295,8 @@ def write_report(df: pd.DataFrame) -> None:
         format_table(misses, "md", digits=3) if len(misses) else "None.",
         "",
     ]
+    if FINDINGS:
+        text += ["## Findings", "", FINDINGS.strip(), ""]
     MD.write_text("\n".join(text))
 
 
@@ -179,16 +310,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--covariates", nargs="*", default=None,
                     help="Override the spec's covariates option (e.g. blast_burden: the simulator's "
                          "cytokine amplitudes depend on it).")
+    ap.add_argument("--analytes", nargs="+", default=None,
+                    help="Override the spec's analytes option (e.g. CD3 for tcell: the subsets CD4/CD8 "
+                         "have no population truth of the kinetics form).")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
     old = pd.read_csv(CSV) if CSV.exists() else pd.DataFrame()
     if not args.report_only:
+        opts = {}
+        if args.covariates is not None:
+            opts["covariates"] = args.covariates
+        if args.analytes is not None:
+            opts["analytes"] = args.analytes
         for n in args.n:
             for seed in args.seeds:
-                opts = {"covariates": args.covariates} if args.covariates is not None else None
-                df = run_one(args.spec, n, seed, draws=args.draws, tune=args.tune, options=opts)
+                df = run_one(args.spec, n, seed, draws=args.draws, tune=args.tune, options=opts or None)
                 print(f"{args.spec} n={n} seed={seed}: {int(df['inside'].sum())}/{len(df)} inside, "
                       f"gate {'passed' if df['gate_passed'].all() else 'FAILED'}, {df['fit_s'].max()} s", flush=True)
+                old = pd.read_csv(CSV) if CSV.exists() else pd.DataFrame()  # other runs may have written
                 if len(old):
                     old = old[~((old["spec"] == args.spec) & (old["n"] == n) & (old["seed"] == seed))]
                 old = pd.concat([old, df], ignore_index=True)

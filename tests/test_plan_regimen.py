@@ -18,7 +18,7 @@ LBM, LAM, SDB, SDA = 2.0, 6.0, 0.4, 0.7
 GAMMA, DELTA, TPEAK, K = 0.8, -1.0, 24.0, 2.0
 
 
-def _stored(fitted_doses=(5.0, 15.0), analytes=("IL6",), corr=None):
+def _stored(fitted_doses=(5.0, 15.0), analytes=("IL6",), corr=None, sd_tpeak=None):
     from bayes_blina.families import get_family
 
     k, chains, draws = len(analytes), 2, 50
@@ -26,6 +26,8 @@ def _stored(fitted_doses=(5.0, 15.0), analytes=("IL6",), corr=None):
     post = {"log_baseline_mu": per(LBM), "log_amp_mu": per(LAM), "sd_log_baseline": per(SDB),
             "sd_log_amp": per(SDA), "gamma_dose": per(GAMMA), "delta_reexposure": per(DELTA),
             "kappa_cycle": per(0.0), "log_tpeak": per(math.log(TPEAK)), "k_shape": per(K)}
+    if sd_tpeak is not None:  # a fit with patient-level timing
+        post["sd_log_tpeak"] = per(sd_tpeak)
     ds = xr.Dataset({n: (("chain", "draw", "analyte"), v) for n, v in post.items()},
                     coords={"analyte": list(analytes)})
     if corr is not None:
@@ -101,3 +103,33 @@ def test_cli_threshold_is_validated_before_anything_is_read(tmp_path, bad):
                                   "--threshold", bad])
     assert r.exit_code == 2
     assert "--threshold must be ANALYTE=VALUE" in r.output
+
+
+def test_virtual_patients_draw_their_own_timing_when_the_fit_has_it():
+    from bayes_blina.plan.regimen import _population_draws
+
+    sd_t = 0.4
+    post = _stored(sd_tpeak=sd_t).idata.posterior
+    d = _population_draws(post, ["IL6"], 100, 80, np.random.default_rng(0))
+    assert d["log_tpeak_i"].shape == (100, 80, 1, 1) == d["log_amp"].shape
+    assert d["log_tpeak_i"].mean() == pytest.approx(math.log(TPEAK), abs=0.02)
+    assert d["log_tpeak_i"].std() == pytest.approx(sd_t, rel=0.03)
+    assert "log_tpeak_i" not in _population_draws(_stored().idata.posterior, ["IL6"], 10, 5,
+                                                   np.random.default_rng(0))
+
+
+def test_patient_timing_spreads_the_peak_within_a_short_window():
+    # flat 15, window 12 h < t_peak = 24 h: the largest value is mostly at 12 h, B (1 + A g(12; t_peak_i, K)),
+    # so a patient's own (earlier or later) timing changes it; independent Monte Carlo oracle
+    sd_t, n = 0.4, 8000
+    kw = dict(n_draws=100, patients_per_draw=80, window_h=12.0, seed=4)
+    with_t = np.log(predict_regimen_peaks(_stored(sd_tpeak=sd_t), ["15"], **kw).peaks[("15", "IL6")])
+    without = np.log(predict_regimen_peaks(_stored(), ["15"], **kw).peaks[("15", "IL6")])
+    rng = np.random.default_rng(11)
+    tp = TPEAK * np.exp(sd_t * rng.standard_normal(n))
+    s = np.minimum(12.0, tp) / tp  # the peak itself when it falls within the window
+    g = np.exp(K * (np.log(s) + 1.0 - s))
+    oracle = LBM + SDB * rng.standard_normal(n) + np.log1p(np.exp(LAM + SDA * rng.standard_normal(n)) * g)
+    assert with_t.std() == pytest.approx(oracle.std(), rel=0.04)
+    assert with_t.mean() == pytest.approx(oracle.mean(), abs=0.04)
+    assert with_t.std() > without.std() + 0.05

@@ -36,13 +36,13 @@ ANALYTES = ["IL6", "IL10", "IFNG"]
 TRUTH: dict[str, dict[str, float]] = {
     "IL6": dict(log_baseline_mu=math.log(6.0), sd_log_baseline=0.8, log_amp_mu=math.log(60.0),
                 sd_log_amp=0.8, gamma_dose=0.7, delta_reexposure=-1.5, kappa_cycle=-0.3,
-                log_tpeak=math.log(10.0), k_shape=2.0, sigma_obs=0.35),
+                log_tpeak=math.log(10.0), sd_log_tpeak=0.25, k_shape=2.0, sigma_obs=0.35),
     "IL10": dict(log_baseline_mu=math.log(4.0), sd_log_baseline=0.6, log_amp_mu=math.log(150.0),
                  sd_log_amp=1.0, gamma_dose=0.8, delta_reexposure=-2.0, kappa_cycle=-0.5,
-                 log_tpeak=math.log(14.0), k_shape=1.8, sigma_obs=0.4),
+                 log_tpeak=math.log(14.0), sd_log_tpeak=0.2, k_shape=1.8, sigma_obs=0.4),
     "IFNG": dict(log_baseline_mu=math.log(5.0), sd_log_baseline=0.7, log_amp_mu=math.log(20.0),
                  sd_log_amp=0.7, gamma_dose=0.5, delta_reexposure=-1.0, kappa_cycle=0.0,
-                 log_tpeak=math.log(24.0), k_shape=2.5, sigma_obs=0.3),
+                 log_tpeak=math.log(24.0), sd_log_tpeak=0.3, k_shape=2.5, sigma_obs=0.3),
 }
 TRUE_CORR = 0.6  # every pair of analytes
 COHORT = {"15": 7, "5-15": 23, "5-15-30": 6}  # adult phase 2 dose cohorts, 36 patients
@@ -67,8 +67,10 @@ def simulate_pulse_cohort(seed: int, cohort: dict[str, int] = COHORT, analytes=A
                           lod: float = LOD, n_cycles: int = 2):
     """Tiny oracle: patients on standard schedules, sampled pre-dose and 2/6/24/48/168 h after
     every start or step, values from the pulse formula with log-normal noise, below ``lod``
-    reported as ``below = 'LOD'``. Returns the validated dataset."""
+    reported as ``below = 'LOD'``. Each patient has its own time to peak per analyte
+    (``log_tpeak + sd_log_tpeak * v``, drawn from a separate stream). Returns the validated dataset."""
     rng = np.random.default_rng(seed)
+    rng_timing = np.random.default_rng(seed + 10_000)
     J = len(analytes)
     corr = np.full((J, J), TRUE_CORR) + (1 - TRUE_CORR) * np.eye(J)
     chol = np.linalg.cholesky(corr)
@@ -92,7 +94,8 @@ def simulate_pulse_cohort(seed: int, cohort: dict[str, int] = COHORT, analytes=A
                 log_a_e = (log_amp + t["gamma_dose"] * np.log(ev["dose"].to_numpy() / 15.0)
                            + t["delta_reexposure"] * (~ev["first_exposure"].to_numpy()).astype(float)
                            + t["kappa_cycle"] * (ev["cycle"].to_numpy() - 1.0))
-                g = pulse(times[:, None] - ev["time_h"].to_numpy()[None, :], math.exp(t["log_tpeak"]), t["k_shape"])
+                t_peak = math.exp(t["log_tpeak"] + t["sd_log_tpeak"] * rng_timing.normal())
+                g = pulse(times[:, None] - ev["time_h"].to_numpy()[None, :], t_peak, t["k_shape"])
                 mu = log_b + np.log1p((np.exp(log_a_e)[None, :] * g).sum(axis=1))
                 y = np.exp(mu + t["sigma_obs"] * rng.normal(size=len(times)))
                 for ti, yi in zip(times, y):
@@ -196,6 +199,9 @@ def test_unknown_prior_name_lists_valid_names():
     m = PulseModel({"covariates": ["blast_burden"]}, {"log_tpeak": "Normal(mu=3, sigma=0.5)"})
     assert set(m.priors) == set(POPULATION_PARAMETERS) | {"beta_blast_burden"}
     assert m.priors["log_tpeak"].params == {"mu": 3.0, "sigma": 0.5}
+    assert m.priors["sd_log_tpeak"].dist == "Gamma" and m.priors["sd_log_tpeak"].params == {"alpha": 2.0, "beta": 8.0}
+    assert "sd_log_tpeak" in m.summary_vars()
+    assert "sd_log_tpeak" not in PulseModel({"patient_timing": False}).summary_vars()
 
 
 def test_data_use_records_every_row_left_out(oracle):
@@ -248,9 +254,12 @@ def test_covariate_with_unknown_level_is_left_out_with_reason(oracle):
 
 
 @pytest.mark.parametrize("options", [{}, {"peak_coordinates": False}, {"correlated": False},
-                                     {"correlated": False, "peak_coordinates": False}])
+                                     {"correlated": False, "peak_coordinates": False},
+                                     {"patient_timing": False},
+                                     {"patient_timing": False, "peak_coordinates": False}])
 def test_numpy_mean_and_likelihood_agree_with_the_model_graph(oracle, options):
-    """The numpy recomputation used for log_likelihood equals the PyMC graph at a random point."""
+    """The numpy recomputation used for log_likelihood equals the PyMC graph at a random point
+    (with patient-level timing: each patient's own ``log_tpeak_i``, which must vary)."""
     import pytensor
 
     fam = PulseModel(options)
@@ -261,6 +270,11 @@ def test_numpy_mean_and_likelihood_agree_with_the_model_graph(oracle, options):
     point = {k: v + rng.normal(0, 0.3, size=np.shape(v)) for k, v in ip.items()}
     names = ["log_baseline", "log_amp", "gamma_dose", "delta_reexposure", "kappa_cycle", "log_tpeak",
              "k_shape", "sigma_obs", "loglik"]
+    timing = options.get("patient_timing", True)
+    assert ("log_tpeak_i" in model.named_vars) == timing
+    assert ("sd_log_tpeak" in model.named_vars) == timing
+    if timing:
+        names.append("log_tpeak_i")
     outs = model.replace_rvs_by_values([model[n] for n in names])
     f = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
     vals = dict(zip(names, f(*[point[v.name] for v in model.value_vars])))
@@ -270,6 +284,13 @@ def test_numpy_mean_and_likelihood_agree_with_the_model_graph(oracle, options):
                                     A["is_censored"].astype(bool))
     assert np.isfinite(vals["loglik"])
     assert ll.sum() == pytest.approx(float(vals["loglik"]), rel=1e-9)
+    if timing:  # patients differ in timing, and the population value alone gives another likelihood
+        assert vals["log_tpeak_i"].shape == (len(prep.coords["subject"]), 3)
+        assert np.ptp(vals["log_tpeak_i"][:, 0]) > 0.05
+        pop = {k: v for k, v in vals.items() if k != "log_tpeak_i"}
+        ll_pop = censored_lognormal_logp_np(pulse_log_mu(pop, A), vals["sigma_obs"][A["obs_analyte"]], A["log_y"],
+                                            A["log_limit"], A["is_censored"].astype(bool))
+        assert abs(ll_pop.sum() - ll.sum()) > 1e-6
 
 
 @pytest.mark.parametrize("correlated", [True, False])
@@ -389,7 +410,7 @@ def test_half_lod_substitution_biases_baselines_but_m3_does_not(m3_fit, half_lod
 @pytest.mark.slow
 def test_parameter_recovery_36_patients(m3_fit):
     """Criterion: the fit passes the convergence gate; at least 80% of the population parameters
-    (10 per analyte, 3 analytes, plus the 3 correlations) have their truth inside the 90% interval."""
+    (11 per analyte, 3 analytes, plus the 3 correlations) have their truth inside the 90% interval."""
     res = m3_fit
     assert res.verdict.passed, res.verdict
     inside, misses = 0, []
@@ -427,3 +448,89 @@ def test_priming_effect_recovered(m3_fit):
             lo, hi = np.quantile(tp.sel(analyte=a, scenario=s).values.ravel(), [0.05, 0.95])
             inside += lo <= true_typical_peak(a, s) <= hi
     assert inside >= 8, inside
+
+
+# --------------------------------------------------------------------------------------------------
+# predictions with patient-level timing (no sampling)
+# --------------------------------------------------------------------------------------------------
+
+
+def _true_pulse_stored(truth: dict, dataset, subjects: list[str], analyte: str, *, with_timing: bool):
+    """A stand-in for a stored pulse fit whose every draw is the simulator's truth for ``subjects``."""
+    import xarray as xr
+    from types import SimpleNamespace
+
+    par = truth["population"]["pulse"][analyte]
+    pats = truth["patients"]
+    rows = [pats["subject_id"].index(s) for s in subjects]
+    pat = {k: np.array([pats["pulse"][analyte][k][r] for r in rows], dtype=float) for k in ("baseline", "log_amp", "t_peak")}
+    per_sub = {"log_baseline": np.log(pat["baseline"]), "log_amp": pat["log_amp"]}
+    if with_timing:
+        per_sub["log_tpeak_i"] = np.log(pat["t_peak"])
+    pop = {"log_baseline_mu": par["log_baseline_mu"], "log_amp_mu": par["log_amp_mu"],
+           "gamma_dose": par["gamma_dose"], "delta_reexposure": par["delta_reexposure"],
+           "kappa_cycle": par["kappa_cycle"], "log_tpeak": par["log_tpeak_mu"], "k_shape": par["k_shape"],
+           "sigma_obs": par["sigma_obs"], "sd_log_tpeak": par["sd_log_tpeak"]}
+    data = {k: (("chain", "draw", "analyte"), np.full((2, 3, 1), v)) for k, v in pop.items()}
+    data.update({k: (("chain", "draw", "subject", "analyte"), np.broadcast_to(v[:, None], (2, 3, len(rows), 1)).copy())
+                 for k, v in per_sub.items()})
+    ds = xr.Dataset(data, coords={"analyte": [analyte], "subject": subjects})
+    opts = PulseModel({"analytes": [analyte], "patient_timing": with_timing}).options.model_dump()
+    return SimpleNamespace(family_name="pulse", options=opts, idata=SimpleNamespace(posterior=ds))
+
+
+def test_individual_prediction_uses_each_patients_own_timing_and_typical_the_population_timing():
+    from bayes_blina.predict import predict_trajectories
+    from bayes_blina.simulate.cohort import simulate_cohort, true_curve
+
+    ds, truth = simulate_cohort("adult-exploratory", 12, seed=5)
+    subjects = [str(s) for s in truth["patients"]["subject_id"][:4]]
+    tp = np.array([truth["patients"]["pulse"]["IL6"]["t_peak"][k] for k in range(4)])
+    assert np.ptp(np.log(tp)) > 0.1  # the simulator's patients differ in timing
+    times = [1.0, 3.0, 6.0, 10.0, 16.0, 24.0, 36.0, 48.0, 96.0]
+    sub_ds = ds.with_tables(subjects=ds.subjects[ds.subjects["subject_id"].astype(str).isin(subjects)],
+                            dosing=ds.dosing[ds.dosing["subject_id"].astype(str).isin(subjects)])
+    pred = predict_trajectories(_true_pulse_stored(truth, ds, subjects, "IL6", with_timing=True), sub_ds,
+                                times=times, individual=True)
+    expected = true_curve(ds, truth, "IL6", times, subjects)
+    for k, s in enumerate(subjects):
+        got = pred[pred["subject_id"] == s]["median"].to_numpy()
+        np.testing.assert_allclose(got, expected[k], rtol=1e-8)
+    # a fit without patient timing predicts every patient at the population time to peak
+    pred0 = predict_trajectories(_true_pulse_stored(truth, ds, subjects, "IL6", with_timing=False), sub_ds,
+                                 times=times, individual=True)
+    assert not np.allclose(pred0["median"].to_numpy(), pred["median"].to_numpy(), rtol=1e-3)
+    # typical: the population timing (the same with or without patient timing in the fit)
+    typ = predict_trajectories(_true_pulse_stored(truth, ds, subjects, "IL6", with_timing=True), sub_ds, times=times)
+    typ0 = predict_trajectories(_true_pulse_stored(truth, ds, subjects, "IL6", with_timing=False), sub_ds, times=times)
+    np.testing.assert_allclose(typ["median"].to_numpy(), typ0["median"].to_numpy(), rtol=1e-12)
+    flat = typ[typ["subject_id"] == subjects[0]].set_index("time_h")["median"]
+    t_typ = math.exp(truth["population"]["pulse"]["IL6"]["log_tpeak_mu"])
+    assert flat.idxmax() == min(times, key=lambda t: abs(t - t_typ))
+
+
+def test_timing_coordinates_are_an_exact_change_of_variables(oracle):
+    """The default timing coordinates (``log_tpeak_c = log_tpeak + sd_log_tpeak * mean(v)``) give the
+    same log density as the plain non-centred model at corresponding points (unit Jacobian)."""
+    fam_a = PulseModel({"timing_sampling": "patient_mean"})
+    fam_b = PulseModel({"timing_sampling": "non_centred"})
+    prep = fam_a.prepare(oracle)
+    ma, mb = fam_a.build(prep), fam_b.build(prep)
+    assert "log_tpeak_c" in ma.named_vars and "log_tpeak_c" not in mb.named_vars
+    assert "log_tpeak" in {d.name for d in ma.deterministics}
+    assert "log_tpeak" in {v.name for v in mb.free_RVs}
+    rng = np.random.default_rng(8)
+    pb = {k: v + rng.normal(0, 0.3, size=np.shape(v)) for k, v in mb.initial_point().items()}
+    sd = np.exp(pb["sd_log_tpeak_log__"])
+    pa = {k: v for k, v in pb.items() if k != "log_tpeak"}
+    pa["log_tpeak_c"] = pb["log_tpeak"] + sd * pb["v_tpeak"].mean(axis=0)
+    assert set(pa) == {v.name for v in ma.value_vars}
+    assert float(ma.compile_logp()(pa)) == pytest.approx(float(mb.compile_logp()(pb)), rel=1e-10)
+    # and the same patient timings
+    import pytensor
+
+    ta = pytensor.function(ma.value_vars, ma.replace_rvs_by_values([ma["log_tpeak_i"]])[0],
+                           on_unused_input="ignore")(*[pa[v.name] for v in ma.value_vars])
+    tb = pytensor.function(mb.value_vars, mb.replace_rvs_by_values([mb["log_tpeak_i"]])[0],
+                           on_unused_input="ignore")(*[pb[v.name] for v in mb.value_vars])
+    np.testing.assert_allclose(ta, tb, rtol=1e-12)

@@ -38,7 +38,8 @@ import pandas as pd
 
 from bayes_blina.errors import BayesBlinaError
 
-__all__ = ["BiomarkerSource", "PowerResult", "simulate_study", "refit_study", "biomarker_power"]
+__all__ = ["BiomarkerSource", "PowerResult", "simulate_study", "refit_study", "biomarker_power",
+           "source_from_joint"]
 
 
 @dataclass
@@ -99,6 +100,64 @@ class PowerResult:
     table: pd.DataFrame
     studies: pd.DataFrame
     wall_s: float
+
+
+def source_from_joint(stored, *, max_draws: int = 1000, seed: int = 0) -> BiomarkerSource:
+    """The virtual-study source of a stored fit of the ``joint`` family.
+
+    Parameters
+    ----------
+    stored : StoredFit
+        A joint fit with a CR part and at least one biomarker.
+    max_draws : int
+        Posterior draws kept (a random subset when the fit has more).
+    seed : int
+        Seed of that subset.
+
+    Returns
+    -------
+    BiomarkerSource
+        Per CR patient: each biomarker on the model's log2 scale (``log2`` fold change for
+        ``tcell_expansion``, ``log2(peak / peak_ref)`` for cytokine peaks) and ``p_cr`` per draw;
+        the CR covariates as 0/1 contrasts against each factor's first level (a patient with an
+        unknown level gets zeros, as the joint model gives it the mean effect).
+    """
+    from bayes_blina.families import get_family
+    from bayes_blina.families.joint import BIOMARKERS, PARTS
+
+    if stored.family_name != "joint":
+        raise BayesBlinaError(f"biomarker planning needs a fit of the joint family (this fit: {stored.family_name!r})")
+    opts = stored.options
+    biomarkers = list(opts.get("biomarkers", []))
+    post = stored.idata.posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+    if not biomarkers or "p_cr" not in post:
+        raise BayesBlinaError("the joint fit has no CR part with biomarkers (options biomarkers, response_part)")
+    const = stored.idata.constant_data
+    rng = np.random.default_rng(seed)
+    n_total = post.sizes["sample"]
+    pick = np.sort(rng.choice(n_total, size=min(max_draws, n_total), replace=False))
+    family = get_family("joint")(opts)  # for log_ref: the biomarkers' reference values
+    cols = []
+    for b in biomarkers:
+        bm = BIOMARKERS[b]
+        prefix = PARTS[bm.part][1]
+        da = post[prefix + bm.key].sel({prefix + "analyte": bm.analyte})
+        vals = da.values[pick][:, np.asarray(const[f"cr_{b}_subject"].values, dtype=np.int64)]
+        cols.append((vals - family.log_ref(b)) / np.log(2.0))
+    x = np.stack(cols, axis=-1)
+    covs, names = [], []
+    for f in opts.get("covariates", []):
+        if f"cr_{f}" not in const:
+            continue
+        idx = np.asarray(const[f"cr_{f}"].values, dtype=np.int64)
+        levels = [str(v) for v in const[f"cr_{f}"].attrs.get("levels", [])] or \
+            [str(v) for v in stored.idata.posterior[f"beta_{f}"].coords[f].values]
+        for k in range(1, len(levels)):
+            covs.append((idx == k).astype(float))
+            names.append(f"{f}={levels[k]}")
+    covariates = np.stack(covs, axis=1) if covs else np.zeros((x.shape[1], 0))
+    return BiomarkerSource(x=x, se=x.std(axis=0), p_cr=post["p_cr"].values[pick], covariates=covariates,
+                           biomarkers=biomarkers, covariate_names=names)
 
 
 def simulate_study(source: BiomarkerSource, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -6,7 +6,8 @@ course of a **new, randomly drawn patient** under a candidate schedule (``'15'``
 posterior: for each retained posterior draw, ``patients_per_draw`` patients are drawn from the
 population distribution of patient effects (log baseline ``N(log_baseline_mu, sd_log_baseline)``,
 log amplitude ``N(log_amp_mu, Sigma_a)`` with ``Sigma_a = diag(sd_log_amp) corr_amp
-diag(sd_log_amp)``; covariate effects at their reference level), and the noise-free curve is
+diag(sd_log_amp)``; covariate effects at their reference level; with patient-level timing in
+the fit, log time to peak ``N(log_tpeak, sd_log_tpeak)``), and the noise-free curve is
 evaluated on an hourly grid over the window. Each virtual patient's **peak** is the maximum of that
 curve; its predictive distribution mixes parameter uncertainty and between-patient variation.
 
@@ -74,6 +75,9 @@ def _population_draws(post, analytes: list[str], n_draws: int, patients: int, rn
     }
     for name in ("gamma_dose", "delta_reexposure", "kappa_cycle", "log_tpeak", "k_shape"):
         draws[name] = val(name)[:, None, :]
+    if "sd_log_tpeak" in stacked:  # patient-level timing: each virtual patient draws its own
+        v = rng.standard_normal((s, patients, k))
+        draws["log_tpeak_i"] = (val("log_tpeak")[:, None, :] + val("sd_log_tpeak")[:, None, :] * v)[:, :, None, :]
     return draws
 
 

@@ -1,0 +1,753 @@
+"""Joint model: T-cell expansion and cytokine peaks (trajectory sub-models) → complete remission.
+
+One PyMC model holds
+
+* a **kinetics** sub-model of CD3 T cells (:mod:`bayes_blina.families.kinetics`, variables and
+  dimensions prefixed ``tcell_``), whose patient effect ``tcell_log_expansion[i]`` is ``E_i``, the
+  log fold change of the patient's noise-free CD3 curve at the end of cycle 1 (day 29, 672 h)
+  over the pre-treatment baseline;
+* a **pulse** sub-model of IL-10, optionally with IL-6 and IFN-γ (:mod:`bayes_blina.families.pulse`,
+  prefix ``cyt_``), whose patient effect ``cyt_log_peak_first[i, a]`` is the log of the noise-free
+  concentration at the peak after the first infusion start of cycle 1;
+* a **CR** sub-model on the patient rows with a response (``subjects.response``)::
+
+      logit P(CR_i) = alpha + sum_f beta_f[level_f(i)] (+ u[study_i])
+                      + beta_tcell_expansion * log2(expansion_i)
+                      + beta_il10_peak       * log2(il10_peak_i / il10_ref)
+
+  with ``expansion_i = exp(E_i)`` and ``il10_peak_i = exp(log_peak_first[i, IL10])`` taken from
+  the trajectory sub-models **in the same MCMC run** (not a plug-in of estimates: the uncertainty
+  of each patient's biomarker, and the information CR carries about it, are part of the fit).
+
+Scale of the coefficients
+-------------------------
+Biomarkers enter **per doubling**: ``log2`` of the fold change (T cells) and ``log2`` of the peak
+over a fixed reference ``peak_ref`` (IL-10: 100 pg/mL, the reference of the simulator). So
+``or_tcell_expansion = exp(beta_tcell_expansion)`` is the odds ratio of CR for a patient whose
+T cells expand twice as much (e.g. 4-fold instead of 2-fold), and ``or_il10_peak`` that for a
+twice-as-high IL-10 peak, with everything else equal. They are not standardised (per SD of the
+biomarker) because the SD of a latent biomarker depends on the cohort; per doubling is the same in
+every cohort. ``alpha`` is the logit CR probability of a patient with no expansion (fold change 1)
+and an IL-10 peak at the reference, at the average of the covariate levels. To sample well the
+model is centred: the sampler moves ``p_typical``, the CR probability at ``centre`` (log2 values,
+by default 1 for expansion = 2-fold and 2 for an IL-10 peak of 400 pg/mL, about the medians of the
+adult cohorts) and ``alpha`` is derived from it.
+
+Covariates of the CR part follow the response model (:mod:`bayes_blina.families.response`): each
+factor of ``covariates`` (default regimen, age group, blast burden) has zero-sum level effects with
+spread ``sd_<factor>`` (non-centred). Levels are those of the patients in the CR part; a factor with
+a single level there is dropped (its effect is absorbed by the intercept; recorded in ``data_use``),
+a patient whose level is unknown gets the factor's mean effect (0).
+
+Identifiability notes
+---------------------
+* ``beta_<biomarker>`` is identified by the between-patient variation of the latent biomarker. A
+  biomarker measured with error relative to its spread is *not* attenuated here (the measurement
+  model is part of the fit), as it is in a two-stage plug-in (regression dilution).
+* Because CR also informs each patient's biomarker, the CR part pulls each patient's latent value
+  towards what their outcome suggests; with weakly informative trajectory data (few samples, most
+  below the LOD) the coefficient then leans on its prior. Trajectory data of cycle 1 only are used by
+  default (``cycles = 1`` in both sub-models): the biomarkers are cycle-1 quantities, and whether a
+  patient receives cycle 2 depends on the response (dropout), which would make cycle-2 data
+  informative about CR in a way the model does not describe.
+* A confounder of a biomarker and CR (blast burden raises the IL-10 peak and lowers CR in the adult
+  simulator) must be a CR covariate, or the biomarker's coefficient absorbs its effect.
+
+Parts and options
+-----------------
+``biomarkers`` picks the biomarkers in the CR part (``tcell_expansion``, ``il10_peak``,
+``il6_peak``, ``ifng_peak``); a trajectory sub-model is included exactly when one of its biomarkers
+is. ``biomarkers = []`` is the baseline-covariates-only CR model (same CR part, no trajectories):
+the comparison model for LOO and for discrimination. ``response_part = false`` keeps only the
+trajectory sub-models (stage 1 of the two-stage comparison, :mod:`bayes_blina.joint.two_stage`).
+``tcell`` and ``cytokines`` are option tables passed to the sub-models (their ``analytes`` default to
+CD3 and to the cytokines of the biomarkers).
+
+Priors are those of the sub-models, named with their prefix (``tcell_sigma_obs``,
+``cyt_log_amp_mu``, ...), and of the CR part (see :class:`JointModel`).
+
+Named quantities
+----------------
+``beta_<biomarker>``, ``or_<biomarker>`` (odds ratio per doubling), ``p_or_<biomarker>_gt_1``
+(indicator whose posterior mean is P(OR > 1)), ``alpha``, ``p_typical``, ``p_cr`` (cr_patient),
+and everything the sub-models name (prefixed). Pointwise log-likelihoods: ``cr`` per patient of the
+CR part, ``tcell_y`` and ``cyt_y`` per observation row of the trajectory parts.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bayes_blina.errors import DataValidationError, Problem, SpecError
+from bayes_blina.families.base import ModelFamily, Prepared
+from bayes_blina.families.levels import FACTORS, factor_vocabulary, subject_levels
+from bayes_blina.priors import Prior
+
+__all__ = ["BIOMARKERS", "PARTS", "Biomarker", "JointModel", "JointOptions", "derived_summary",
+           "add_cr_part", "cr_baseline_eta", "skip_after_events"]
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Biomarker:
+    """A patient-level biomarker of a trajectory sub-model that can enter the CR part.
+
+    Attributes
+    ----------
+    part : str
+        Sub-model (key of :data:`PARTS`).
+    key : str
+        Name of the tensor returned by the sub-model's ``add_to_model`` (and of its posterior
+        variable, without prefix).
+    analyte : str
+        Analyte column of that tensor.
+    label : str
+        What it is, in words.
+    default_centre : float
+        Default centring value on the model's log2 scale.
+    """
+
+    part: str
+    key: str
+    analyte: str
+    label: str
+    default_centre: float
+
+
+#: Sub-models: part -> (family name, prefix).
+PARTS: dict[str, tuple[str, str]] = {"tcell": ("kinetics", "tcell_"), "cyt": ("pulse", "cyt_")}
+
+#: Biomarkers the CR part can use.
+BIOMARKERS: dict[str, Biomarker] = {
+    "tcell_expansion": Biomarker("tcell", "log_expansion", "CD3",
+                                 "CD3 fold change at day 29 over the pre-treatment baseline", 1.0),
+    "il10_peak": Biomarker("cyt", "log_peak_first", "IL10",
+                           "IL-10 peak after the first infusion start of cycle 1 (pg/mL)", 2.0),
+    "il6_peak": Biomarker("cyt", "log_peak_first", "IL6",
+                          "IL-6 peak after the first infusion start of cycle 1 (pg/mL)", 2.0),
+    "ifng_peak": Biomarker("cyt", "log_peak_first", "IFNG",
+                           "IFN-gamma peak after the first infusion start of cycle 1 (pg/mL)", 2.0),
+}
+
+
+class JointOptions(BaseModel):
+    """Options of the joint model (see the module docstring).
+
+    Attributes
+    ----------
+    biomarkers : list of str
+        Biomarkers in the CR part (keys of :data:`BIOMARKERS`); ``[]``: covariates only.
+    covariates : list of str
+        CR covariate factors (default regimen, age group, blast burden).
+    study_effect : bool
+        Between-study random intercept in the CR part (when the data hold several studies).
+    response_part : bool
+        Include the CR part (``false``: trajectories only, stage 1 of the two-stage comparison).
+    cycles : int
+        Highest cycle of trajectory data used (default 1; the sub-model tables may override).
+    tcell : dict
+        Options of the kinetics sub-model (``analytes`` default ``["CD3"]``).
+    cytokines : dict
+        Options of the pulse sub-model (``analytes`` default: the cytokines of the biomarkers).
+    peak_ref : dict of str to float
+        Reference peak (canonical unit, pg/mL) of each cytokine: the biomarker is
+        ``log2(peak / peak_ref)``.
+    centre : dict of str to float
+        Centring value of each biomarker on its log2 scale (sampling geometry only; ``p_typical``
+        is the CR probability there).
+    tcell_skip_after_event_h : float
+        Leave out the T-cell rows sampled within this many hours after an infusion event (0 keeps
+        them): they describe the redistribution dip, not the expansion, and the dip's shape
+        parameters are strongly correlated (slow sampling). Recorded in ``data_use``; landmark
+        prediction leaves the same rows out.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    biomarkers: list[str] = Field(default_factory=lambda: ["tcell_expansion", "il10_peak"])
+    covariates: list[str] = Field(default_factory=lambda: ["regimen", "age_group", "blast_burden"])
+    study_effect: bool = False
+    response_part: bool = True
+    cycles: int = Field(1, ge=1)
+    tcell: dict[str, Any] = Field(default_factory=dict)
+    cytokines: dict[str, Any] = Field(default_factory=dict)
+    peak_ref: dict[str, float] = Field(default_factory=lambda: {"IL10": 100.0, "IL6": 100.0, "IFNG": 100.0})
+    centre: dict[str, float] = Field(default_factory=dict)
+    tcell_skip_after_event_h: float = Field(0.0, ge=0)
+
+    @field_validator("biomarkers")
+    @classmethod
+    def _known_biomarkers(cls, v: list[str]) -> list[str]:
+        bad = [b for b in v if b not in BIOMARKERS]
+        if bad:
+            raise ValueError(f"unknown biomarker(s) {bad}; valid biomarkers are {list(BIOMARKERS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("biomarkers must not repeat")
+        return v
+
+    @field_validator("covariates")
+    @classmethod
+    def _known_factors(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if f not in FACTORS]
+        if bad:
+            raise ValueError(f"unknown covariate(s) {bad}; valid covariates are {list(FACTORS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("covariates must not repeat")
+        return v
+
+    @field_validator("peak_ref")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if not (x > 0 and math.isfinite(x))}
+        if bad:
+            raise ValueError(f"peak_ref values must be positive numbers (found {bad})")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "JointOptions":
+        bad = [k for k in self.centre if k not in self.biomarkers]
+        if bad:
+            raise ValueError(f"centre names biomarker(s) {bad} that are not in biomarkers {self.biomarkers}")
+        if not self.response_part and not self.biomarkers:
+            raise ValueError("response_part = false needs at least one biomarker (nothing would be modelled)")
+        return self
+
+
+def skip_after_events(dataset, analytes: list[str], window_h: float, gap_tol_h: float = 1.0):
+    """The dataset without the rows of ``analytes`` sampled in ``(0, window_h]`` hours after one of
+    the patient's infusion events.
+
+    Returns
+    -------
+    dataset : Dataset
+        With the observations kept (fresh index).
+    keep : numpy.ndarray of int
+        Positions (in the original observations table) of the rows kept, in order.
+    skipped : numpy.ndarray of int
+        Positions of the rows left out.
+    """
+    from bayes_blina.events import infusion_events
+
+    obs = dataset.observations
+    if obs is None or not len(obs) or dataset.dosing is None or not len(dataset.dosing):
+        n = 0 if obs is None else len(obs)
+        return dataset, np.arange(n), np.zeros(0, dtype=np.int64)
+    ev = infusion_events(dataset.dosing, gap_tol_h=gap_tol_h)
+    sel = np.flatnonzero(obs["analyte"].astype(str).isin(analytes).to_numpy())
+    left = pd.DataFrame({"i": sel, "s": obs["subject_id"].astype(str).to_numpy()[sel],
+                         "t": pd.to_numeric(obs["time_h"], errors="coerce").to_numpy(float)[sel]})
+    right = pd.DataFrame({"s": ev["subject_id"].astype(str), "te": ev["time_h"].to_numpy(float)})
+    m = left.merge(right, on="s", how="inner")
+    lag = m["t"].to_numpy() - m["te"].to_numpy()
+    skipped = np.unique(m["i"].to_numpy()[(lag > 0) & (lag <= window_h)]).astype(np.int64)
+    mask = np.ones(len(obs), dtype=bool)
+    mask[skipped] = False
+    keep = np.flatnonzero(mask)
+    return dataset.with_tables(observations=obs.iloc[keep].reset_index(drop=True)), keep, skipped
+
+
+def _restore_positions(sp: Prepared, keep: np.ndarray, skipped: np.ndarray, n_total: int, reason: str) -> None:
+    """Map a sub-model's row positions (in a filtered table) back to the original table."""
+    sp.arrays["obs_position"] = keep[sp.arrays["obs_position"]]
+    sp.coords["obs"] = [str(int(p)) for p in sp.arrays["obs_position"]]
+    use = sp.data_use
+    for r in use.get("rows_left_out", []):
+        if "positions" in r:
+            r["positions"] = [int(keep[p]) for p in r["positions"]]
+    if len(skipped):
+        use.setdefault("rows_left_out", []).insert(0, {"reason": reason, "n_rows": int(len(skipped)),
+                                                       "positions": [int(p) for p in skipped]})
+    use["rows_total"] = int(n_total)
+
+
+class JointModel(ModelFamily):
+    """Joint trajectory → CR model (see the module docstring).
+
+    Default priors of the CR part (override by name in the spec's ``[priors]`` table; the
+    sub-models' priors are named with their prefix, e.g. ``tcell_sigma_obs``, ``cyt_log_amp_mu``):
+
+    ``p_typical``          Beta(1, 1): CR probability at the biomarker centres and the average
+                           covariate levels.
+    ``beta_<biomarker>``   Normal(0, 1.5): log odds ratio of CR per doubling of the biomarker; 95%
+                           prior odds ratios between 0.05 and 19 per doubling (weakly informative;
+                           a doubling is about one between-patient SD of log2 expansion).
+    ``sd_<factor>``        Gamma(2, 2): spread of the factor's zero-sum level effects (logit scale,
+                           boundary-avoiding as in the response model).
+    ``sd_study``           HalfNormal(0.5), with ``study_effect = true``.
+    ``tcell_t_nadir``      LogNormal(log 6, 0.3): hours from an infusion event to the bottom of the
+                           T-cell redistribution dip, 95% within 3.3 and 11 h (the adult study:
+                           nadir about 6 h after each event, recovery within a day or two).
+    ``tcell_k_shape``      LogNormal(log 2, 0.3): shape of the dip, 95% within 1.1 and 3.6 (with
+                           t_nadir 6 h the dip is 96% recovered after 24 h).
+                           These two replace the kinetics family's generic priors (``t_nadir`` 95%
+                           within 2.3 and 250 h, meant for neutrophils and platelets too), under
+                           which a weeks-long dip at the floor plus a large expansion can stand in
+                           for a fall of the counts: chains settled in that mode (R-hat 1.5). Every
+                           other sub-model prior is the family's own.
+    """
+
+    name = "joint"
+    Options = JointOptions
+
+    def __init__(self, options=None, priors=None):
+        super().__init__(options, priors)
+        #: The sub-models, by part name (``tcell``, ``cyt``), with their (unprefixed) priors.
+        self.parts: dict[str, ModelFamily] = self._sub_families(with_priors=True)
+
+    # ------------------------------------------------------------------ structure
+    def part_names(self) -> list[str]:
+        """Sub-models included (those of the biomarkers), in :data:`PARTS` order."""
+        used = {BIOMARKERS[b].part for b in self.options.biomarkers}
+        return [p for p in PARTS if p in used]
+
+    def _sub_options(self, part: str) -> dict[str, Any]:
+        opt = self.options
+        analytes = [BIOMARKERS[b].analyte for b in opt.biomarkers if BIOMARKERS[b].part == part]
+        user = dict(opt.tcell if part == "tcell" else opt.cytokines)
+        sub: dict[str, Any] = {"analytes": analytes, "cycles": opt.cycles}
+        sub.update(user)
+        if part == "cyt" and "correlated" not in user:
+            sub["correlated"] = len(sub["analytes"]) > 1
+        from bayes_blina.data.analytes import resolve_analyte
+
+        have = [resolve_analyte(a) or a for a in sub.get("analytes", [])]
+        missing = [a for a in analytes if a not in have]
+        if missing:
+            raise SpecError(f"joint model option {'tcell' if part == 'tcell' else 'cytokines'}.analytes "
+                            f"{sub.get('analytes')} must include {missing} (needed by biomarkers "
+                            f"{[b for b in opt.biomarkers if BIOMARKERS[b].analyte in missing]})")
+        return sub
+
+    def _sub_families(self, *, with_priors: bool) -> dict[str, ModelFamily]:
+        from bayes_blina.families import get_family
+
+        out = {}
+        for part in self.part_names():
+            fam_name, prefix = PARTS[part]
+            cls = get_family(fam_name)
+            pri = ({k[len(prefix):]: v for k, v in self.priors.items() if k.startswith(prefix)}
+                   if with_priors else None)
+            try:
+                out[part] = cls(self._sub_options(part), pri)
+            except SpecError as e:
+                raise SpecError(f"joint model, {part} sub-model: {e}") from None
+        return out
+
+    def default_priors(self) -> dict[str, Prior]:
+        opt = self.options
+        pri: dict[str, Prior] = {}
+        if opt.response_part:
+            pri["p_typical"] = Prior("Beta", alpha=1.0, beta=1.0)
+            for b in opt.biomarkers:
+                pri[f"beta_{b}"] = Prior("Normal", mu=0.0, sigma=1.5)
+            for f in opt.covariates:
+                pri[f"sd_{f}"] = Prior("Gamma", alpha=2.0, beta=2.0)
+            if opt.study_effect:
+                pri["sd_study"] = Prior("HalfNormal", sigma=0.5)
+        for part, fam in self._sub_families(with_priors=False).items():
+            prefix = PARTS[part][1]
+            pri.update({prefix + k: v for k, v in fam.default_priors().items()})
+        if "tcell_t_nadir" in pri:
+            # T cells leave the blood within hours of every infusion event and are back within a day
+            # or two (nadir ~6 h in the adult study). Under the kinetics family's generic priors
+            # (t_nadir 95% within 2.3 and 250 h, for neutrophils and platelets too) a dip lasting
+            # weeks can stand in for a fall of the counts (a deep, weeks-long dip at the floor plus a
+            # large expansion): chains settled there (t_nadir 137-470 h, k_shape 0.06-0.3), R-hat 1.5.
+            pri["tcell_t_nadir"] = Prior("LogNormal", mu=round(math.log(6.0), 6), sigma=0.3)
+            pri["tcell_k_shape"] = Prior("LogNormal", mu=round(math.log(2.0), 6), sigma=0.3)
+        return pri
+
+    def centre(self, biomarker: str) -> float:
+        """Centring value of a biomarker (log2 scale)."""
+        return float(self.options.centre.get(biomarker, BIOMARKERS[biomarker].default_centre))
+
+    def log_ref(self, biomarker: str) -> float:
+        """Natural log of the biomarker's reference (0 for expansion, ``log(peak_ref)`` for peaks)."""
+        b = BIOMARKERS[biomarker]
+        if b.part == "tcell":
+            return 0.0
+        return math.log(float(self.options.peak_ref.get(b.analyte, 100.0)))
+
+    # ------------------------------------------------------------------ data
+    def prepare(self, dataset) -> Prepared:
+        """Each sub-model's arrays (keys and coordinates prefixed) and the CR part's arrays.
+
+        Raises
+        ------
+        DataValidationError
+            If the CR part has no usable patient (no ``response`` values, or none of the patients
+            with a response has trajectory data for every biomarker), or a sub-model cannot use the
+            data (see the trajectory families).
+        """
+        opt = self.options
+        arrays: dict[str, np.ndarray] = {}
+        coords: dict[str, list[str]] = {}
+        use: dict[str, Any] = {"biomarkers": {b: {"label": BIOMARKERS[b].label, "part": BIOMARKERS[b].part,
+                                                  "scale": ("log2(fold change)" if BIOMARKERS[b].part == "tcell"
+                                                            else f"log2(peak / {math.exp(self.log_ref(b)):g})"),
+                                                  "centre_log2": self.centre(b)}
+                                              for b in opt.biomarkers}}
+        sub_prepared: dict[str, Prepared] = {}
+        for part, fam in self.parts.items():
+            prefix = PARTS[part][1]
+            data_part, keep_rows, skipped = dataset, None, None
+            if part == "tcell" and opt.tcell_skip_after_event_h > 0:
+                data_part, keep_rows, skipped = skip_after_events(dataset, fam.options.analytes,
+                                                                  opt.tcell_skip_after_event_h, fam.options.gap_tol_h)
+            try:
+                sp = fam.prepare(data_part)
+            except DataValidationError as e:
+                used_by = [b for b in opt.biomarkers if BIOMARKERS[b].part == part]
+                raise DataValidationError(e.problems + [Problem(
+                    "observations.csv", "analyte", None,
+                    f"the joint model's {part} sub-model cannot use these data; it is there for the "
+                    f"biomarker(s) {used_by}: remove them from the model option 'biomarkers' to fit "
+                    "without them")]) from None
+            if keep_rows is not None:
+                _restore_positions(sp, keep_rows, skipped, len(dataset.observations),
+                                   f"T-cell row within {opt.tcell_skip_after_event_h:g} h after an infusion event "
+                                   "(redistribution dip; option tcell_skip_after_event_h)")
+            sub_prepared[part] = sp
+            arrays.update({prefix + k: np.asarray(v) for k, v in sp.arrays.items()})
+            coords.update({prefix + k: list(v) for k, v in sp.coords.items()})
+            use[part] = sp.data_use
+        self._merge_trajectory_use(dataset, use)
+        if opt.response_part:
+            self._prepare_cr(dataset, sub_prepared, arrays, coords, use)
+        return Prepared(arrays=arrays, coords=coords, data_use=use)
+
+    def _merge_trajectory_use(self, dataset, use: dict[str, Any]) -> None:
+        """Top-level counts of the trajectory rows (what ``bayes-blina fit`` prints)."""
+        if not self.parts:
+            return
+        obs = dataset.observations
+        modelled: list[str] = []
+        use["rows_total"] = int(len(obs)) if obs is not None else 0
+        use["rows_used"] = 0
+        use["subjects_used"] = 0
+        use["events_used"] = 0
+        use["censored"] = {}
+        use["rows_left_out"] = []
+        for part in self.parts:
+            u = use[part]
+            modelled += list(u.get("analytes", []))
+            use["rows_used"] += int(u.get("rows_used", 0))
+            use["subjects_used"] = max(use["subjects_used"], int(u.get("subjects_used", 0)))
+            use["events_used"] = max(use["events_used"], int(u.get("events_used", 0)))
+            use["censored"].update(u.get("censored", {}))
+            for r in u.get("rows_left_out", []):
+                if r["reason"].startswith("analyte not modelled"):
+                    continue
+                use["rows_left_out"].append({**r, "part": part})
+        if obs is not None and len(obs):
+            other = ~obs["analyte"].astype(str).isin(modelled)
+            if other.any():
+                counts = obs.loc[other, "analyte"].astype(str).value_counts().sort_index()
+                use["rows_left_out"].insert(0, {"reason": "analyte not modelled by the joint model",
+                                                "n_rows": int(other.sum()),
+                                                "by_analyte": {str(k): int(v) for k, v in counts.items()}})
+
+    def _prepare_cr(self, dataset, sub_prepared: dict[str, Prepared], arrays: dict, coords: dict,
+                    use: dict) -> None:
+        opt = self.options
+        subj = dataset.subjects
+        cr: dict[str, Any] = {"patients_used": 0, "patients_left_out": []}
+        if subj is None or len(subj) == 0 or "response" not in subj.columns:
+            raise DataValidationError([Problem(
+                "subjects.csv", "response", None,
+                "the joint model needs patient-level responses (0 or 1) in subjects.csv; "
+                "set the model option response_part = false to fit the trajectories only")])
+        resp = pd.to_numeric(subj["response"], errors="coerce")
+        sid = subj["subject_id"].astype(str).to_numpy()
+        keep = resp.notna().to_numpy().copy()
+        for s in sid[~keep]:
+            cr["patients_left_out"].append({"subject_id": str(s), "reason": "response not evaluable (empty)"})
+        for b in opt.biomarkers:
+            bm = BIOMARKERS[b]
+            have = set(sub_prepared[bm.part].coords["subject"])
+            # the patient needs rows of the biomarker's own analyte
+            sp = sub_prepared[bm.part]
+            j = sp.coords["analyte"].index(bm.analyte)
+            with_rows = {sp.coords["subject"][i] for i in np.unique(sp.arrays["obs_subject"][sp.arrays["obs_analyte"] == j])}
+            have &= with_rows
+            lacking = keep & ~np.isin(sid, list(have))
+            for s in sid[lacking]:
+                cr["patients_left_out"].append({
+                    "subject_id": str(s),
+                    "reason": f"no usable {bm.analyte} observations (see the rows left out): {b} cannot be estimated"})
+            keep &= ~lacking
+        if not keep.any():
+            raise DataValidationError([Problem(
+                "subjects.csv", "response", None,
+                "no patient has both a response (0 or 1) and usable observations of every biomarker "
+                f"analyte ({', '.join(BIOMARKERS[b].analyte for b in opt.biomarkers) or 'none'})")])
+        y = resp[keep].to_numpy()
+        bad = ~np.isin(y, (0.0, 1.0))
+        if bad.any():
+            rows = np.flatnonzero(keep)[bad]
+            raise DataValidationError([Problem("subjects.csv", "response", int(r) + 1, "response must be 0 or 1",
+                                               str(subj["response"].iloc[r])) for r in rows])
+        pat = subj.loc[keep].reset_index(drop=True)
+        ids = pat["subject_id"].astype(str).tolist()
+        arrays["cr_y"] = y.astype(np.int64)
+        coords["cr_patient"] = ids
+        for b in opt.biomarkers:
+            bm = BIOMARKERS[b]
+            lut = {s: i for i, s in enumerate(sub_prepared[bm.part].coords["subject"])}
+            arrays[f"cr_{b}_subject"] = np.array([lut[s] for s in ids], dtype=np.int64)
+        cr["factors"] = {}
+        cr["factors_dropped"] = {}
+        for f in opt.covariates:
+            lv = subject_levels(pat, f)
+            present = sorted({v for v in lv if v is not None})
+            levels = [x for x in factor_vocabulary(f, list(lv.dropna())) if x in present]
+            if len(levels) < 2:
+                cr["factors_dropped"][f] = (f"one level in the data ({levels[0]})" if levels
+                                            else "no patient has a known level")
+                continue
+            lut = {x: i for i, x in enumerate(levels)}
+            idx = np.array([lut.get(v, -1) if v is not None else -1 for v in lv], dtype=np.int64)
+            arrays[f"cr_{f}"] = idx
+            coords[f] = levels
+            cr["factors"][f] = {x: int((idx == i).sum()) for i, x in enumerate(levels)}
+            if (idx < 0).any():
+                cr.setdefault("patients_missing_factor", {})[f] = int((idx < 0).sum())
+        studies = sorted(set(pat["study"].astype(str)))
+        if opt.study_effect and len(studies) > 1:
+            lut = {s: i for i, s in enumerate(studies)}
+            arrays["cr_study"] = np.array([lut[s] for s in pat["study"].astype(str)], dtype=np.int64)
+            coords["study"] = studies
+        cr["studies"] = studies
+        cr["patients_used"] = int(len(ids))
+        cr["responders"] = int(y.sum())
+        use["cr"] = cr
+        # what `bayes-blina fit` prints for response data
+        use["patients_used"] = cr["patients_used"]
+        use["patients_left_out"] = cr["patients_left_out"]
+        if cr.get("patients_missing_factor"):
+            use["patients_missing_factor"] = cr["patients_missing_factor"]
+
+    def sub_prepared(self, prepared: Prepared, part: str) -> Prepared:
+        """The sub-model's own :class:`Prepared` (keys and coordinates without prefix)."""
+        prefix = PARTS[part][1]
+        return Prepared(arrays={k[len(prefix):]: v for k, v in prepared.arrays.items() if k.startswith(prefix)},
+                        coords={k[len(prefix):]: v for k, v in prepared.coords.items() if k.startswith(prefix)},
+                        data_use=prepared.data_use.get(part, {}))
+
+    def cr_factors(self, prepared: Prepared) -> list[str]:
+        """CR covariate factors kept (two or more levels among the CR patients)."""
+        return [f for f in self.options.covariates if f"cr_{f}" in prepared.arrays]
+
+    # ------------------------------------------------------------------ model
+    def build(self, prepared: Prepared):
+        """One PyMC model: the trajectory sub-models (prefixed) and the CR part."""
+        import pymc as pm
+
+        coords = {k: v for k, v in prepared.coords.items()
+                  if len(v) or k.endswith("subject") or k.endswith("analyte")}
+        with pm.Model(coords=coords) as model:
+            outs = {}
+            for part, fam in self.parts.items():
+                outs[part] = fam.add_to_model(self.sub_prepared(prepared, part), prefix=PARTS[part][1])
+            if self.options.response_part:
+                x = {}
+                for b in self.options.biomarkers:
+                    bm = BIOMARKERS[b]
+                    j = prepared.coords[PARTS[bm.part][1] + "analyte"].index(bm.analyte)
+                    t = outs[bm.part][bm.key][:, j][prepared.arrays[f"cr_{b}_subject"]]
+                    x[b] = (t - self.log_ref(b)) / LN2
+                add_cr_part(self, prepared, x)
+        return model
+
+    def pointwise_observed(self) -> list[str]:
+        """None from PyMC (its pointwise log-likelihood cannot handle the pulse sub-model's initial
+        values); :meth:`log_likelihood` computes every part."""
+        return []
+
+    def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:
+        """Pointwise log-likelihood: ``cr`` (chain, draw, cr_patient) of the CR part, and
+        ``tcell_y``, ``cyt_y`` (chain, draw, prefixed obs) of the trajectory parts."""
+        import xarray as xr
+
+        from bayes_blina.families.trajectory import unprefixed
+
+        out = {}
+        post = idata.posterior
+        if self.options.response_part and "p_cr" in post:
+            p = np.clip(np.asarray(post["p_cr"].values, dtype=float), 1e-15, 1.0 - 1e-15)
+            y = prepared.arrays["cr_y"].astype(float)
+            ll = y * np.log(p) + (1.0 - y) * np.log1p(-p)
+            out["cr"] = xr.DataArray(ll, dims=("chain", "draw", "cr_patient"),
+                                     coords={"chain": post.chain, "draw": post.draw,
+                                             "cr_patient": prepared.coords["cr_patient"]})
+        for part, fam in self.parts.items():
+            prefix = PARTS[part][1]
+            view = SimpleNamespace(posterior=unprefixed(post, prefix))
+            ll = fam.log_likelihood(view, self.sub_prepared(prepared, part))
+            for k, da in ll.items():
+                out[prefix + k] = da.rename({d: prefix + d for d in da.dims if d not in ("chain", "draw")})
+        return out
+
+    def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        out = {}
+        for part, fam in self.parts.items():
+            prefix = PARTS[part][1]
+            out.update({prefix + k: v for k, v in fam.observed_arrays(self.sub_prepared(prepared, part)).items()})
+        return out
+
+    def summary_vars(self) -> list[str]:
+        opt = self.options
+        v: list[str] = []
+        if opt.response_part:
+            v += ["p_typical", "alpha"]
+            for b in opt.biomarkers:
+                v += [f"beta_{b}", f"or_{b}", f"p_or_{b}_gt_1"]
+            for f in opt.covariates:
+                v += [f"sd_{f}", f"beta_{f}"]
+            if opt.study_effect:
+                v += ["sd_study", "study_effect"]
+        for part, fam in self.parts.items():
+            v += [PARTS[part][1] + s for s in fam.summary_vars()]
+        return v
+
+
+# ------------------------------------------------------------------------------------------------
+# the CR part (shared by the joint model and the two-stage comparison)
+# ------------------------------------------------------------------------------------------------
+
+
+def add_cr_part(family: JointModel, prepared: Prepared, x: dict[str, Any]):
+    """Add the CR sub-model to the current PyMC model.
+
+    Parameters
+    ----------
+    family : JointModel
+        Supplies the priors, options and centres.
+    prepared : Prepared
+        Holds ``cr_y``, ``cr_<factor>`` (and ``cr_study``) and the coordinates ``cr_patient`` and
+        one per factor.
+    x : dict of str to tensor or array
+        Per biomarker, its value on the log2 scale for every CR patient (a tensor in the joint
+        model, a constant array in the two-stage plug-in).
+
+    Returns
+    -------
+    TensorVariable
+        The linear predictor ``eta`` (cr_patient).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    P, A, opt = family.priors, prepared.arrays, family.options
+    p_typical = P["p_typical"].create("p_typical")
+    eta = pt.zeros(len(A["cr_y"])) + pm.math.logit(p_typical)
+    shift = 0.0
+    for b in opt.biomarkers:
+        beta = P[f"beta_{b}"].create(f"beta_{b}")
+        c = family.centre(b)
+        eta = eta + beta * (x[b] - c)
+        shift = shift - beta * c
+        pm.Deterministic(f"or_{b}", pt.exp(beta))
+        pm.Deterministic(f"p_or_{b}_gt_1", pt.gt(beta, 0.0).astype("float64"))
+    pm.Deterministic("alpha", pm.math.logit(p_typical) + shift)
+    for f in family.options.covariates:
+        if f"cr_{f}" not in A:  # dropped: one level among the CR patients (see data_use)
+            continue
+        sd = P[f"sd_{f}"].create(f"sd_{f}")
+        z = pm.ZeroSumNormal(f"z_{f}", sigma=1.0, dims=f)
+        beta_f = pm.Deterministic(f"beta_{f}", sd * z, dims=f)
+        eta = eta + pt.concatenate([beta_f, pt.zeros(1)])[A[f"cr_{f}"]]  # index -1 -> mean (0)
+    if "cr_study" in A:
+        sd_s = P["sd_study"].create("sd_study")
+        z_s = pm.Normal("z_study", 0.0, 1.0, dims="study")
+        u = pm.Deterministic("study_effect", sd_s * z_s, dims="study")
+        eta = eta + u[A["cr_study"]]
+    pm.Deterministic("p_cr", pm.math.invlogit(eta), dims="cr_patient")
+    pm.Bernoulli("cr", logit_p=eta, observed=A["cr_y"], dims="cr_patient")
+    return eta
+
+
+def cr_baseline_eta(post, covariate_levels: dict[str, list], *, rng: np.random.Generator | None = None
+                    ) -> tuple[np.ndarray, list[list[str]]]:
+    """``alpha`` plus the covariate effects of new patients (numpy), per posterior draw.
+
+    Parameters
+    ----------
+    post : xarray.Dataset
+        Posterior draws with a leading ``sample`` axis (``alpha``, ``beta_<factor>`` (sample,
+        level), ``sd_<factor>``).
+    covariate_levels : dict of factor -> list
+        Level of each patient (``None``: unknown), same length for every factor; factors without
+        ``beta_<factor>`` in the fit (dropped at fitting) are ignored.
+    rng : numpy.random.Generator, optional
+        For the effects of levels that are not in the fit (drawn from the factor's spread, one
+        draw per level shared by the patients with it).
+
+    Returns
+    -------
+    eta : numpy.ndarray, shape (sample, patient)
+    notes : list of list of str
+        Per patient, levels that were unknown (effect at its mean, 0) or new.
+    """
+    rng = rng or np.random.default_rng(0)
+    alpha = np.asarray(post["alpha"].values, dtype=float)
+    n = len(next(iter(covariate_levels.values()))) if covariate_levels else 0
+    eta = np.repeat(alpha[:, None], n, axis=1)
+    notes: list[list[str]] = [[] for _ in range(n)]
+    for f, levels in covariate_levels.items():
+        if f"beta_{f}" not in post:
+            continue
+        da = post[f"beta_{f}"].transpose("sample", f)
+        labels = [str(v) for v in da.coords[f].values]
+        vals = np.asarray(da.values, dtype=float)
+        sd = np.asarray(post[f"sd_{f}"].values, dtype=float)
+        new: dict[str, np.ndarray] = {}
+        for i, v in enumerate(levels):
+            if v is None:
+                notes[i].append(f"{f} unknown: effect at its mean")
+            elif v in labels:
+                eta[:, i] += vals[:, labels.index(v)]
+            else:
+                if v not in new:
+                    new[v] = rng.standard_normal(len(alpha)) * sd
+                eta[:, i] += new[v]
+                notes[i].append(f"{f}={v} not in the fitted data: drawn from the level spread")
+    return eta, notes
+
+
+def derived_summary(idata, *, prob: float = 0.9) -> pd.DataFrame:
+    """Odds ratios of CR per doubling of each biomarker, their interval and P(OR > 1).
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        A joint (or two-stage) fit with ``beta_<biomarker>`` in the posterior.
+    prob : float
+        Central interval probability.
+
+    Returns
+    -------
+    DataFrame
+        ``quantity, biomarker, median, mean, lower, upper, p_gt_1`` with ``quantity`` =
+        ``or_<biomarker>`` (one row per biomarker in the fit).
+    """
+    post = idata.posterior
+    rows = []
+    q = (1.0 - prob) / 2.0
+    for b in BIOMARKERS:
+        if f"beta_{b}" not in post:
+            continue
+        beta = np.asarray(post[f"beta_{b}"].values, dtype=float).ravel()
+        orr = np.exp(beta)
+        rows.append({"quantity": f"or_{b}", "biomarker": BIOMARKERS[b].label, "median": float(np.median(orr)),
+                     "mean": float(orr.mean()), "lower": float(np.quantile(orr, q)),
+                     "upper": float(np.quantile(orr, 1 - q)), "p_gt_1": float((beta > 0).mean())})
+    df = pd.DataFrame(rows, columns=["quantity", "biomarker", "median", "mean", "lower", "upper", "p_gt_1"])
+    df.attrs["prob"] = prob
+    return df
