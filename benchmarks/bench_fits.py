@@ -34,7 +34,7 @@ RESULTS = RESULTS_DIR / "fits.csv"
 COLUMNS = ["run_id", "created", "config", "backend", "repeat", "chains", "tune", "draws", "n_subjects", "n_rows",
            "n_analytes", "load1_start", "load1_end", "compile_s", "sampling_s", "wall_s", "min_ess_bulk",
            "min_ess_tail", "max_rhat", "divergences", "min_ess_per_s", "peak_mem_mb", "passed", "n_quantities",
-           "mean_steps", "us_per_grad", "device", "model_hash", "note"]
+           "mean_steps", "us_per_grad", "worst", "device", "model_hash", "note"]
 BACKENDS = ["pymc", "nutpie", "numpyro", "stan"]
 
 #: name -> (spec, data recipe, spec file that must exist or None). Data recipes: ("response", n)
@@ -114,27 +114,25 @@ def compared_quantities(family, prepared) -> list[str]:
     return []  # every posterior variable
 
 
-def model_hash(family, spec, backend: str) -> str:
-    """Fingerprint of the model fitted: the family's module source (and, for Stan, the program) and
-    the resolved spec. Other work may edit a family while a benchmark runs; rows of one
-    configuration with different fingerprints are not comparable."""
+def model_hash(family, prepared) -> str:
+    """Fingerprint of the model fitted: ``lp:`` + a hash of its log density (Jacobians included) at
+    two fixed points and of its free variables' names and shapes. Other work may edit a family
+    while a benchmark runs: rows of one configuration with different fingerprints are different
+    models (an edit that leaves the density unchanged, e.g. of a docstring, keeps the fingerprint)."""
     import hashlib
-    import json
 
-    h = hashlib.sha256()
-    for cls in type(family).__mro__:
-        mod = sys.modules.get(cls.__module__)
-        if mod is not None and getattr(mod, "__file__", None) and "bayes_blina" in mod.__file__:
-            h.update(Path(mod.__file__).read_bytes())
-    h.update(json.dumps(spec.to_toml_dict()["options"], sort_keys=True, default=str).encode())
-    h.update(json.dumps(family.describe()["priors"], sort_keys=True, default=str).encode())
-    if backend == "stan":
-        import stan_ref
+    import numpy as np
 
-        kind = stan_ref.stan_kind(family)
-        if kind:
-            h.update(stan_ref.STAN_FILES[kind].read_bytes())
-    return h.hexdigest()[:10]
+    model = family.build(prepared)
+    ip = model.initial_point()
+    logp = model.compile_logp(jacobian=True)
+    rng = np.random.default_rng(0)
+    vals = []
+    for shift in (0.0, 0.1):
+        pt = {k: np.asarray(v, float) + shift * rng.standard_normal(np.shape(v)) for k, v in ip.items()}
+        vals.append(f"{float(logp(pt)):.6e}")
+    sig = ";".join(f"{k}{np.shape(v)}" for k, v in sorted(ip.items())) + "|" + "|".join(vals)
+    return "lp:" + hashlib.sha256(sig.encode()).hexdigest()[:10]
 
 
 def run_one(config: str, backend: str, chains: int, draws: int, tune: int, seed: int) -> dict:
@@ -190,8 +188,8 @@ def run_one(config: str, backend: str, chains: int, draws: int, tune: int, seed:
         "min_ess_per_s": round(min(v.min_ess_bulk, v.min_ess_tail) / max(sampling, 1e-9), 2),
         "passed": v.passed, "n_quantities": len(names or idata.posterior.data_vars), "device": device,
         "mean_steps": round(steps, 1), "us_per_grad": round(us_per_grad, 1),
-        "model_hash": model_hash(family, spec, "pymc") + ("/" + model_hash(family, spec, "stan")[:6]
-                                                            if used == "stan" else ""),
+        "worst": f"ESS {v.worst.get('ess_bulk', '')}/{v.worst.get('ess_tail', '')}, R-hat {v.worst.get('rhat', '')}",
+        "model_hash": model_hash(family, prepared),
     }
 
 

@@ -167,7 +167,7 @@ def main(argv=None) -> int:
         ok &= check_log_density("pulse", *_pulse_case(False, **opts), args.points, args.seed)
     if not args.skip_posterior:
         ok &= check_posterior_means(args.patients, args.chains, args.draws, args.seed)
-    out = RESULTS_DIR / "check_stan.txt"
+    out = RESULTS_DIR / ("check_stan_quick.txt" if args.skip_posterior else "check_stan.txt")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"check_stan.py run {now()} (load {load1()}):\n" + "\n".join(LOG) + "\n", encoding="utf-8")
     return 0 if ok else 1

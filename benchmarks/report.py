@@ -123,14 +123,15 @@ def write_results_md() -> Path:
                       f"{int(g['draws'].iloc[0])} draws; {_fmt(g['n_subjects'].iloc[0])} patients, "
                       f"{_fmt(g['n_rows'].iloc[0])} rows.", ""]
             if "model_hash" in g and g["model_hash"].notna().any():
-                hashes = set(g["model_hash"].dropna().astype(str).str.split("/").str[0])
+                hashes = {h for h in g["model_hash"].dropna().astype(str) if h.startswith("lp:")}
                 if len(hashes) > 1:
                     lines += [f"**Warning:** the model changed during this run (fingerprints {sorted(hashes)}); "
                               "the rows are not comparable.", ""]
             g["load"] = g["load1_start"]
             cols = ["backend", "repeat", "load", "compile_s", "sampling_s", "min_ess_bulk", "min_ess_tail", "max_rhat",
-                    "divergences", "min_ess_per_s", "mean_steps", "us_per_grad", "peak_mem_mb", "passed", "note"]
-            lines += _table(g, [c for c in cols if c in g and (c not in ("mean_steps", "us_per_grad", "note")
+                    "divergences", "min_ess_per_s", "mean_steps", "us_per_grad", "peak_mem_mb", "passed", "worst",
+                    "note"]
+            lines += _table(g, [c for c in cols if c in g and (c not in ("mean_steps", "us_per_grad", "worst", "note")
                                                                 or g[c].notna().any())])
             ok = g[g["min_ess_per_s"].notna()]
             if not ok.empty:

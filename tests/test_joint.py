@@ -376,3 +376,25 @@ def test_skip_after_event_leaves_out_the_dip_rows_and_keeps_positions(small_coho
     full = JointModel().prepare(ds)
     in_cycle1 = int((skipped["time_h"] < 1008).sum())  # cycle-2 rows would be left out anyway
     assert len(full.arrays["tcell_log_y"]) == len(prep.arrays["tcell_log_y"]) + in_cycle1
+
+
+def test_two_stage_stage1_spec_drops_the_cr_part_and_its_priors():
+    from bayes_blina.joint.two_stage import compare_beta, stage1_spec
+    from bayes_blina.spec import load_spec
+
+    s1 = stage1_spec("joint")  # the shipped spec lists p_typical and the sd_<factor> priors
+    assert s1.options["response_part"] is False and "p_typical" not in s1.priors
+    fam = JointModel(s1.options, s1.priors)
+    assert fam.part_names() == ["tcell", "cyt"] and "beta_tcell_expansion" not in fam.priors
+    assert load_spec("joint").options["tcell_skip_after_event_h"] == 12
+    # compare_beta: widths, ratios and coverage from two posteriors
+    rng = np.random.default_rng(0)
+
+    def post(sd):
+        i = type("I", (), {})()
+        i.posterior = xr.Dataset({"beta_il10_peak": (("chain", "draw"), 0.3 + sd * rng.standard_normal((2, 4000)))})
+        return i
+
+    cmp = compare_beta(post(0.2), post(0.1), truth={"il10_peak": 0.3}).iloc[0]
+    assert cmp["sd_ratio"] == pytest.approx(0.5, rel=0.05) and cmp["width_ratio"] == pytest.approx(0.5, rel=0.08)
+    assert cmp["joint_covers"] and cmp["two_stage_covers"]

@@ -20,7 +20,7 @@ import pandas as pd
 from bayes_blina.families.joint import BIOMARKERS, LN2, PARTS, JointModel, add_cr_part
 from bayes_blina.spec import load_spec
 
-__all__ = ["TwoStageResult", "two_stage_fit", "compare_beta", "true_betas"]
+__all__ = ["TwoStageResult", "two_stage_fit", "stage1_spec", "compare_beta", "true_betas"]
 
 
 @dataclass
@@ -46,6 +46,16 @@ class TwoStageResult:
     plug_in: pd.DataFrame
     verdict: Any
     timing: dict[str, float]
+
+
+def stage1_spec(spec):
+    """The stage-1 spec of a joint spec: the same, with ``response_part = false`` and without the
+    priors of the CR part (which stage 1 does not have)."""
+    spec = load_spec(spec)
+    options = {**spec.options, "response_part": False}
+    valid = JointModel(options).priors
+    return spec.model_copy(update={"options": options, "name": spec.name + "-stage1",
+                                   "priors": {k: v for k, v in spec.priors.items() if k in valid}})
 
 
 def two_stage_fit(spec, dataset, *, seed: int | None = None, chains: int | None = None, draws: int | None = None,
@@ -74,9 +84,7 @@ def two_stage_fit(spec, dataset, *, seed: int | None = None, chains: int | None 
         from bayes_blina.errors import SpecError
 
         raise SpecError(f"the two-stage comparison needs a joint-model spec (found family {spec.family!r})")
-    stage1_spec = spec.model_copy(update={"options": {**spec.options, "response_part": False},
-                                          "name": spec.name + "-stage1"})
-    stage1 = fit(stage1_spec, dataset)
+    stage1 = fit(stage1_spec(spec), dataset)
     full = JointModel(spec.options, spec.priors)
     prepared = full.prepare(dataset)
     post = stage1.idata.posterior
