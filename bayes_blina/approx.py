@@ -103,8 +103,9 @@ def fit_approximate(model, sampler: SamplerConfig, *, timing: dict[str, Any] | N
             _need_pymc_extras(method)
             import pymc_extras as pmx
 
+            # freeze_model=False: models with initial values (flat peak coordinates) cannot be frozen
             idata = pmx.fit_laplace(model=model, draws=n_draws, random_seed=sampler.seed,
-                                    progressbar=progress, include_transformed=False)
+                                    progressbar=progress, include_transformed=False, freeze_model=False)
             extra = {}
     elapsed = time.perf_counter() - t0
     timing["compile_s"] = 0.0

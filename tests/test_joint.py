@@ -353,31 +353,6 @@ def test_pcr_curve_is_the_logistic_formula_by_regimen():
         pcr_curve(fit_, "il6_peak")
 
 
-def test_skip_after_event_leaves_out_the_dip_rows_and_keeps_positions(small_cohort):
-    ds, _ = small_cohort
-    fam = JointModel({"tcell_skip_after_event_h": 12})
-    prep = fam.prepare(ds)
-    obs = ds.observations
-    kept = obs.iloc[prep.arrays["tcell_obs_position"]]
-    assert (kept["analyte"] == "CD3").all()
-    # positions point at the original rows: the stored log values are those rows' values
-    unc = prep.arrays["tcell_is_censored"] == 0
-    assert np.allclose(np.exp(prep.arrays["tcell_log_y"][unc]), kept["value"].to_numpy(float)[unc])
-    from bayes_blina.events import infusion_events
-
-    ev = infusion_events(ds.dosing)
-    lags = kept.merge(ev[["subject_id", "time_h"]].rename(columns={"time_h": "te"}), on="subject_id")
-    lag = lags["time_h"] - lags["te"]
-    assert not ((lag > 0) & (lag <= 12)).any()
-    left = prep.data_use["tcell"]["rows_left_out"][0]
-    assert left["reason"].startswith("T-cell row within 12 h") and left["n_rows"] > 0
-    skipped = obs.iloc[left["positions"]]
-    assert (skipped["analyte"] == "CD3").all() and set(np.round(skipped["time_h"] % 168 % 24)) <= {2.0, 6.0}
-    full = JointModel().prepare(ds)
-    in_cycle1 = int((skipped["time_h"] < 1008).sum())  # cycle-2 rows would be left out anyway
-    assert len(full.arrays["tcell_log_y"]) == len(prep.arrays["tcell_log_y"]) + in_cycle1
-
-
 def test_two_stage_stage1_spec_drops_the_cr_part_and_its_priors():
     from bayes_blina.joint.two_stage import compare_beta, stage1_spec
     from bayes_blina.spec import load_spec
@@ -386,7 +361,7 @@ def test_two_stage_stage1_spec_drops_the_cr_part_and_its_priors():
     assert s1.options["response_part"] is False and "p_typical" not in s1.priors
     fam = JointModel(s1.options, s1.priors)
     assert fam.part_names() == ["tcell", "cyt"] and "beta_tcell_expansion" not in fam.priors
-    assert load_spec("joint").options["tcell_skip_after_event_h"] == 12
+    assert load_spec("joint").options["cycles"] == 1
     # compare_beta: widths, ratios and coverage from two posteriors
     rng = np.random.default_rng(0)
 

@@ -33,9 +33,7 @@ SAMPLER = {"chains": 2, "draws": 300, "tune": 300, "seed": 5, "target_accept": 0
 
 
 def _spec(**options):
-    """The shipped spec's options (models/joint.toml: CD3 rows of the redistribution dip left out)."""
-    opts = {"tcell_skip_after_event_h": 12.0, **options}
-    return {"name": "joint-test", "family": "joint", "options": opts, "sampler": dict(SAMPLER)}
+    return {"name": "joint-test", "family": "joint", "options": options, "sampler": dict(SAMPLER)}
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ from bayes_blina.families.levels import FACTORS, factor_vocabulary, subject_leve
 from bayes_blina.priors import Prior
 
 __all__ = ["BIOMARKERS", "PARTS", "Biomarker", "JointModel", "JointOptions", "derived_summary",
-           "add_cr_part", "cr_baseline_eta", "skip_after_events"]
+           "add_cr_part", "cr_baseline_eta"]
 
 LN2 = math.log(2.0)
 
@@ -162,11 +162,6 @@ class JointOptions(BaseModel):
     centre : dict of str to float
         Centring value of each biomarker on its log2 scale (sampling geometry only; ``p_typical``
         is the CR probability there).
-    tcell_skip_after_event_h : float
-        Leave out the T-cell rows sampled within this many hours after an infusion event (0 keeps
-        them): they describe the redistribution dip, not the expansion, and the dip's shape
-        parameters are strongly correlated (slow sampling). Recorded in ``data_use``; landmark
-        prediction leaves the same rows out.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -179,7 +174,6 @@ class JointOptions(BaseModel):
     cytokines: dict[str, Any] = Field(default_factory=dict)
     peak_ref: dict[str, float] = Field(default_factory=lambda: {"IL10": 100.0, "IL6": 100.0, "IFNG": 100.0})
     centre: dict[str, float] = Field(default_factory=dict)
-    tcell_skip_after_event_h: float = Field(0.0, ge=0)
 
     @field_validator("biomarkers")
     @classmethod
@@ -217,53 +211,6 @@ class JointOptions(BaseModel):
         if not self.response_part and not self.biomarkers:
             raise ValueError("response_part = false needs at least one biomarker (nothing would be modelled)")
         return self
-
-
-def skip_after_events(dataset, analytes: list[str], window_h: float, gap_tol_h: float = 1.0):
-    """The dataset without the rows of ``analytes`` sampled in ``(0, window_h]`` hours after one of
-    the patient's infusion events.
-
-    Returns
-    -------
-    dataset : Dataset
-        With the observations kept (fresh index).
-    keep : numpy.ndarray of int
-        Positions (in the original observations table) of the rows kept, in order.
-    skipped : numpy.ndarray of int
-        Positions of the rows left out.
-    """
-    from bayes_blina.events import infusion_events
-
-    obs = dataset.observations
-    if obs is None or not len(obs) or dataset.dosing is None or not len(dataset.dosing):
-        n = 0 if obs is None else len(obs)
-        return dataset, np.arange(n), np.zeros(0, dtype=np.int64)
-    ev = infusion_events(dataset.dosing, gap_tol_h=gap_tol_h)
-    sel = np.flatnonzero(obs["analyte"].astype(str).isin(analytes).to_numpy())
-    left = pd.DataFrame({"i": sel, "s": obs["subject_id"].astype(str).to_numpy()[sel],
-                         "t": pd.to_numeric(obs["time_h"], errors="coerce").to_numpy(float)[sel]})
-    right = pd.DataFrame({"s": ev["subject_id"].astype(str), "te": ev["time_h"].to_numpy(float)})
-    m = left.merge(right, on="s", how="inner")
-    lag = m["t"].to_numpy() - m["te"].to_numpy()
-    skipped = np.unique(m["i"].to_numpy()[(lag > 0) & (lag <= window_h)]).astype(np.int64)
-    mask = np.ones(len(obs), dtype=bool)
-    mask[skipped] = False
-    keep = np.flatnonzero(mask)
-    return dataset.with_tables(observations=obs.iloc[keep].reset_index(drop=True)), keep, skipped
-
-
-def _restore_positions(sp: Prepared, keep: np.ndarray, skipped: np.ndarray, n_total: int, reason: str) -> None:
-    """Map a sub-model's row positions (in a filtered table) back to the original table."""
-    sp.arrays["obs_position"] = keep[sp.arrays["obs_position"]]
-    sp.coords["obs"] = [str(int(p)) for p in sp.arrays["obs_position"]]
-    use = sp.data_use
-    for r in use.get("rows_left_out", []):
-        if "positions" in r:
-            r["positions"] = [int(keep[p]) for p in r["positions"]]
-    if len(skipped):
-        use.setdefault("rows_left_out", []).insert(0, {"reason": reason, "n_rows": int(len(skipped)),
-                                                       "positions": [int(p) for p in skipped]})
-    use["rows_total"] = int(n_total)
 
 
 class JointModel(ModelFamily):
@@ -396,12 +343,8 @@ class JointModel(ModelFamily):
         sub_prepared: dict[str, Prepared] = {}
         for part, fam in self.parts.items():
             prefix = PARTS[part][1]
-            data_part, keep_rows, skipped = dataset, None, None
-            if part == "tcell" and opt.tcell_skip_after_event_h > 0:
-                data_part, keep_rows, skipped = skip_after_events(dataset, fam.options.analytes,
-                                                                  opt.tcell_skip_after_event_h, fam.options.gap_tol_h)
             try:
-                sp = fam.prepare(data_part)
+                sp = fam.prepare(dataset)
             except DataValidationError as e:
                 used_by = [b for b in opt.biomarkers if BIOMARKERS[b].part == part]
                 raise DataValidationError(e.problems + [Problem(
@@ -409,10 +352,6 @@ class JointModel(ModelFamily):
                     f"the joint model's {part} sub-model cannot use these data; it is there for the "
                     f"biomarker(s) {used_by}: remove them from the model option 'biomarkers' to fit "
                     "without them")]) from None
-            if keep_rows is not None:
-                _restore_positions(sp, keep_rows, skipped, len(dataset.observations),
-                                   f"T-cell row within {opt.tcell_skip_after_event_h:g} h after an infusion event "
-                                   "(redistribution dip; option tcell_skip_after_event_h)")
             sub_prepared[part] = sp
             arrays.update({prefix + k: np.asarray(v) for k, v in sp.arrays.items()})
             coords.update({prefix + k: list(v) for k, v in sp.coords.items()})

@@ -50,7 +50,7 @@ from scipy import special
 from bayes_blina.data.dataset import Dataset
 from bayes_blina.errors import BayesBlinaError, BayesBlinaWarning, DataValidationError, Problem, SpecError
 from bayes_blina.families.base import Prepared
-from bayes_blina.families.joint import BIOMARKERS, LN2, PARTS, JointModel, cr_baseline_eta, skip_after_events
+from bayes_blina.families.joint import BIOMARKERS, LN2, PARTS, JointModel, cr_baseline_eta
 from bayes_blina.families.levels import subject_levels
 from bayes_blina.likelihood import censored_lognormal_logp_np
 
@@ -299,7 +299,7 @@ def _first_events(dosing: pd.DataFrame, subjects: pd.DataFrame, opt) -> tuple[np
 
 
 def _prepare_part(part_eff: _PartEffects, subjects: pd.DataFrame, dosing: pd.DataFrame,
-                  observations: pd.DataFrame | None, skip_after_event_h: float = 0.0):
+                  observations: pd.DataFrame | None):
     """The sub-model's preparation of the new patients' rows.
 
     Returns
@@ -319,9 +319,6 @@ def _prepare_part(part_eff: _PartEffects, subjects: pd.DataFrame, dosing: pd.Dat
                        & observations["analyte"].astype(str).isin(part_eff.analytes)].reset_index(drop=True)
     fam = part_eff.fam
     data = Dataset(subjects=subjects, dosing=dosing, observations=obs)
-    if skip_after_event_h > 0:  # the rows the fit left out (option tcell_skip_after_event_h)
-        data = skip_after_events(data, part_eff.analytes, skip_after_event_h, fam.options.gap_tol_h)[0]
-        obs = data.observations
 
     def prepared_for(analytes):
         try:
@@ -527,8 +524,7 @@ def predict_landmark(fit, dataset: Dataset, *, landmark_days: Sequence[float] = 
             lin, logz, counts, bm = {}, {}, {}, {}
             for p in parts:
                 eff = effects[p]
-                skip = fam.options.tcell_skip_after_event_h if p == "tcell" else 0.0
-                prep, sub_fam, counts[p] = _prepare_part(eff, subj, dataset.dosing, obs, skip)
+                prep, sub_fam, counts[p] = _prepare_part(eff, subj, dataset.dosing, obs)
                 theta, logw = _importance(eff, prep, sub_fam, ids, int(n_effects), rng, int(rounds))
                 logz[p] = special.logsumexp(logw, axis=1) - math.log(logw.shape[1])  # (S, n)
                 lin_p = np.zeros(logw.shape)
