@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Fit the response model to the bundled published data, write tables and figures, plan a new study.
+## The main job: response model on the published data, trajectory and joint models on a virtual cohort, checks, report, planning.
 demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(BB) datasets
@@ -47,7 +47,11 @@ demo: $(STAMP)
 	$(BB) predict fits/demo-bcell --subjects examples/data/dosing-scenarios/subjects.csv \
 	    --dosing examples/data/dosing-scenarios/dosing.csv --times 0,2,6,12,24,48,96,168,336,672 \
 	    --data $(OUT)/virtual-adult --figure $(OUT)/bcell-trajectories.png --out $(OUT)/bcell-predictions.csv
-	$(BB) report fits/demo-response fits/demo-cytokine fits/demo-tcell fits/demo-bcell --data $(OUT)/virtual-adult --out $(OUT)/report.html
+	$(BB) fit joint --data $(OUT)/virtual-adult --out fits/demo-joint --force --no-progress
+	$(BB) summary fits/demo-joint --format md --out $(OUT)/joint-summary.md
+	$(BB) figure odds-ratios fits/demo-joint --prob 0.9 --out $(OUT)/joint-odds-ratios.png --table $(OUT)/joint-odds-ratios.csv
+	$(BIN)/python examples/joint_model.py --fit fits/demo-joint --out $(OUT)/joint
+	$(BB) report fits/demo-response fits/demo-cytokine fits/demo-tcell fits/demo-bcell fits/demo-joint --data $(OUT)/virtual-adult --out $(OUT)/report.html
 	@echo "demo outputs in $(OUT)/ (open $(OUT)/report.html) and fits/demo-*/"
 
 ## Run the whole test suite (what CI runs).

@@ -29,7 +29,7 @@ from bayes_blina.store import load_fit, save_fit
 pytestmark = pytest.mark.slow
 
 N = 200
-SAMPLER = {"chains": 2, "draws": 300, "tune": 300, "seed": 5, "target_accept": 0.9}
+SAMPLER = {"chains": 2, "draws": 500, "tune": 400, "seed": 5, "target_accept": 0.9}
 
 
 def _spec(**options):
@@ -65,7 +65,7 @@ def test_exploratory_cohort_recovers_both_odds_ratios(explo):
         assert row["lower"] <= np.exp(tb[b]) <= row["upper"], (b, row.to_dict())
     assert ors.loc["or_tcell_expansion", "p_gt_1"] > 0.95
     assert res.verdict.n_divergent == 0
-    # the short test run (2 x 300 draws) is not meant to pass the full gate on every patient-level
+    # the short test run (2 x 500 draws) is not meant to pass the full gate on every patient-level
     # quantity; the coefficients themselves must have mixed
     import arviz as az
 
@@ -108,7 +108,7 @@ def test_landmark_auc_rises_with_the_landmark_day(explo, baseline):
     from bayes_blina.joint.evaluate import evaluate_landmarks
 
     held, _ = simulate_cohort("adult-exploratory", 80, seed=1021)
-    ev = evaluate_landmarks(explo[2], held, baseline_fit=baseline[0], n_draws=100, n_effects=96, seed=3)
+    ev = evaluate_landmarks(explo[2], held, baseline_fit=baseline[0], n_draws=100, n_effects=128, seed=3)
     t = ev.table.set_index("model")
     auc1, auc29 = t.loc["joint, day 1", "auc"], t.loc["joint, day 29", "auc"]
     assert auc29 > auc1 + 0.10, t

@@ -477,12 +477,25 @@ class TrajectoryFamily(ModelFamily):
                 raise UnknownPriorError(f"prior {key!r} names analyte {analyte!r}, which is not modelled "
                                         f"(options.analytes: {', '.join(self.options.analytes)})")
             self.analyte_priors[(name, code)] = Prior.parse(value)
+        user = set(priors or {})
+        for (name, code), prior in self.default_analyte_priors().items():
+            # an analyte's default applies unless the user gave this prior, for all or for it
+            if code in self.options.analytes and name not in user and (name, code) not in self.analyte_priors:
+                self.analyte_priors[(name, code)] = prior
         for name in {n for n, _ in self.analyte_priors}:
             used = [self.analyte_priors.get((name, a), self.priors[name]) for a in self.options.analytes]
             if len({(p.dist, tuple(sorted(p.params))) for p in used}) > 1:
                 raise SpecError(f"the priors of {name!r} for the analytes {self.options.analytes} must use the "
                                 f"same distribution with the same parameters (found "
                                 f"{', '.join(str(p) for p in used)})")
+
+    def default_analyte_priors(self) -> dict[tuple[str, str], Prior]:
+        """Default priors of single analytes, ``{(prior name, analyte code): Prior}`` (default: none).
+
+        They replace the family's generic default for that analyte unless the caller gives the prior,
+        either for every analyte (``NAME``) or for that one (``NAME[ANALYTE]``); :meth:`describe` and
+        fitted specs list them as ``NAME[ANALYTE]``."""
+        return {}
 
     def analyte_prior(self, name: str) -> tuple[str, dict[str, Any]]:
         """Distribution and parameters of the prior ``name`` for every analyte.
