@@ -140,6 +140,9 @@ def sample_model(model, sampler: SamplerConfig, *, progress: bool = False,
     cores = sampler.cores or min(sampler.chains, 2)
     timing = {} if timing is None else timing
     # chains run in parallel (threads or processes): one BLAS thread each, or they fight for cores
+    if sampler.mass_matrix != "diag" and backend != "nutpie":
+        raise SpecError(f"sampler.mass_matrix = {sampler.mass_matrix!r} needs the nutpie back end "
+                        f"(found backend {backend!r}); use mass_matrix = \"diag\"")
     with model, threadpool_limits(limits=1, user_api="blas"):
         if backend == "nutpie":
             idata = _sample_nutpie(model, sampler, cores, progress, timing)
@@ -183,12 +186,17 @@ def _sample_nutpie(model, sampler: SamplerConfig, cores: int, progress: bool, ti
     import pymc as pm
 
     t0 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    from bayes_blina.families.base import unjittered_names
+
+    fixed = unjittered_names(model)
+    jitter = {rv for rv in model.free_RVs if rv.name not in fixed} if fixed else None
+    compiled = nutpie.compile_pymc_model(model, backend="numba", jitter_rvs=jitter)
     timing["compile_s"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     idata = nutpie.sample(compiled, draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
                           cores=cores, seed=sampler.seed, target_accept=sampler.target_accept,
-                          progress_bar=progress, save_warmup=False)
+                          progress_bar=progress, save_warmup=False,
+                          low_rank_modified_mass_matrix=sampler.mass_matrix == "low_rank")
     timing["sampling_s"] = round(time.perf_counter() - t0, 3)
     idata.posterior.attrs["sampling_time"] = timing["sampling_s"]
     coords, dims = coords_and_dims_for_inferencedata(model)

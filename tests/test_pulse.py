@@ -534,3 +534,52 @@ def test_timing_coordinates_are_an_exact_change_of_variables(oracle):
     tb = pytensor.function(mb.value_vars, mb.replace_rvs_by_values([mb["log_tpeak_i"]])[0],
                            on_unused_input="ignore")(*[pb[v.name] for v in mb.value_vars])
     np.testing.assert_allclose(ta, tb, rtol=1e-12)
+
+
+def test_timing_starts_from_the_data_without_jitter(oracle):
+    """The population time to peak starts at the data's typical time since the latest event of each
+    patient's highest result (sampled at 2, 6, 24, 48 h: IL-6 ~10 h and IL-10 ~14 h are nearer 6 h
+    or 24 h, IFN-γ at 24 h), not at the prior's 12 h, and it and the patient deviations start
+    unjittered (every chain at the same, data-driven point)."""
+    from bayes_blina.families.base import unjittered_names
+    from bayes_blina.families.pulse import _initial_log_tpeak
+
+    for timing in ("patient_mean", "non_centred", "centred"):
+        fam = PulseModel({"timing_sampling": timing})
+        prep = fam.prepare(oracle)
+        model = fam.build(prep)
+        names = unjittered_names(model)
+        assert {"patient_mean": {"log_tpeak_c", "v_tpeak"}, "non_centred": {"log_tpeak", "v_tpeak"},
+                "centred": {"log_tpeak", "log_tpeak_i"}}[timing] == names, (timing, names)
+        assert "sd_log_tpeak" not in names  # jittered: at its prior mean its gradient would be 0
+        ip = model.initial_point()
+        start = ip["log_tpeak_c" if timing == "patient_mean" else "log_tpeak"]
+        # within a factor 2.5 of the true time to peak, on the sampling grid's scale
+        truth = np.log([TRUTH[a]["log_tpeak"] and math.exp(TRUTH[a]["log_tpeak"]) for a in ANALYTES])
+        assert np.all(np.abs(start - truth) < math.log(2.5)), (timing, np.exp(start))
+        # the patient deviations start near, not at, 0 (a zero gradient is refused by nutpie)
+        if timing != "centred":
+            v = ip["v_tpeak"]
+            assert 0 < np.abs(v).max() <= 0.1
+    prep = PulseModel().prepare(oracle)
+    default = np.full(3, 1.5)
+    none = {**prep.arrays, "is_censored": np.ones_like(prep.arrays["is_censored"])}
+    np.testing.assert_array_equal(_initial_log_tpeak(none, 36, 3, default), default)  # no uncensored result
+
+
+def test_low_rank_mass_matrix_is_a_nutpie_option():
+    from bayes_blina.inference import sample_model
+    from bayes_blina.spec import SamplerConfig
+
+    assert SamplerConfig(mass_matrix="low_rank").mass_matrix == "low_rank"
+    from bayes_blina.spec import load_spec
+
+    with pytest.raises(SpecError, match="mass_matrix"):
+        load_spec({"name": "x", "family": "response", "sampler": {"mass_matrix": "dense"}})
+    assert load_spec("cytokine").sampler.mass_matrix == "low_rank"
+    import pymc as pm
+
+    with pm.Model() as m:
+        pm.Normal("x")
+    with pytest.raises(SpecError, match="needs the nutpie back end"):
+        sample_model(m, SamplerConfig(mass_matrix="low_rank", backend="pymc"))

@@ -164,7 +164,16 @@ def test_priors_per_analyte(cohort):
     assert dist == "LogNormal"
     np.testing.assert_allclose(params["mu"], [1.8, 3.0])
     np.testing.assert_allclose(params["sigma"], [0.5, 0.2])
-    assert fam.analyte_prior("k_shape")[1] == fam.priors["k_shape"].params  # no override: plain floats
+    # T cells have their own default k_shape (the paper's 6-h nadir); the caller's t_nadir replaced
+    # the T-cell default of t_nadir for both analytes
+    np.testing.assert_allclose(fam.analyte_prior("k_shape")[1]["sigma"], [0.35, 0.35])
+    assert fam.describe()["priors"]["k_shape[CD3]"] == {"dist": "LogNormal", "mu": 0.693147, "sigma": 0.35}
+    assert ("t_nadir", "CD3") not in fam.analyte_priors
+    neut = KineticsModel({"analytes": ["NEUT", "PLT"]})
+    assert neut.analyte_priors == {}
+    assert neut.analyte_prior("k_shape")[1] == neut.priors["k_shape"].params  # no override: plain floats
+    mixed = KineticsModel({"analytes": ["CD3", "NEUT"]})
+    np.testing.assert_allclose(mixed.analyte_prior("t_nadir")[1]["mu"], [math.log(6.0), math.log(24.0)], atol=1e-6)
     assert fam.describe()["priors"]["t_nadir[CD8]"] == {"dist": "LogNormal", "mu": 3.0, "sigma": 0.2}
     model = fam.build(fam.prepare(cohort))
     import pymc as pm

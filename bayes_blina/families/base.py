@@ -36,6 +36,34 @@ class Prepared:
     data_use: dict[str, Any] = field(default_factory=dict)
 
 
+#: Attribute of a PyMC model holding the names of the variables that start without jitter.
+UNJITTERED_ATTR = "_bayes_blina_unjittered"
+
+
+def start_unjittered(*rvs) -> None:
+    """Start these random variables of the current PyMC model at their initial values, unjittered.
+
+    By default every chain starts at the model's initial point with a random jitter of each free
+    variable (up to +-1 on the unconstrained scale), so that R-hat can see chains that end in
+    different places. For variables whose likelihood has poor local modes (the time to peak of a
+    sparsely sampled pulse, a dip's timing), a start far from the data can trap a chain there for
+    good. Families call this for those variables after giving them data-driven initial values;
+    the other variables are still jittered. Honoured by the nutpie back end (the default);
+    PyMC's own sampler jitters every variable.
+    """
+    import pymc as pm
+
+    model = pm.modelcontext(None)
+    names = set(getattr(model, UNJITTERED_ATTR, set()))
+    names.update(rv.name for rv in rvs)
+    setattr(model, UNJITTERED_ATTR, names)
+
+
+def unjittered_names(model) -> set[str]:
+    """Names recorded by :func:`start_unjittered` on ``model`` (empty when none)."""
+    return set(getattr(model, UNJITTERED_ATTR, set()))
+
+
 class ModelFamily(ABC):
     """Base class of model families.
 

@@ -79,7 +79,8 @@ for one) replaces them.
 
 Starting values: the centred ``log_baseline`` starts at each patient's mean log result before the
 first infusion start (else in the first 24 h; :func:`_initial_log_baseline`), so that early warm-up
-does not explain a misplaced baseline by a slow, wide dip.
+does not explain a misplaced baseline by a slow, wide dip; ``t_nadir`` and ``k_shape`` start
+unjittered at their prior means (:func:`bayes_blina.families.base.start_unjittered`).
 
 Every row left out is recorded with its reason in ``data_use``.
 """
@@ -92,7 +93,7 @@ import numpy as np
 from pydantic import ConfigDict, Field
 
 from bayes_blina.curves import pulse, saturating
-from bayes_blina.families.base import Prepared
+from bayes_blina.families.base import Prepared, start_unjittered
 from bayes_blina.families.trajectory import TrajectoryFamily, TrajectoryOptions, _values, pair_sum
 from bayes_blina.likelihood import censored_lognormal_logp
 from bayes_blina.priors import Prior
@@ -253,6 +254,7 @@ class KineticsModel(TrajectoryFamily):
         sdd = self.create_prior("sd_logit_depth", q + "sd_logit_depth", dims=ana)
         t_nadir = self.create_prior("t_nadir", q + "t_nadir", dims=ana)
         k_shape = self.create_prior("k_shape", q + "k_shape", dims=ana)
+        start_unjittered(t_nadir, k_shape)  # the dip's timing has poor local modes (see the docstring)
         emu = self.create_prior("expansion_mu", q + "expansion_mu", dims=ana)
         tau_e = self.create_prior("tau_e", q + "tau_e", dims=ana)
         sigma = self.create_prior("sigma_obs", q + "sigma_obs", dims=ana)

@@ -1,0 +1,112 @@
+"""Benchmark the biomarker power curve (issue 6): virtual studies from a joint fit, refitted on dask.
+Not a test.
+
+From a stored joint-model fit (default: fit ``models/joint.toml`` to a 200-patient
+``adult-exploratory`` virtual cohort first, stored under ``benchmarks/results/joint-fit`` and
+reused), :func:`bayes_blina.plan.biomarker.biomarker_power` simulates ``--sims`` studies at each of
+``--sizes`` and refits each with the measurement-error CR model (nutpie, 2 chains), on a local
+``dask.distributed`` cluster of ``--workers`` single-threaded processes (or ``--scheduler ADDRESS``).
+Appended to ``results/biomarker_power.csv``: one row per size (power of each link and its Monte
+Carlo SE, failed refits, mean seconds per refit) with the wall time of the whole curve, the
+load average at the start and the peak resident memory of this process and its workers.
+
+    python benchmarks/bench_biomarker_power.py                      # 4 sizes x 100 studies
+    python benchmarks/bench_biomarker_power.py --fit fits/demo-joint --sims 20
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS_DIR, append_csv, load1, machine, now  # noqa: E402
+
+RESULTS = RESULTS_DIR / "biomarker_power.csv"
+FIT_DIR = RESULTS_DIR / "joint-fit"
+COLUMNS = ["run_id", "created", "fit", "n", "sims", "workers", "draws", "load1_start", "wall_s_curve",
+           "peak_mb", "power_tcell_expansion", "se_tcell_expansion", "power_il10_peak", "se_il10_peak",
+           "failed", "mean_refit_s", "machine"]  # failed: refits with R-hat >= 1.05 or divergences
+
+
+def _peak_memory(stop: threading.Event, peak: list[float]) -> None:
+    import psutil
+
+    me = psutil.Process()
+    while not stop.is_set():
+        try:
+            rss = sum(p.memory_info().rss for p in [me] + me.children(recursive=True))
+            peak[0] = max(peak[0], rss / 2**20)
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+
+
+def _joint_fit(path: Path, n: int, seed: int) -> Path:
+    """The stored joint fit at ``path``, fitting it first when absent."""
+    from bayes_blina.inference import fit
+    from bayes_blina.simulate import simulate_cohort
+    from bayes_blina.store import save_fit
+
+    if (path / "posterior.nc").exists():
+        return path
+    ds, _ = simulate_cohort("adult-exploratory", n, seed=seed)
+    res = fit("joint", ds)
+    print(res.verdict, file=sys.stderr)
+    save_fit(res, path)
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fit", type=Path, help="stored joint fit (default: fit one, see the docstring)")
+    ap.add_argument("--cohort-n", type=int, default=200, help="patients of the default joint fit's cohort")
+    ap.add_argument("--sizes", default="50,100,200,400")
+    ap.add_argument("--sims", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scheduler", default=None)
+    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    from bayes_blina.plan.biomarker import biomarker_power, source_from_joint
+    from bayes_blina.store import load_fit
+
+    fit_dir = args.fit or _joint_fit(FIT_DIR, args.cohort_n, seed=3)
+    source = source_from_joint(load_fit(fit_dir))
+    sizes = [int(s) for s in args.sizes.split(",")]
+    run_id, start_load = now(), load1()
+    stop, peak = threading.Event(), [0.0]
+    watcher = threading.Thread(target=_peak_memory, args=(stop, peak), daemon=True)
+    watcher.start()
+    res = biomarker_power(source, sizes, sims=args.sims, workers=args.workers, scheduler=args.scheduler,
+                          draws=args.draws, tune=args.draws, seed=args.seed)
+    stop.set()
+    watcher.join(2.0)
+    t = res.table
+    print(f"biomarker power curve: {len(sizes)} sizes x {args.sims} studies in {res.wall_s:.1f} s "
+          f"({args.workers} workers, load {start_load}, peak {peak[0]:.0f} MiB)")
+    print(t.to_string(index=False))
+    for _, r in t.iterrows():
+        row = {"run_id": run_id, "created": now(), "fit": str(fit_dir), "n": int(r["n"]), "sims": args.sims,
+               "workers": args.workers, "draws": args.draws, "load1_start": start_load,
+               "wall_s_curve": round(res.wall_s, 1), "peak_mb": round(peak[0], 0),
+               "failed": r.get("refits_not_converged"), "mean_refit_s": r.get("mean_refit_s"), "machine": machine()}
+        for b in ("tcell_expansion", "il10_peak"):
+            row[f"power_{b}"] = r.get(f"power_{b}")
+            row[f"se_{b}"] = r.get(f"mcse_{b}")
+        append_csv(RESULTS, COLUMNS, row)
+    print(f"appended to {RESULTS}")
+    try:
+        from report import write_results_md
+
+        print(write_results_md())
+    except Exception as exc:  # noqa: BLE001 - the CSV is the result; the summary page is a convenience
+        print(f"RESULTS.md not regenerated: {exc}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
