@@ -93,6 +93,21 @@ def report(fitdirs, out, data, title, prob, interval, check_prob, bins, edges, v
     click.echo(f"wrote {write_report(out, page)}", err=True)
 
 
+def _vpc_target(stored, part: str | None):
+    """The fit the VPC checks: the fit itself, or the ``--part`` of a joint fit."""
+    from bayes_blina.joint.parts import describe_parts, fit_parts, part_view
+
+    if stored.family_name == "joint":
+        if part is None:
+            raise BayesBlinaError(f"fit {stored.path} is a joint fit: choose its trajectory part with --part "
+                                  f"(parts: {describe_parts(fit_parts(stored))})")
+        return part_view(stored, part)
+    if part is not None:
+        raise BayesBlinaError(f"--part is only for joint fits; fit {stored.path} is a {stored.family_name!r} fit "
+                              "(leave out --part)")
+    return stored
+
+
 @click.command("vpc")
 @click.argument("fitdir", type=click.Path())
 @click.option("--data", "data", default=None,
@@ -111,16 +126,24 @@ def report(fitdirs, out, data, title, prob, interval, check_prob, bins, edges, v
 @click.option("--xaxis", type=click.Choice(["time", "bin"]), default="bin", show_default=True,
               help="Figure: bins at their median time, or evenly spaced.")
 @click.option("--allow-unconverged", is_flag=True, help="Check a fit that failed the convergence gate.")
-def vpc(fitdir, data, bins, edges, percentiles, prob, draws, seed, fmt, out, figure, xaxis, allow_unconverged) -> None:
-    """Censoring-aware visual predictive check of a trajectory fit (table, and figure with --figure)."""
+@click.option("--part", default=None,
+              help="Joint fits (required there): the trajectory part checked, tcell (T cells) or cyt (cytokines; "
+                   "also 'cytokines').")
+def vpc(fitdir, data, bins, edges, percentiles, prob, draws, seed, fmt, out, figure, xaxis, allow_unconverged,
+        part) -> None:
+    """Censoring-aware visual predictive check of a trajectory fit, or of one trajectory part of a joint
+    fit with --part (table, and figure with --figure)."""
     from bayes_blina.checks.vpc import vpc_from_fit
     from bayes_blina.report.tables import format_table
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
+    checked = _vpc_target(stored, part)
     banner = _gate(stored, allow_unconverged)
     ds, note = _fit_dataset(stored, data)
-    table = vpc_from_fit(stored, ds, bins=_bins(bins, edges), percentiles=_numbers(percentiles, "--percentiles"),
+    if checked is not stored:
+        click.echo(f"part: {checked.part} ({checked.family_name} sub-model of the joint fit)", err=True)
+    table = vpc_from_fit(checked, ds, bins=_bins(bins, edges), percentiles=_numbers(percentiles, "--percentiles"),
                          prob=prob, n_draws=draws, seed=seed)
     for r in table.attrs["accounting"]:
         click.echo(f"{r['analyte']}: {r['rows']} rows ({r['censored']} censored) in the VPC = the fit's "

@@ -7,7 +7,8 @@ Steps: the back-end comparison against Stan (``bench_fits.py --suite main``: res
 cytokine-core-36 with every back end), 200 patients against Stan (``--suite big``), the T-cell and
 joint models (``--suite models``, default back end), the scaling series (``bench_scaling.py``, whose
 last point is the 1,000-patient cytokine fit), the approximate mode against NUTS
-(``bench_approx.py``) and the operating characteristics (``bench_oc.py``). Each script appends to ``benchmarks/results/*.csv``; RESULTS.md
+(``bench_approx.py``), the operating characteristics (``bench_oc.py``) and the biomarker power
+curve of issue 6 (``bench_biomarker_power.py``). Each script appends to ``benchmarks/results/*.csv``; RESULTS.md
 shows the latest run of each configuration.
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main(argv=None) -> int:
             [py, HERE / "bench_scaling.py", "--no-report"],
             [py, HERE / "bench_approx.py", "--no-report"],
             [py, HERE / "bench_oc.py", "--no-report"],
+            [py, HERE / "bench_biomarker_power.py"],
         ]
     failed = 0
     for cmd in steps:

@@ -119,6 +119,7 @@ from bayes_blina.families.trajectory import (
     REFERENCE_DOSE,
     TrajectoryFamily,
     TrajectoryOptions,
+    concrete_arrays,
     pair_sum,
 )
 from bayes_blina.likelihood import censored_lognormal_logp
@@ -593,6 +594,9 @@ def _initial_log_tpeak(A: dict[str, np.ndarray], n_sub: int, n_ana: int, default
     with a between-patient SD of 2 on the log scale and a residual SD twice the truth, and never left.
     """
     out = np.asarray(default, dtype=float).copy()
+    A = concrete_arrays(A, ("pair_lag", "pair_obs", "log_y", "is_censored", "obs_subject", "obs_analyte"))
+    if A is None:  # placeholders for data swapped in later (SBC): no data to start from
+        return out
     lag, pobs = np.asarray(A["pair_lag"], dtype=float), np.asarray(A["pair_obs"])
     if not len(lag):
         return out

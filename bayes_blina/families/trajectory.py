@@ -407,6 +407,21 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
     return Prepared(arrays=arrays, coords=coords, data_use=use)
 
 
+def concrete_arrays(arrays: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The named prepared arrays as numpy arrays, or None when any of them is symbolic.
+
+    Data-driven starting values read the data; when a model is built on placeholders for data
+    swapped in later (simulation-based calibration compiles one model for every simulated data
+    set), there are no data to read and the callers fall back to their defaults."""
+    out = {}
+    for k in keys:
+        v = arrays[k]
+        if not isinstance(v, (np.ndarray, list, tuple)):
+            return None
+        out[k] = np.asarray(v)
+    return out
+
+
 def pair_sum(values: np.ndarray, pair_obs: np.ndarray, n_obs: int) -> np.ndarray:
     """Sum per observation of per-pair values with leading draw axes (numpy).
 

@@ -3,9 +3,11 @@
 For each fit: the data (name, hash, rows used and left out with reasons), the model (family,
 options, spec text), the priors, the convergence verdict (a loud banner when the fit failed the
 gate), the posterior summary, the checks (CR predictive check for response fits; the
-censoring-aware VPC for trajectory fits; PSIS-LOO with Pareto k and LOO-PIT for every fit with a
-pointwise log-likelihood) and the figures of the family. Several fits of the same data also get a
-LOO comparison table.
+censoring-aware VPC for trajectory fits, and one per trajectory part of a joint fit
+(:mod:`bayes_blina.joint.parts`); PSIS-LOO with Pareto k and LOO-PIT for every fit with a
+pointwise log-likelihood) and the figures of the family (for a joint fit with T-cell expansion also
+P(CR) against the expansion by regimen). Several fits of the same data also get a LOO comparison
+table.
 
 The page needs nothing outside itself: figures are embedded as base64 PNG or SVG ``<img>``
 elements, the style sheet is inline, and a Content-Security-Policy forbids loading anything else
@@ -390,6 +392,8 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
     if traj:
         parts.append(_vpc_part(stored, dataset, a, vpc_bins, vpc_draws, check_prob, fig))
         sec_parts.append("vpc")
+    elif fam == "joint":
+        parts.append(_joint_vpc_parts(stored, dataset, a, vpc_bins, vpc_draws, check_prob, fig, sec_parts))
     elif fam != "response":
         parts.append(_note(f"no predictive check for family {fam!r} in this report yet"))
     parts.append(_loo_part(stored, a, fig))
@@ -408,6 +412,9 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
                                 table_id=f"{a}-odds-ratios"))
         parts.append(fig(odds_ratio_figure(ort), "odds ratios of CR for the biomarker links", "odds-ratios"))
         sec_parts.append("odds-ratios")
+    if fam == "joint" and "beta_tcell_expansion" in stored.idata.posterior:
+        parts.append(_pcr_expansion_part(stored, prob, fig))
+        sec_parts.append("pcr-expansion")
     if n_fig == n_before:
         parts.append(_note("no further figures for this family"))
     parts.append("</section>")
@@ -415,18 +422,19 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
                    n_figures=n_fig, parts=sec_parts)
 
 
-def _vpc_part(stored, dataset, a, bins, n_draws, prob, fig) -> str:
+def _vpc_part(stored, dataset, a, bins, n_draws, prob, fig, *,
+              title: str = "Visual predictive check (censoring-aware)", key: str = "vpc") -> str:
     from bayes_blina.checks.vpc import vpc_from_fit
     from bayes_blina.report.plots import vpc_figure
 
     try:
         vpc = vpc_from_fit(stored, dataset, bins=bins, prob=prob, n_draws=n_draws)
     except BayesBlinaError as err:
-        return _note(f"VPC not shown: {err}")
+        return f"<h4>{_e(title)}</h4>" + _note(f"VPC not shown: {err}")
     acc = pd.DataFrame(vpc.attrs["accounting"])
     left = vpc.attrs.get("rows_left_out") or []
     src = vpc.attrs.get("limit_sources") or {}
-    return ("<h4>Visual predictive check (censoring-aware)</h4>"
+    return (f"<h4>{_e(title)}</h4>"
             + table_html(acc, caption="every row the fit used is in the VPC: rows and censored rows per analyte, "
                                       "in the table and in the fit's record", table_id=f"{a}-vpc-accounting")
             + _pre("rows the fit left out (not in the VPC): "
@@ -436,12 +444,48 @@ def _vpc_part(stored, dataset, a, bins, n_draws, prob, fig) -> str:
                                                 f"be below the limit) against {prob:.0%} predictive intervals of the "
                                                 f"same percentiles from {vpc.attrs['n_replicates']} replicated data "
                                                 "sets censored like the data; bottom: fraction below the limit; "
-                                                "circled: outside the interval", "vpc")
+                                                "circled: outside the interval", key)
             + "<details><summary>VPC table</summary>"
             + table_html(vpc.drop(columns=["observed"]), caption="VPC per analyte, time bin and statistic "
                                                                  "(observed_label: '< x' = censored percentile)",
                          table_id=f"{a}-vpc", flag=lambda r: bool(r["outside"]))
             + "</details>")
+
+
+def _joint_vpc_parts(stored, dataset, a, bins, n_draws, prob, fig, sec_parts: list[str]) -> str:
+    """One censoring-aware VPC per trajectory part of a joint fit (:mod:`bayes_blina.joint.parts`)."""
+    from bayes_blina.joint.parts import PART_LABELS, fit_parts, part_view
+
+    names = fit_parts(stored)
+    if not names:
+        return _note("no predictive check of trajectories: this joint fit has no trajectory parts")
+    out = []
+    for p in names:
+        view = part_view(stored, p)
+        out.append(_vpc_part(view, dataset, f"{a}-{p}", bins, n_draws, prob, fig,
+                             title=f"{PART_LABELS.get(p, p)} ({p} part): VPC", key=f"vpc-{p}"))
+        sec_parts.append(f"vpc-{p}")
+    return "".join(out)
+
+
+def _pcr_expansion_part(stored, prob, fig) -> str:
+    """P(CR) against T-cell expansion by regimen (:mod:`bayes_blina.joint.curves`)."""
+    from bayes_blina.joint.curves import fitted_biomarkers, pcr_curve, pcr_curve_figure
+
+    title = "P(CR) against T-cell expansion by regimen"
+    try:
+        curve = pcr_curve(stored, "tcell_expansion", by="regimen", prob=prob)
+        patients = fitted_biomarkers(stored)
+    except BayesBlinaError as err:
+        return f"<h4>{_e(title)}</h4>" + _note(f"P(CR) curve not shown: {err}")
+    by = curve.attrs.get("by")
+    return (f"<h4>{_e(title)}</h4>"
+            + fig(pcr_curve_figure(curve, patients=patients, title=title),
+                  f"{title}: posterior median and {prob:.0%} credible bands of P(CR) over the day-29 CD3 fold "
+                  + ("change, one curve per regimen" if by else "change (regimen not in the fit's CR part: one "
+                                                                "curve at the covariates' mean)")
+                  + "; other biomarkers held at the fitted patients' median; ticks: fitted patients' posterior "
+                    "mean expansion (CR at the top, no CR at the bottom)", "pcr-expansion"))
 
 
 def _loo_part(stored, a, fig) -> str:
