@@ -135,9 +135,10 @@ def test_report_has_a_vpc_per_part_and_the_pcr_figure(joint):
     heads = re.findall(r"<h4>([^<]*)</h4>", page)
     assert "T cells (tcell part): VPC" in heads and "Cytokines (cyt part): VPC" in heads
     assert "P(CR) against T-cell expansion by regimen" in heads
-    for key in ("vpc-tcell", "vpc-cyt", "odds-ratios", "pcr-expansion"):
+    for key in ("vpc-tcell", "vpc-cyt", "odds-ratios", "pcr-expansion", "loo-pit-tcell", "loo-pit-cyt"):
         assert f'data-figure="joint-{key}"' in page
     assert "no predictive check for family" not in page and "VPC not shown" not in page
+    assert not re.search(r"LOO-PIT[^<]* not shown", page)  # the rows of each part, not the binary CR
     assert 'id="joint-tcell-vpc-accounting"' in page and 'id="joint-cyt-vpc-accounting"' in page
 
 

@@ -505,18 +505,27 @@ def _loo_part(stored, a, fig) -> str:
     bad = int(per_fit["k_bad"].iloc[0] + per_fit["k_very_bad"].iloc[0])
     if bad:
         out.append(_note(f"{bad} observations have Pareto k > 0.7: the LOO estimate is unreliable for them"))
-    try:
-        pit = loo_pit(stored, var_name=v)
-    except BayesBlinaError as err:
-        out.append(_note(f"LOO-PIT not shown: {err}"))
-        return "".join(out)
-    if len(pit) < 10:
-        out.append(table_html(pit, caption="LOO-PIT values (too few observations for a calibration plot)",
-                              table_id=f"{a}-loo-pit"))
-    else:
-        out.append(fig(loo_pit_figure(pit), f"LOO-PIT of {len(pit)} observations ({pit.attrs['n_randomised']} "
-                                            "randomised: censored or discrete); a calibrated model stays in the band",
-                       "loo-pit"))
+    targets = [(stored, v, "", "loo-pit")]
+    if stored.family_name == "joint":  # CR is binary: LOO-PIT of each trajectory part's rows instead
+        from bayes_blina.joint.parts import PART_LABELS, fit_parts, part_view
+
+        targets = []
+        for p in fit_parts(stored):
+            view = part_view(stored, p)
+            targets.append((view, _loo_var(view), f" ({PART_LABELS.get(p, p)}, {p} part)", f"loo-pit-{p}"))
+    for target, var, label, key in targets:
+        try:
+            pit = loo_pit(target, var_name=var)
+        except BayesBlinaError as err:
+            out.append(_note(f"LOO-PIT{label} not shown: {err}"))
+            continue
+        if len(pit) < 10:
+            out.append(table_html(pit, caption=f"LOO-PIT values{label} (too few observations for a calibration "
+                                               "plot)", table_id=f"{a}-{key}"))
+        else:
+            out.append(fig(loo_pit_figure(pit), f"LOO-PIT{label} of {len(pit)} observations "
+                                                f"({pit.attrs['n_randomised']} randomised: censored or discrete); "
+                                                "a calibrated model stays in the band", key))
     return "".join(out)
 
 
