@@ -31,6 +31,10 @@ Trajectory families (any family with ``mean_log(draws, prepared)``; ``pulse`` al
     Binary responses: each patient's replicate is ``Bernoulli(p_cell[pat_cell])``, each aggregate
     row's ``Binomial(agg_n, p_agg)`` (the same draws as
     :func:`bayes_blina.checks.response.response_ppc`), from the draws' ``p_cell`` and ``p_agg``.
+``joint``
+    Each trajectory part by its own family as above (its unprefixed arrays and draws; results keyed
+    with the part's prefix), and each CR patient's outcome ``Bernoulli(p_cr)``
+    (:func:`simulate_joint`).
 
 ``draws`` may be an ``xarray.Dataset`` with dimensions ``(chain, draw, ...)`` (``idata.posterior``
 or ``idata.prior``), one with a single ``sample`` dimension, or a mapping of arrays whose first
@@ -46,7 +50,7 @@ import pandas as pd
 from bayes_blina.errors import SpecError
 
 __all__ = ["LIMIT_SOURCES", "flatten_draws", "mean_log", "row_log_limits", "simulate_observations",
-           "simulate_responses", "simulate_trajectories"]
+           "simulate_joint", "simulate_responses", "simulate_trajectories"]
 
 #: Codes of ``limit_source``: where each row's censoring limit came from.
 LIMIT_SOURCES = ("own censored row", "row_log_limit array", "dataset lod/lloq", "patient-analyte",
@@ -316,6 +320,50 @@ def simulate_responses(prepared, draws, rng: np.random.Generator) -> dict[str, n
     return out
 
 
+def _part_draws(draws, prefix: str):
+    """The draws of one part of a joint model, names (and dimensions) without ``prefix``."""
+    if hasattr(draws, "data_vars"):
+        from bayes_blina.families.trajectory import unprefixed
+
+        return unprefixed(draws, prefix)
+    return {k[len(prefix):]: v for k, v in draws.items() if k.startswith(prefix)}
+
+
+def simulate_joint(family, prepared, draws, rng: np.random.Generator, *, dataset=None) -> dict[str, Any]:
+    """Replicated data of the joint model: every trajectory part and the CR outcomes.
+
+    Each part (:data:`bayes_blina.families.joint.PARTS`) is simulated by its own family with
+    :func:`simulate_trajectories` on its unprefixed arrays (``family.sub_prepared``) and the
+    unprefixed draws, censored like the data; the CR outcome of every patient of the CR part is
+    ``Bernoulli(p_cr)`` (``p_cr`` (..., cr_patient), a deterministic of the model, so in prior
+    draws too).
+
+    Returns
+    -------
+    dict
+        ``parts``: the prefixes of the parts (e.g. ``["tcell_", "cyt_"]``); for each part, every
+        key of :func:`simulate_trajectories` with the part's prefix (``tcell_log_y``,
+        ``tcell_censored``, ``tcell_log_limit``, ...); with a CR part, ``cr_y`` (draw, cr_patient)
+        int8 and ``p_cr`` (draw, cr_patient).
+    """
+    from bayes_blina.families.joint import PARTS
+
+    out: dict[str, Any] = {"parts": []}
+    for part, fam in family.parts.items():
+        prefix = PARTS[part][1]
+        rep = simulate_trajectories(fam, family.sub_prepared(prepared, part), _part_draws(draws, prefix), rng,
+                                    dataset=dataset)
+        out["parts"].append(prefix)
+        out.update({prefix + k: v for k, v in rep.items()})
+    if "cr_y" in prepared.arrays:
+        S = _n_draws(draws)
+        n_cr = len(prepared.arrays["cr_y"])
+        p = np.asarray(flatten_draws(draws, ["p_cr"])["p_cr"], dtype=float).reshape(S, n_cr)
+        out["p_cr"] = p
+        out["cr_y"] = (rng.random((S, n_cr)) < p).astype(np.int8)
+    return out
+
+
 def simulate_observations(family, prepared, draws, rng: np.random.Generator | int | None = None, *,
                           dataset=None) -> dict[str, Any]:
     """Replicated data from posterior or prior draws, for any family (module docstring).
@@ -337,11 +385,13 @@ def simulate_observations(family, prepared, draws, rng: np.random.Generator | in
     -------
     dict
         Trajectory families: see :func:`simulate_trajectories`; ``response``: see
-        :func:`simulate_responses`.
+        :func:`simulate_responses`; ``joint``: see :func:`simulate_joint`.
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     if getattr(family, "name", None) == "response":
         return simulate_responses(prepared, draws, rng)
+    if getattr(family, "name", None) == "joint":
+        return simulate_joint(family, prepared, draws, rng, dataset=dataset)
     if "log_y" in prepared.arrays and (hasattr(family, "mean_log") or getattr(family, "name", None) == "pulse"):
         return simulate_trajectories(family, prepared, draws, rng, dataset=dataset)
     raise SpecError(f"no predictive simulation for model family {getattr(family, 'name', family)!r}: "

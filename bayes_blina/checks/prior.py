@@ -13,6 +13,10 @@ Trajectory families (``pulse``, and every family with ``mean_log``)
 ``response``
     the implied CR rate of every subgroup (factor level; the mean CR probability of its patients)
     and of every aggregate row, with the replicated number of responders against the observed one.
+``joint``
+    the trajectory tables of each part (``tcell``, ``cyt``; a ``part`` column), and the implied CR
+    rate of the CR patients (``p_cr``) overall and by covariate level, with the prior range of the
+    CR part's coefficients (``beta_<biomarker>``, ``alpha``, ...) among the named quantities.
 
 Absurd implications are flagged: a 99th percentile above ``absurd_high`` (default 1e6, e.g. pg/mL)
 or more than ``absurd_ratio`` (default 1000) times the largest observed value; almost every
@@ -20,8 +24,10 @@ replicated result below the limit where the data are mostly above it (or the rev
 whose prior mass lies mostly below 1% or above 99%. A flag is a prompt to look at the prior, not an
 error: broad priors are often deliberate.
 
-Families sampled in flat coordinates (``pulse`` with ``peak_coordinates = true``) are rebuilt with
-``peak_coordinates = false`` for the prior draws: the same model, sampled in its plain form.
+Families sampled in flat coordinates (``pulse`` with ``peak_coordinates = true``, and the joint
+model's cytokine part) are rebuilt with ``peak_coordinates = false`` for the prior draws: the same
+model, sampled in its plain form (which also turns off pulse's flat patient-mean timing coordinate
+``log_tpeak_c``).
 """
 from __future__ import annotations
 
@@ -86,6 +92,10 @@ def prior_family(spec):
     options = dict(spec.options)
     if "peak_coordinates" in cls.Options.model_fields:
         options["peak_coordinates"] = False
+    if spec.family == "joint":
+        # the pulse sub-model's peak coordinates (and with them its patient-mean timing
+        # coordinate log_tpeak_c) are flat: draw the cytokine part in its plain form
+        options["cytokines"] = {**dict(options.get("cytokines") or {}), "peak_coordinates": False}
     return cls(options, spec.prior_objects())
 
 
@@ -261,6 +271,67 @@ def _trajectory_check(res: PriorCheck, family, prepared, prior, dataset, rng, *,
     res.plot = {"kind": "trajectory", "panels": panels}
 
 
+def _rate_row(res: PriorCheck, label, rate_draws, rep_counts, n, observed, extreme_mass) -> dict[str, Any]:
+    """A row of the implied-CR-rate table (flagged when too much prior mass is extreme)."""
+    lo_hi = float(np.mean((rate_draws < 0.01) | (rate_draws > 0.99)))
+    if lo_hi > extreme_mass:
+        res.flags.append(f"{label}: the prior puts {lo_hi:.0%} of the implied CR rate below 1% or above 99%")
+    return {"subgroup": label, "n": int(n), **_qcols(rate_draws, "rate_q"),
+            "observed_rate": observed / n if n else math.nan,
+            "replicated_q05": float(np.quantile(rep_counts, 0.05)),
+            "replicated_q95": float(np.quantile(rep_counts, 0.95)), "observed": int(observed),
+            "mass_below_1pct_or_above_99pct": lo_hi}
+
+
+def _joint_check(res: PriorCheck, family, prepared, prior, dataset, rng, *, absurd_high, absurd_ratio,
+                 extreme_mass):
+    """Joint model: the trajectory check of every part (tables with a ``part`` column, flags
+    prefixed with the part), and the implied CR rate of the CR patients by covariate level."""
+    from bayes_blina.families.joint import PARTS
+    from bayes_blina.families.trajectory import unprefixed
+
+    tables: dict[str, list[pd.DataFrame]] = {}
+    panels = []
+    for part, fam in family.parts.items():
+        prefix = PARTS[part][1]
+        sub = PriorCheck(spec_name=res.spec_name, family=fam.name, dataset=res.dataset, draws=res.draws,
+                         seed=res.seed)
+        _trajectory_check(sub, fam, family.sub_prepared(prepared, part), unprefixed(prior, prefix), dataset, rng,
+                          absurd_high=absurd_high, absurd_ratio=absurd_ratio)
+        for key, df in sub.tables.items():
+            tables.setdefault(key, []).append(df.assign(part=part)[["part", *df.columns]])
+        res.flags += [f"{part} part: {f}" for f in sub.flags]
+        panels += [{**p, "analyte": f"{part}: {p['analyte']}"} for p in sub.plot.get("panels", [])]
+    qrows, rows = [], []
+    A = prepared.arrays
+    if "cr_y" in A:
+        p = flatten_draws(prior, ["p_cr"])["p_cr"]
+        rep = (rng.random(p.shape) < p).astype(np.int64)
+        y = np.asarray(A["cr_y"])
+        rows = [_rate_row(res, "all patients", p.mean(axis=1), rep.sum(axis=1), len(y), y.sum(), extreme_mass)]
+        for f in family.cr_factors(prepared):
+            idx = A[f"cr_{f}"]
+            for k, lab in enumerate(prepared.coords.get(f, [])):
+                sel = idx == k
+                if sel.any():
+                    rows.append(_rate_row(res, f"{f}={lab}", p[:, sel].mean(axis=1), rep[:, sel].sum(axis=1),
+                                          sel.sum(), y[sel].sum(), extreme_mass))
+        res.tables["subgroups"] = pd.DataFrame(rows)
+        names = [v for v in ("p_typical", "alpha") if v in prior]
+        names += sorted(str(v) for v in prior.data_vars
+                        if str(v).startswith(("beta_", "or_", "sd_")) and prior[v].ndim == 2)
+        for name, x in flatten_draws(prior, names).items():
+            qrows.append({"part": "cr", "analyte": "", "quantity": name, "unit": "", **_qcols(x)})
+    for key, dfs in tables.items():
+        df = pd.concat(dfs, ignore_index=True)
+        if key == "quantities" and qrows:
+            df = pd.concat([df, pd.DataFrame(qrows)], ignore_index=True)
+        res.tables[key] = df
+    if "quantities" not in tables and qrows:
+        res.tables["quantities"] = pd.DataFrame(qrows)
+    res.plot = {"kind": "trajectory", "panels": panels} if panels else {"kind": "response", "rows": rows}
+
+
 def _response_check(res: PriorCheck, prepared, prior, rng, *, extreme_mass):
     A = prepared.arrays
     rep = simulate_responses(prepared, prior, rng)
@@ -268,14 +339,7 @@ def _response_check(res: PriorCheck, prepared, prior, rng, *, extreme_mass):
     rows = []
 
     def add(label, rate_draws, rep_counts, n, observed):
-        lo_hi = float(np.mean((rate_draws < 0.01) | (rate_draws > 0.99)))
-        rows.append({"subgroup": label, "n": int(n), **_qcols(rate_draws, "rate_q"),
-                     "observed_rate": observed / n if n else math.nan,
-                     "replicated_q05": float(np.quantile(rep_counts, 0.05)),
-                     "replicated_q95": float(np.quantile(rep_counts, 0.95)), "observed": int(observed),
-                     "mass_below_1pct_or_above_99pct": lo_hi})
-        if lo_hi > extreme_mass:
-            res.flags.append(f"{label}: the prior puts {lo_hi:.0%} of the implied CR rate below 1% or above 99%")
+        rows.append(_rate_row(res, label, rate_draws, rep_counts, n, observed, extreme_mass))
 
     if len(A["pat_y"]):
         p = flatten_draws(prior, ["p_cell"])["p_cell"][:, A["pat_cell"]]
@@ -341,6 +405,9 @@ def prior_check(spec, dataset, *, draws: int = 500, seed: int = 20240501, absurd
     rng = np.random.default_rng(int(seed) + 1)
     if family.name == "response":
         _response_check(res, prepared, prior, rng, extreme_mass=extreme_mass)
+    elif family.name == "joint":
+        _joint_check(res, family, prepared, prior, dataset, rng, absurd_high=absurd_high, absurd_ratio=absurd_ratio,
+                     extreme_mass=extreme_mass)
     elif "log_y" in prepared.arrays:
         _trajectory_check(res, family, prepared, prior, dataset, rng, absurd_high=absurd_high,
                           absurd_ratio=absurd_ratio)

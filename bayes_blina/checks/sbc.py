@@ -32,9 +32,21 @@ observed counts as shared variables. Trajectory families are built with the cens
 shared variable (the likelihood then evaluates both branches on every row) and with sentinel
 arrays for ``log_y`` and ``log_limit``, whose constants are then rewired to shared variables in
 the likelihood graph; if a family's graph does not hold each sentinel in exactly one constant, the
-model is rebuilt and compiled for every simulation instead (slow but correct).
-``tests/test_sbc.py`` checks that the rewired model's log density equals that of a model built
-directly on the simulated data.
+model is rebuilt and compiled for every simulation instead (slow but correct). The ``joint`` model
+is built the same way part by part (each trajectory part with its own sentinels and shared
+``sbc_<prefix>log_y``, ``sbc_<prefix>log_limit``, ``sbc_<prefix>is_censored``) with the CR outcomes
+in the shared ``sbc_cr_y``. ``tests/test_sbc.py`` and ``tests/test_sbc_joint.py`` check that the
+rewired model's log density equals that of a model built directly on the simulated data.
+
+Joint model
+-----------
+Prior draws with the cytokine part in its plain form (``cytokines.peak_coordinates = false``); each
+part's rows simulated by its own family (censored like the design), each CR patient's outcome
+``Bernoulli(p_cr)``; the fit in the spec's own parameterisation. Ranked: the CR part (``p_typical``,
+``alpha``, ``beta_<biomarker>``, ``sd_<factor>``, ``beta_<factor>``) and every prefixed summary
+variable of the sub-models; ``or_<biomarker>`` and ``p_or_<biomarker>_gt_1`` are left out (a
+monotone transform and the sign of ``beta_<biomarker>``: its ranks again). Built-in design: the
+``adult-exploratory`` cohort with 20 patients.
 
 Deliberate mis-specification (tests only)
 -----------------------------------------
@@ -194,7 +206,9 @@ def builtin_design(spec, n: int | None = None):
     ``response``: ``n = 60`` patients (default) crossing every level of the spec's factors, in
     three studies when the spec has a study effect (one otherwise). Trajectory families: the
     ``adult-exploratory`` virtual cohort of ``n = 10`` patients (seed :data:`DESIGN_SEED`), whose
-    sampling times, dosing and assay limits are used (its values are replaced by simulated ones).
+    sampling times, dosing and assay limits are used (its values are replaced by simulated ones);
+    ``joint``: the same cohort with ``n = 20`` patients (their responses become the CR rows; the
+    joint model uses cycle-1 data by default).
     """
     from bayes_blina.spec import load_spec
 
@@ -205,6 +219,10 @@ def builtin_design(spec, n: int | None = None):
         raise SpecError("SBC is not available for the 'subgroups' family (fit it per partition instead)")
     from bayes_blina.simulate import simulate_cohort
 
+    if spec.family == "joint":
+        # more patients: the CR part has one binary outcome per patient
+        ds, _ = simulate_cohort("adult-exploratory", n=n or 20, seed=DESIGN_SEED)
+        return ds
     ds, _ = simulate_cohort("adult-exploratory", n=n or 10, seed=DESIGN_SEED)
     return ds
 
@@ -220,6 +238,8 @@ def _quantities(family, prior) -> list[tuple[str, str, tuple[int, ...]]]:
     for v in family.summary_vars():
         if v not in prior:
             continue
+        if family.name == "joint" and v.startswith(("or_", "p_or_")):
+            continue  # exp(beta_<biomarker>) and its sign: the ranks of beta_<biomarker> again
         da = prior[v]
         dims = [d for d in da.dims if d not in ("chain", "draw")]
         shape = [da.sizes[d] for d in dims]
@@ -406,9 +426,42 @@ def _response_model(ctx: dict):
     return model
 
 
-def _sentinels(n: int) -> tuple[np.ndarray, np.ndarray]:
+def _sentinels(n: int, part: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Placeholder ``log_y`` and ``log_limit`` arrays, distinct for every ``part`` of a model."""
     k = np.arange(n, dtype=float)
-    return 1000.123457 + 1e-3 * k, -1000.654321 - 1e-3 * k
+    return 1000.123457 + 5000.0 * part + 1e-3 * k, -1000.654321 - 5000.0 * part - 1e-3 * k
+
+
+def _rewire(model, targets: dict[str, tuple[np.ndarray, Any]]) -> bool:
+    """Replace, in the graph of ``model``'s potentials, the constant holding each sentinel array by
+    its shared variable (``targets``: key -> (sentinel, shared)). False (nothing changed) when a
+    sentinel is not held by exactly one constant."""
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    lengths = {len(sentinel) for sentinel, _ in targets.values()}
+    uses: dict[str, list] = {key: [] for key in targets}  # (apply node, input position) holding each sentinel
+    seen: set = set()
+    for var in ancestors(list(model.potentials)):
+        node = var.owner
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        for pos, inp in enumerate(node.inputs):
+            if isinstance(inp, Constant) and np.ndim(inp.data) == 1 and len(inp.data) in lengths:
+                for key, (sentinel, _) in targets.items():
+                    if len(inp.data) == len(sentinel) and np.array_equal(inp.data, sentinel):
+                        uses[key].append((node, pos, inp))
+    consts = {key: {id(c) for _, _, c in u} for key, u in uses.items()}
+    if any(len(c) != 1 for c in consts.values()):
+        return False
+    for key, u in uses.items():
+        shared = targets[key][1]
+        for node, pos, const in u:
+            # the graph is the caller's own: rewire it in place, keeping the static shape
+            node.inputs[pos] = pt.specify_shape(shared.astype(const.dtype), const.type.shape)
+    return True
 
 
 def _trajectory_shared_model(fam, prepared):
@@ -421,9 +474,6 @@ def _trajectory_shared_model(fam, prepared):
     the model for every simulation).
     """
     import pytensor
-    import pytensor.tensor as pt
-    from pytensor.graph.basic import Constant
-    from pytensor.graph.traversal import ancestors
 
     A = dict(prepared.arrays)
     n = len(A["log_y"])
@@ -431,31 +481,62 @@ def _trajectory_shared_model(fam, prepared):
     A["log_y"], A["log_limit"] = y_s, l_s
     A["is_censored"] = pytensor.shared(np.zeros(n, dtype=np.int8), name="sbc_is_censored")
     model = fam.build(replace(prepared, arrays=A))
-    shared_y = pytensor.shared(np.zeros(n), name="sbc_log_y")
-    shared_l = pytensor.shared(np.zeros(n), name="sbc_log_limit")
-    targets = {"y": (y_s, shared_y), "l": (l_s, shared_l)}
-    uses: dict[str, list] = {"y": [], "l": []}  # (apply node, input position) holding each sentinel
-    seen: set = set()
-    for var in ancestors(list(model.potentials)):
-        node = var.owner
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        for pos, inp in enumerate(node.inputs):
-            if isinstance(inp, Constant) and np.ndim(inp.data) == 1 and len(inp.data) == n:
-                for key, (sentinel, _) in targets.items():
-                    if np.array_equal(inp.data, sentinel):
-                        uses[key].append((node, pos, inp))
-    consts = {key: {id(c) for _, _, c in u} for key, u in uses.items()}
-    if any(len(c) != 1 for c in consts.values()):
+    targets = {"y": (y_s, pytensor.shared(np.zeros(n), name="sbc_log_y")),
+               "l": (l_s, pytensor.shared(np.zeros(n), name="sbc_log_limit"))}
+    if not _rewire(model, targets):
         return None
-    for key, u in uses.items():
-        shared = targets[key][1]
-        for node, pos, const in u:
-            # the graph is this function's own: rewire it in place, keeping the static shape
-            node.inputs[pos] = pt.specify_shape(shared.astype(const.dtype), const.type.shape)
     _add_switch(model, fam)
     return model
+
+
+def _joint_shared_model(fam, prepared):
+    """The joint model with every part's ``log_y``, ``log_limit`` and censoring flags and the CR
+    outcomes in shared variables (``sbc_<prefix>log_y``, ..., ``sbc_cr_y``); as
+    :func:`_trajectory_shared_model`, part by part (distinct sentinels per part). None when the
+    sentinels cannot be found exactly once each."""
+    import pytensor
+
+    from bayes_blina.families.joint import PARTS
+
+    A = dict(prepared.arrays)
+    targets = {}
+    for k, part in enumerate(fam.parts):
+        q = PARTS[part][1]
+        n = len(A[q + "log_y"])
+        y_s, l_s = _sentinels(n, k)
+        A[q + "log_y"], A[q + "log_limit"] = y_s, l_s
+        A[q + "is_censored"] = pytensor.shared(np.zeros(n, dtype=np.int8), name=f"sbc_{q}is_censored")
+        targets[q + "y"] = (y_s, pytensor.shared(np.zeros(n), name=f"sbc_{q}log_y"))
+        targets[q + "l"] = (l_s, pytensor.shared(np.zeros(n), name=f"sbc_{q}log_limit"))
+    if "cr_y" in A:
+        A["cr_y"] = _sized_shared(np.asarray(A["cr_y"]).astype(np.int64), "sbc_cr_y")
+    model = fam.build(replace(prepared, arrays=A))
+    if targets and not _rewire(model, targets):
+        return None
+    _add_switch(model, fam)
+    return model
+
+
+def _joint_model_once(ctx: dict, data: dict):
+    """The joint model built for one simulation's data (fallback: compiled every time)."""
+    fam = _fit_family(ctx)
+    prepared = ctx["prepared"]
+    A = dict(prepared.arrays)
+    for q in _joint_prefixes(data):
+        cens = data[q + "censored"]
+        A[q + "log_y"] = np.where(cens, 0.0, data[q + "log_y"])
+        A[q + "log_limit"] = np.where(cens, data[q + "log_limit"], 0.0)
+        A[q + "is_censored"] = cens.astype(np.int8)
+    if "cr_y" in data:
+        A["cr_y"] = np.asarray(data["cr_y"]).astype(np.int64)
+    model = fam.build(replace(prepared, arrays=A))
+    _add_switch(model, fam)
+    return model
+
+
+def _joint_prefixes(data: dict) -> list[str]:
+    """Prefixes of the trajectory parts in a joint simulation's data (``<prefix>censored`` keys)."""
+    return [k[:-len("censored")] for k in data if k.endswith("censored")]
 
 
 def _trajectory_model_once(ctx: dict, data: dict):
@@ -474,6 +555,16 @@ def _trajectory_model_once(ctx: dict, data: dict):
 
 def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
     on = np.float64(1.0 if ctx["settings"].misspecify == "prior_scale" else 0.0)
+    if ctx["family"] == "joint":
+        out = {"sbc_misspecify": on}
+        for q in _joint_prefixes(data):
+            cens = data[q + "censored"]
+            out[f"sbc_{q}log_y"] = np.where(cens, 0.0, data[q + "log_y"]).astype(float)
+            out[f"sbc_{q}log_limit"] = np.where(cens, data[q + "log_limit"], 0.0).astype(float)
+            out[f"sbc_{q}is_censored"] = cens.astype(np.int8)
+        if "cr_y" in data:
+            out["sbc_cr_y"] = np.asarray(data["cr_y"]).astype(np.int64)
+        return out
     if ctx["family"] == "response":
         return {"sbc_cell_y": data["cell_y"].astype(np.int64), "sbc_agg_r": data["agg_r"].astype(np.int64),
                 "sbc_misspecify": on}
@@ -489,12 +580,15 @@ def _compiled_for(ctx: dict, data: dict):
     if key not in _COMPILED:
         if ctx["family"] == "response":
             model = _response_model(ctx)
+        elif ctx["family"] == "joint":
+            model = _joint_shared_model(_fit_family(ctx), ctx["prepared"])
         else:
             model = _trajectory_shared_model(_fit_family(ctx), ctx["prepared"])
         _COMPILED[key] = None if model is None else _compile(model, _backend(ctx))
     compiled = _COMPILED[key]
     if compiled is None:  # rebuilt for every simulation
-        compiled = _compile(_trajectory_model_once(ctx, data), _backend(ctx))
+        once = _joint_model_once if ctx["family"] == "joint" else _trajectory_model_once
+        compiled = _compile(once(ctx, data), _backend(ctx))
     have = getattr(compiled, "shared_data", None) or getattr(compiled, "_shared_data", None) or {}
     if ctx["settings"].misspecify == "prior_scale" and "sbc_misspecify" not in have:
         raise SpecError("misspecify = 'prior_scale': the spec has no prior with a scale to halve")
@@ -577,6 +671,15 @@ def _simulate_data(family, prepared, theta: dict[str, np.ndarray], seed: int, de
         data = {"cell_y": rep["cell_y"][0], "agg_r": rep["agg_r"][0]}
         n = len(prepared.arrays["pat_y"]) + int(prepared.arrays["agg_n"].sum())
         summary = {"responders": int(data["cell_y"].sum() + data["agg_r"].sum()), "patients": n}
+    elif family.name == "joint":
+        data, summary = {}, {}
+        for q in rep["parts"]:
+            data.update({q + "log_y": rep[q + "log_y"][0], q + "censored": rep[q + "censored"][0],
+                         q + "log_limit": rep[q + "log_limit"]})
+            summary[q + "censored_fraction"] = float(data[q + "censored"].mean())
+        if "cr_y" in rep:
+            data["cr_y"] = rep["cr_y"][0]
+            summary.update({"responders": int(data["cr_y"].sum()), "patients": int(data["cr_y"].size)})
     else:
         data = {"log_y": rep["log_y"][0], "censored": rep["censored"][0], "log_limit": rep["log_limit"]}
         summary = {"censored_fraction": float(data["censored"].mean())}
