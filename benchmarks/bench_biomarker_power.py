@@ -26,7 +26,7 @@ from _common import RESULTS_DIR, append_csv, load1, machine, now  # noqa: E402
 
 RESULTS = RESULTS_DIR / "biomarker_power.csv"
 FIT_DIR = RESULTS_DIR / "joint-fit"
-COLUMNS = ["run_id", "created", "fit", "n", "sims", "workers", "draws", "load1_start", "wall_s_curve",
+COLUMNS = ["run_id", "created", "fit", "fit_gate", "n", "sims", "workers", "draws", "load1_start", "wall_s_curve",
            "peak_mb", "power_tcell_expansion", "se_tcell_expansion", "power_il10_peak", "se_il10_peak",
            "failed", "mean_refit_s", "machine"]  # failed: refits with R-hat >= 1.05 or divergences
 
@@ -69,13 +69,22 @@ def main(argv=None) -> int:
     ap.add_argument("--scheduler", default=None)
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--allow-unconverged", action="store_true",
+                    help="use a joint fit that fails its convergence gate (recorded in the CSV)")
     args = ap.parse_args(argv)
 
     from bayes_blina.plan.biomarker import biomarker_power, source_from_joint
     from bayes_blina.store import load_fit
 
     fit_dir = args.fit or _joint_fit(FIT_DIR, args.cohort_n, seed=3)
-    source = source_from_joint(load_fit(fit_dir))
+    stored = load_fit(fit_dir)
+    verdict = stored.verdict()
+    print(verdict, file=sys.stderr)
+    if not verdict.passed and not args.allow_unconverged:
+        print(f"refusing: the joint fit {fit_dir} failed its convergence gate (--allow-unconverged to go on)",
+              file=sys.stderr)
+        return 3
+    source = source_from_joint(stored)
     sizes = [int(s) for s in args.sizes.split(",")]
     run_id, start_load = now(), load1()
     stop, peak = threading.Event(), [0.0]
@@ -90,7 +99,8 @@ def main(argv=None) -> int:
           f"({args.workers} workers, load {start_load}, peak {peak[0]:.0f} MiB)")
     print(t.to_string(index=False))
     for _, r in t.iterrows():
-        row = {"run_id": run_id, "created": now(), "fit": str(fit_dir), "n": int(r["n"]), "sims": args.sims,
+        row = {"run_id": run_id, "created": now(), "fit": str(fit_dir),
+               "fit_gate": "passed" if verdict.passed else "FAILED", "n": int(r["n"]), "sims": args.sims,
                "workers": args.workers, "draws": args.draws, "load1_start": start_load,
                "wall_s_curve": round(res.wall_s, 1), "peak_mb": round(peak[0], 0),
                "failed": r.get("refits_not_converged"), "mean_refit_s": r.get("mean_refit_s"), "machine": machine()}

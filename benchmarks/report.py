@@ -227,7 +227,7 @@ def write_results_md() -> Path:
                   "measurement-error CR model (nutpie, 2 chains) on a local dask cluster; power = share of studies "
                   "with P(beta > 0) > 0.95; `failed`: refits with R-hat >= 1.05 or divergences; `wall_s_curve`: "
                   "the whole curve.", ""]
-        lines += _table(bp, ["n", "sims", "workers", "draws", "load1_start", "power_tcell_expansion",
+        lines += _table(bp, ["fit_gate", "n", "sims", "workers", "draws", "load1_start", "power_tcell_expansion",
                              "se_tcell_expansion", "power_il10_peak", "se_il10_peak", "failed", "mean_refit_s",
                              "wall_s_curve", "peak_mb"])
         lines.append("")
