@@ -8,7 +8,8 @@ reused), :func:`bayes_blina.plan.biomarker.biomarker_power` simulates ``--sims``
 ``dask.distributed`` cluster of ``--workers`` single-threaded processes (or ``--scheduler ADDRESS``).
 Appended to ``results/biomarker_power.csv``: one row per size (power of each link and its Monte
 Carlo SE, failed refits, mean seconds per refit) with the wall time of the whole curve, the
-load average at the start and the peak resident memory of this process and its workers.
+load average at the start and the peak resident memory of the measured process and its dask workers
+(``_common.run_child``).
 
     python benchmarks/bench_biomarker_power.py                      # 4 sizes x 100 studies
     python benchmarks/bench_biomarker_power.py --fit fits/demo-joint --sims 20
@@ -17,31 +18,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, append_csv, load1, machine, now  # noqa: E402
+from _common import RESULTS_DIR, append_csv, emit, load1, machine, now, run_child  # noqa: E402
 
 RESULTS = RESULTS_DIR / "biomarker_power.csv"
 FIT_DIR = RESULTS_DIR / "joint-fit"
 COLUMNS = ["run_id", "created", "fit", "fit_gate", "n", "sims", "workers", "draws", "load1_start", "wall_s_curve",
            "peak_mb", "power_tcell_expansion", "se_tcell_expansion", "power_il10_peak", "se_il10_peak",
            "failed", "mean_refit_s", "machine"]  # failed: refits with R-hat >= 1.05 or divergences
-
-
-def _peak_memory(stop: threading.Event, peak: list[float]) -> None:
-    import psutil
-
-    me = psutil.Process()
-    while not stop.is_set():
-        try:
-            rss = sum(p.memory_info().rss for p in [me] + me.children(recursive=True))
-            peak[0] = max(peak[0], rss / 2**20)
-        except psutil.Error:
-            pass
-        time.sleep(0.5)
 
 
 def _joint_fit(path: Path, n: int, seed: int) -> Path:
@@ -59,6 +45,27 @@ def _joint_fit(path: Path, n: int, seed: int) -> Path:
     return path
 
 
+def _curve(args) -> dict:
+    """The child's work: gate check, source, power curve (result for :func:`emit`)."""
+    from bayes_blina.errors import BayesBlinaError
+    from bayes_blina.plan.biomarker import biomarker_power, source_from_joint
+    from bayes_blina.report.tables import gate_or_raise
+    from bayes_blina.store import load_fit
+
+    fit_dir = args.fit or _joint_fit(FIT_DIR, args.cohort_n, seed=3)
+    stored = load_fit(fit_dir)
+    verdict = stored.verdict()
+    try:
+        gate_or_raise(verdict, args.allow_unconverged)
+    except BayesBlinaError as err:
+        return {"error": str(err)}
+    res = biomarker_power(source_from_joint(stored), [int(s) for s in args.sizes.split(",")], sims=args.sims,
+                          workers=args.workers, scheduler=args.scheduler, draws=args.draws, tune=args.draws,
+                          seed=args.seed)
+    return {"fit": str(fit_dir), "fit_gate": "passed" if verdict.passed else "FAILED",
+            "wall_s": res.wall_s, "table": res.table.to_dict("records")}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", type=Path, help="stored joint fit (default: fit one, see the docstring)")
@@ -71,50 +78,38 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--allow-unconverged", action="store_true",
                     help="use a joint fit that fails its convergence gate (recorded in the CSV)")
+    ap.add_argument("--no-report", action="store_true", help="do not regenerate RESULTS.md")
+    ap.add_argument("--timeout", type=float, default=7200.0, help="seconds for the whole curve")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-
-    from bayes_blina.plan.biomarker import biomarker_power, source_from_joint
-    from bayes_blina.store import load_fit
-
-    fit_dir = args.fit or _joint_fit(FIT_DIR, args.cohort_n, seed=3)
-    stored = load_fit(fit_dir)
-    verdict = stored.verdict()
-    print(verdict, file=sys.stderr)
-    if not verdict.passed and not args.allow_unconverged:
-        print(f"refusing: the joint fit {fit_dir} failed its convergence gate (--allow-unconverged to go on)",
-              file=sys.stderr)
-        return 3
-    source = source_from_joint(stored)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.child:  # the measured process (its tree, dask workers included, is watched for memory)
+        emit(_curve(args))
+        return 0
     run_id, start_load = now(), load1()
-    stop, peak = threading.Event(), [0.0]
-    watcher = threading.Thread(target=_peak_memory, args=(stop, peak), daemon=True)
-    watcher.start()
-    res = biomarker_power(source, sizes, sims=args.sims, workers=args.workers, scheduler=args.scheduler,
-                          draws=args.draws, tune=args.draws, seed=args.seed)
-    stop.set()
-    watcher.join(2.0)
-    t = res.table
-    print(f"biomarker power curve: {len(sizes)} sizes x {args.sims} studies in {res.wall_s:.1f} s "
-          f"({args.workers} workers, load {start_load}, peak {peak[0]:.0f} MiB)")
-    print(t.to_string(index=False))
-    for _, r in t.iterrows():
-        row = {"run_id": run_id, "created": now(), "fit": str(fit_dir),
-               "fit_gate": "passed" if verdict.passed else "FAILED", "n": int(r["n"]), "sims": args.sims,
-               "workers": args.workers, "draws": args.draws, "load1_start": start_load,
-               "wall_s_curve": round(res.wall_s, 1), "peak_mb": round(peak[0], 0),
+    child = [str(Path(__file__).resolve()), "--child"] + [a for a in (argv if argv is not None else sys.argv[1:])
+                                                           if a != "--no-report"]
+    result, error, peak = run_child(child, args.timeout)
+    if result is None or "error" in result:
+        print(f"biomarker power curve failed: {error or result['error']}", file=sys.stderr)
+        return 3
+    table = result["table"]
+    print(f"biomarker power curve: {len(table)} sizes x {args.sims} studies in {result['wall_s']:.1f} s "
+          f"({args.workers} workers, load {start_load}, peak {peak:.0f} MiB)")
+    for r in table:
+        print("  " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()))
+        row = {"run_id": run_id, "created": now(), "fit": result["fit"], "fit_gate": result["fit_gate"],
+               "n": int(r["n"]), "sims": args.sims, "workers": args.workers, "draws": args.draws,
+               "load1_start": start_load, "wall_s_curve": round(result["wall_s"], 1), "peak_mb": round(peak, 0),
                "failed": r.get("refits_not_converged"), "mean_refit_s": r.get("mean_refit_s"), "machine": machine()}
         for b in ("tcell_expansion", "il10_peak"):
             row[f"power_{b}"] = r.get(f"power_{b}")
             row[f"se_{b}"] = r.get(f"mcse_{b}")
         append_csv(RESULTS, COLUMNS, row)
     print(f"appended to {RESULTS}")
-    try:
-        from report import write_results_md
+    if not args.no_report:
+        import report
 
-        print(write_results_md())
-    except Exception as exc:  # noqa: BLE001 - the CSV is the result; the summary page is a convenience
-        print(f"RESULTS.md not regenerated: {exc}", file=sys.stderr)
+        print(report.write_results_md())
     return 0
 
 

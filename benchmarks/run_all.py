@@ -42,7 +42,7 @@ def main(argv=None) -> int:
             [py, HERE / "bench_scaling.py", "--no-report"],
             [py, HERE / "bench_approx.py", "--no-report"],
             [py, HERE / "bench_oc.py", "--no-report"],
-            [py, HERE / "bench_biomarker_power.py"],
+            [py, HERE / "bench_biomarker_power.py", "--no-report"],
         ]
     failed = 0
     for cmd in steps:

@@ -86,7 +86,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bayes_blina.errors import DataValidationError, Problem, SpecError
 from bayes_blina.families.base import ModelFamily, Prepared
-from bayes_blina.families.levels import FACTORS, factor_vocabulary, subject_levels
+from bayes_blina.families.levels import FACTORS, factor_vocabulary, known_unique, subject_levels
 from bayes_blina.priors import Prior
 
 __all__ = ["BIOMARKERS", "PARTS", "Biomarker", "JointModel", "JointOptions", "derived_summary",
@@ -178,22 +178,12 @@ class JointOptions(BaseModel):
     @field_validator("biomarkers")
     @classmethod
     def _known_biomarkers(cls, v: list[str]) -> list[str]:
-        bad = [b for b in v if b not in BIOMARKERS]
-        if bad:
-            raise ValueError(f"unknown biomarker(s) {bad}; valid biomarkers are {list(BIOMARKERS)}")
-        if len(set(v)) != len(v):
-            raise ValueError("biomarkers must not repeat")
-        return v
+        return known_unique(v, BIOMARKERS, "biomarker", "biomarkers")
 
     @field_validator("covariates")
     @classmethod
     def _known_factors(cls, v: list[str]) -> list[str]:
-        bad = [f for f in v if f not in FACTORS]
-        if bad:
-            raise ValueError(f"unknown covariate(s) {bad}; valid covariates are {list(FACTORS)}")
-        if len(set(v)) != len(v):
-            raise ValueError("covariates must not repeat")
-        return v
+        return known_unique(v, FACTORS, "covariate", "covariates")
 
     @field_validator("peak_ref")
     @classmethod

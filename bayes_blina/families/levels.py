@@ -23,6 +23,22 @@ FACTORS: dict[str, list[str] | None] = {
 NON_FACTOR_FAMILIES = ("all", "cohort", "phase")
 
 
+def known_unique(values: list[str], valid, singular: str, plural: str) -> list[str]:
+    """``values`` unchanged when each is in ``valid`` and none repeats (option validators).
+
+    Raises
+    ------
+    ValueError
+        ``unknown <singular>(s) [...]; valid <plural> are [...]`` or ``<plural> must not repeat``.
+    """
+    bad = [v for v in values if v not in valid]
+    if bad:
+        raise ValueError(f"unknown {singular}(s) {bad}; valid {plural} are {list(valid)}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{plural} must not repeat")
+    return values
+
+
 def _yes_no(s: pd.Series) -> pd.Series:
     def conv(v):
         if v is None or pd.isna(v):

@@ -55,6 +55,7 @@ from bayes_blina.families.levels import (
     FACTORS,
     NON_FACTOR_FAMILIES,
     factor_vocabulary,
+    known_unique,
     parse_regimen_mix,
     subject_levels,
 )
@@ -77,12 +78,7 @@ class ResponseOptions(BaseModel):
     @field_validator("factors")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        bad = [f for f in v if f not in FACTORS]
-        if bad:
-            raise ValueError(f"unknown factor(s) {bad}; valid factors are {list(FACTORS)}")
-        if len(set(v)) != len(v):
-            raise ValueError("factors must not repeat")
-        return v
+        return known_unique(v, FACTORS, "factor", "factors")
 
 
 class ResponseModel(ModelFamily):
