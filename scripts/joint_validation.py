@@ -50,18 +50,22 @@ def _fit(preset: str, n: int, seed: int, *, chains: int, draws: int, tune: int):
     return res, ds, truth, time.perf_counter() - t0
 
 
-def oracle_fit(truth) -> dict[str, tuple[float, float]]:
+def oracle_fit(truth, subjects=None) -> dict[str, tuple[float, float]]:
     """Logistic regression of the simulated CR on the *true* biomarkers (log2 expansion, log2 IL-10
-    peak / 100) and blast burden, by maximum likelihood: what the realised data say about beta when
-    the biomarkers are known exactly (the platelet covariate of the simulator is left out, as in the
-    model). Returns (estimate, standard error) per biomarker."""
+    peak / 100), blast burden and, given ``subjects``, log2 of the baseline platelets / 50,000 (the
+    CR covariates of the simulator and of models/joint.toml), by maximum likelihood: what the
+    realised data say about beta when the biomarkers are known exactly. Returns (estimate, standard
+    error) per biomarker."""
     from scipy.optimize import minimize
 
     p = truth["patients"]
     y = np.asarray(p["response"], dtype=float)
-    x = np.column_stack([np.ones_like(y), np.log2(np.asarray(p["expansion"], dtype=float)),
-                         np.log2(np.asarray(p["il10_peak"], dtype=float) / 100.0),
-                         np.asarray(p["blast_high"], dtype=float)])
+    cols = [np.ones_like(y), np.log2(np.asarray(p["expansion"], dtype=float)),
+            np.log2(np.asarray(p["il10_peak"], dtype=float) / 100.0), np.asarray(p["blast_high"], dtype=float)]
+    if subjects is not None:
+        plt = subjects.set_index("subject_id").loc[list(p["subject_id"]), "platelets_baseline"]
+        cols.append(np.log2(pd.to_numeric(plt).to_numpy(dtype=float) / 50000.0))
+    x = np.column_stack(cols)
 
     def nll(b):
         eta = x @ b
@@ -77,12 +81,12 @@ def oracle_fit(truth) -> dict[str, tuple[float, float]]:
     return {"tcell_expansion": (float(r.x[1]), float(se[1])), "il10_peak": (float(r.x[2]), float(se[2]))}
 
 
-def _row(res, truth, preset, seed, wall, prob=0.9):
+def _row(res, truth, preset, seed, wall, prob=0.9, subjects=None):
     from bayes_blina.families.joint import derived_summary
     from bayes_blina.joint.two_stage import true_betas
 
     tb = true_betas(truth)
-    orc = oracle_fit(truth)
+    orc = oracle_fit(truth, subjects)
     out = []
     for r in derived_summary(res.idata, prob=prob).itertuples():
         b = r.quantity[len("or_"):]
@@ -112,7 +116,7 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         for preset in ("adult-exploratory", "adult-null"):
             res, ds, truth, wall = _fit(preset, args.n, seed, chains=args.chains, draws=args.draws, tune=args.tune)
-            rows += _row(res, truth, preset, seed, wall)
+            rows += _row(res, truth, preset, seed, wall, subjects=ds.subjects)
             print(pd.DataFrame(rows[-2:]).to_string(index=False), flush=True)
             if preset == "adult-exploratory" and args.two_stage:
                 from bayes_blina.joint.two_stage import compare_beta, true_betas, two_stage_fit

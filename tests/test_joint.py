@@ -63,6 +63,10 @@ def test_prior_override_reaches_the_sub_model_and_unknown_names_are_listed():
     ({"cytokines": {"analytes": ["IL6"]}}, "must include"),
     ({"peak_ref": {"IL10": -1.0}}, "positive"),
     ({"tcell": {"analytes": ["CD3"], "bogus": 1}}, "tcell sub-model"),
+    ({"numeric_covariates": {"Platelets": {"ref": 5e4}}}, "lower-case"),
+    ({"numeric_covariates": {"regimen": {"ref": 1.0}}}, "clashes"),
+    ({"numeric_covariates": {"platelets_baseline": {"ref": 0.0}}}, "> 0"),
+    ({"numeric_covariates": {"platelets_baseline": {"ref": 5e4, "transform": "log"}}}, "transform"),
 ])
 def test_bad_options_are_named(options, msg):
     with pytest.raises(SpecError, match=msg):
@@ -122,6 +126,68 @@ def test_prepare_without_responses_names_the_column(small_cohort):
     # the trajectories alone need no response
     prep = JointModel({"response_part": False}).prepare(ds.with_tables(subjects=subj))
     assert "cr_y" not in prep.arrays and "tcell_log_y" in prep.arrays
+
+
+PLT = {"numeric_covariates": {"platelets_baseline": {"ref": 50000.0}}}
+
+
+def test_numeric_covariate_enters_per_doubling_and_alpha_is_at_the_reference(small_cohort):
+    ds, _ = small_cohort
+    fam = JointModel(PLT)
+    assert fam.priors["beta_platelets_baseline"].params == {"mu": 0.0, "sigma": 1.5}
+    assert "beta_platelets_baseline" in fam.summary_vars()
+    prep = fam.prepare(ds)
+    plt = ds.subjects.set_index("subject_id").loc[prep.coords["cr_patient"], "platelets_baseline"].astype(float)
+    x = np.log2(plt.to_numpy() / 50000.0)
+    assert np.allclose(prep.arrays["cr_num_platelets_baseline"], x)
+    assert prep.data_use["cr"]["numeric"]["platelets_baseline"]["median"] == pytest.approx(np.median(plt))
+    model = fam.build(prep)
+    import pytensor
+
+    rng = np.random.default_rng(2)
+    point = {k: v + 0.3 * rng.standard_normal(np.shape(v)) for k, v in model.initial_point().items()}
+    outs = model.replace_rvs_by_values([model[n] for n in ("p_cr", "tcell_log_expansion", "cyt_log_peak_first",
+                                                            "alpha", "beta_tcell_expansion", "beta_il10_peak",
+                                                            "beta_regimen", "beta_blast_burden",
+                                                            "beta_platelets_baseline")])
+    f = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
+    p_cr, log_e, log_peak, alpha, b_t, b_c, b_reg, b_bb, b_p = f(*[point[v.name] for v in model.value_vars])
+    A = prep.arrays
+    eta = (alpha + b_t * log_e[A["cr_tcell_expansion_subject"], 0] / math.log(2)
+           + b_c * (log_peak[A["cr_il10_peak_subject"], 0] - math.log(100.0)) / math.log(2)
+           + b_reg[A["cr_regimen"]] + b_bb[A["cr_blast_burden"]] + b_p * x)
+    assert np.allclose(p_cr, special.expit(eta), atol=1e-10)
+
+
+def test_numeric_covariate_problems_name_file_column_and_row(small_cohort):
+    ds, _ = small_cohort
+    fam = JointModel(PLT)
+    with pytest.raises(DataValidationError, match="subjects.csv, column 'platelets_baseline'.*add it"):
+        fam.prepare(ds.with_tables(subjects=ds.subjects.drop(columns=["platelets_baseline"])))
+    subj = ds.subjects.copy()
+    subj["platelets_baseline"] = subj["platelets_baseline"].astype(object)
+    subj.loc[3, "platelets_baseline"] = "-5"
+    with pytest.raises(DataValidationError, match="row 4.*> 0"):
+        fam.prepare(ds.with_tables(subjects=subj))
+    subj.loc[3, "platelets_baseline"] = np.nan  # empty: the patient is left out, and says so
+    prep = fam.prepare(ds.with_tables(subjects=subj))
+    left = {r["subject_id"]: r["reason"] for r in prep.data_use["cr"]["patients_left_out"]}
+    assert "platelets_baseline empty" in left[str(subj.loc[3, "subject_id"])]
+    assert len(prep.coords["cr_patient"]) == len(subj) - 1
+    # new patients for prediction need the column too
+    with pytest.raises(DataValidationError, match="column 'platelets_baseline'"):
+        fam.numeric_values(ds.subjects.drop(columns=["platelets_baseline"]))
+
+
+def test_baseline_eta_adds_the_numeric_covariates():
+    from bayes_blina.families.joint import cr_baseline_eta
+
+    post = xr.Dataset({"alpha": (("sample",), np.array([-1.0, 0.5])),
+                       "beta_platelets_baseline": (("sample",), np.array([0.8, 0.2]))})
+    eta, notes = cr_baseline_eta(post, {}, numeric={"platelets_baseline": np.array([1.0, -2.0, 0.0])})
+    assert np.allclose(eta, [[-0.2, -2.6, -1.0], [0.7, 0.1, 0.5]]) and notes == [[], [], []]
+    eta0, _ = cr_baseline_eta(post, {}, n=2)
+    assert eta0.shape == (2, 2) and np.allclose(eta0[:, 1], [-1.0, 0.5])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -223,6 +289,19 @@ def test_landmark_without_data_is_the_population_average():
     exact = _gauss_hermite_pcr(-0.5, 1.2, 0.7, 0.8)
     assert out.loc[0, "p_cr"] == pytest.approx(exact, abs=0.01)
     assert out.loc[0, "n_obs_CD3"] == 0 and out.loc[0, "ess"] > 3000
+
+
+def test_landmark_uses_the_numeric_covariates_of_new_patients():
+    view = _fake_kinetics_view()
+    fam = JointModel({"biomarkers": ["tcell_expansion"], "covariates": [], **PLT})
+    view = JointFitView(post=view.post.assign(beta_platelets_baseline=(("sample",), np.array([0.8]))),
+                        family=fam, data_use={})
+    ds = _one_patient([], [])
+    with pytest.raises(DataValidationError, match="column 'platelets_baseline'"):
+        predict_landmark(view, ds, landmark_days=[1], n_effects=64, seed=3)
+    ds = ds.with_tables(subjects=ds.subjects.assign(platelets_baseline=100000.0))
+    out = predict_landmark(view, ds, landmark_days=[1], n_effects=4000, seed=3)
+    assert out.loc[0, "p_cr"] == pytest.approx(_gauss_hermite_pcr(-0.5 + 0.8, 1.2, 0.7, 0.8), abs=0.01)
 
 
 def test_landmark_matches_the_conjugate_posterior_of_the_expansion():
@@ -351,6 +430,23 @@ def test_pcr_curve_is_the_logistic_formula_by_regimen():
     assert fig.axes[0].get_xscale() == "log"
     with pytest.raises(SpecError, match="not in this fit"):
         pcr_curve(fit_, "il6_peak")
+
+
+def test_pcr_curve_holds_numeric_covariates_at_the_fitted_median():
+    from types import SimpleNamespace
+
+    from bayes_blina.joint.curves import pcr_curve
+
+    fit_ = _fake_joint_fit()
+    fam = JointModel({"covariates": ["regimen"], **PLT})
+    post = fit_.idata.posterior.assign(beta_platelets_baseline=(("chain", "draw"), np.array([[0.8, 0.4]])))
+    use = {"cr": {"numeric": {"platelets_baseline": {"median": 100000.0, "median_model_scale": 1.0}}}}
+    fit2 = SimpleNamespace(family=fam, idata=SimpleNamespace(posterior=post, observed_data=fit_.idata.observed_data),
+                           prepared=SimpleNamespace(data_use=use))
+    c = pcr_curve(fit2, "tcell_expansion", grid=[4.0], prob=0.5, by="regimen")
+    assert c.attrs["numeric"] == {"platelets_baseline": 100000.0}
+    p = special.expit(np.array([-1.0 + 0.2 + 1.5 * 2 + 0.3 * 2 + 0.8, -0.5 + 0.1 + 1.0 * 2 + 0.1 * 2 + 0.4]))
+    assert c[c["level"] == "15"].iloc[0]["p_median"] == pytest.approx(np.median(p))
 
 
 def test_two_stage_stage1_spec_drops_the_cr_part_and_its_priors():

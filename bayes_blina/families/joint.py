@@ -37,7 +37,13 @@ Covariates of the CR part follow the response model (:mod:`bayes_blina.families.
 factor of ``covariates`` (default regimen, age group, blast burden) has zero-sum level effects with
 spread ``sd_<factor>`` (non-centred). Levels are those of the patients in the CR part; a factor with
 a single level there is dropped (its effect is absorbed by the intercept; recorded in ``data_use``),
-a patient whose level is unknown gets the factor's mean effect (0).
+a patient whose level is unknown gets the factor's mean effect (0). ``numeric_covariates`` adds
+numeric baseline covariates from columns of ``subjects.csv`` (e.g. the baseline platelet count, per
+doubling over a reference): one coefficient ``beta_<column>`` each; a patient with an empty value is
+left out of the CR part (recorded), a value that is not a number (or not positive, on the log2
+scale) is an error naming the row. Prognostic covariates matter even when they are independent of
+the biomarkers: a logistic odds ratio is conditional on what is in the model, and leaving out a
+strong prognostic factor shrinks the biomarker's odds ratio towards 1 (non-collapsibility).
 
 Identifiability notes
 ---------------------
@@ -69,16 +75,17 @@ Priors are those of the sub-models, named with their prefix (``tcell_sigma_obs``
 Named quantities
 ----------------
 ``beta_<biomarker>``, ``or_<biomarker>`` (odds ratio per doubling), ``p_or_<biomarker>_gt_1``
-(indicator whose posterior mean is P(OR > 1)), ``alpha``, ``p_typical``, ``p_cr`` (cr_patient),
-and everything the sub-models name (prefixed). Pointwise log-likelihoods: ``cr`` per patient of the
+(indicator whose posterior mean is P(OR > 1)), ``beta_<column>`` of each numeric covariate,
+``alpha``, ``p_typical``, ``p_cr`` (cr_patient), and everything the sub-models name (prefixed). Pointwise log-likelihoods: ``cr`` per patient of the
 CR part, ``tcell_y`` and ``cyt_y`` per observation row of the trajectory parts.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -93,6 +100,7 @@ __all__ = ["BIOMARKERS", "PARTS", "Biomarker", "JointModel", "JointOptions", "de
            "add_cr_part", "cr_baseline_eta"]
 
 LN2 = math.log(2.0)
+_IDENT = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,36 @@ BIOMARKERS: dict[str, Biomarker] = {
 }
 
 
+class NumericCovariate(BaseModel):
+    """A numeric baseline covariate of the CR part, read from a column of ``subjects.csv``.
+
+    Attributes
+    ----------
+    ref : float
+        Reference value (the column's unit): the covariate enters as ``log2(value / ref)``
+        (``transform = "log2"``, the coefficient is per doubling) or ``value - ref``
+        (``"identity"``, per unit); ``alpha`` is the logit CR probability at ``ref``.
+    transform : {"log2", "identity"}
+        Scale on which the covariate enters the linear predictor.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    ref: float
+    transform: Literal["log2", "identity"] = "log2"
+
+    @model_validator(mode="after")
+    def _ref_ok(self) -> "NumericCovariate":
+        if not math.isfinite(self.ref) or (self.transform == "log2" and self.ref <= 0):
+            raise ValueError(f"ref must be a finite number{' > 0 (transform log2)' if self.transform == 'log2' else ''}"
+                             f" (found {self.ref})")
+        return self
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        """The covariate on the model's scale."""
+        x = np.asarray(x, dtype=float)
+        return np.log2(x / self.ref) if self.transform == "log2" else x - self.ref
+
+
 class JointOptions(BaseModel):
     """Options of the joint model (see the module docstring).
 
@@ -146,6 +184,10 @@ class JointOptions(BaseModel):
         Biomarkers in the CR part (keys of :data:`BIOMARKERS`); ``[]``: covariates only.
     covariates : list of str
         CR covariate factors (default regimen, age group, blast burden).
+    numeric_covariates : dict of str to NumericCovariate
+        Numeric baseline covariates of the CR part: column of ``subjects.csv`` -> ``{ref,
+        transform}`` (e.g. ``{platelets_baseline = {ref = 50000}}``: coefficient
+        ``beta_platelets_baseline`` per doubling of the baseline platelet count over 50,000/µL).
     study_effect : bool
         Between-study random intercept in the CR part (when the data hold several studies).
     response_part : bool
@@ -167,6 +209,7 @@ class JointOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     biomarkers: list[str] = Field(default_factory=lambda: ["tcell_expansion", "il10_peak"])
     covariates: list[str] = Field(default_factory=lambda: ["regimen", "age_group", "blast_burden"])
+    numeric_covariates: dict[str, NumericCovariate] = Field(default_factory=dict)
     study_effect: bool = False
     response_part: bool = True
     cycles: int = Field(1, ge=1)
@@ -193,6 +236,18 @@ class JointOptions(BaseModel):
             raise ValueError(f"peak_ref values must be positive numbers (found {bad})")
         return v
 
+    @field_validator("numeric_covariates")
+    @classmethod
+    def _numeric_names(cls, v: dict[str, NumericCovariate]) -> dict[str, NumericCovariate]:
+        for name in v:
+            if not _IDENT.fullmatch(name):
+                raise ValueError(f"numeric covariate {name!r}: the subjects.csv column name must be lower-case "
+                                 "letters, digits and underscores, starting with a letter (it names the "
+                                 f"coefficient beta_{name})")
+            if name in FACTORS or name in BIOMARKERS or name in ("response", "subject_id", "study"):
+                raise ValueError(f"numeric covariate {name!r} clashes with a factor, biomarker or reserved column")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> "JointOptions":
         bad = [k for k in self.centre if k not in self.biomarkers]
@@ -216,6 +271,8 @@ class JointModel(ModelFamily):
                            a doubling is about one between-patient SD of log2 expansion).
     ``sd_<factor>``        Gamma(2, 2): spread of the factor's zero-sum level effects (logit scale,
                            boundary-avoiding as in the response model).
+    ``beta_<column>``      Normal(0, 1.5): log odds ratio per doubling (per unit with
+                           ``transform = "identity"``) of each numeric covariate.
     ``sd_study``           HalfNormal(0.5), with ``study_effect = true``.
     ``tcell_t_nadir``      LogNormal(log 6, 0.3): hours from an infusion event to the bottom of the
                            T-cell redistribution dip, 95% within 3.3 and 11 h (the adult study:
@@ -285,6 +342,8 @@ class JointModel(ModelFamily):
                 pri[f"beta_{b}"] = Prior("Normal", mu=0.0, sigma=1.5)
             for f in opt.covariates:
                 pri[f"sd_{f}"] = Prior("Gamma", alpha=2.0, beta=2.0)
+            for c in opt.numeric_covariates:
+                pri[f"beta_{c}"] = Prior("Normal", mu=0.0, sigma=1.5)
             if opt.study_effect:
                 pri["sd_study"] = Prior("HalfNormal", sigma=0.5)
         for part, fam in self._sub_families(with_priors=False).items():
@@ -411,6 +470,7 @@ class JointModel(ModelFamily):
                     "subject_id": str(s),
                     "reason": f"no usable {bm.analyte} observations (see the rows left out): {b} cannot be estimated"})
             keep &= ~lacking
+        keep = self._numeric_keep(subj, keep, sid, cr)
         if not keep.any():
             raise DataValidationError([Problem(
                 "subjects.csv", "response", None,
@@ -447,6 +507,13 @@ class JointModel(ModelFamily):
             cr["factors"][f] = {x: int((idx == i).sum()) for i, x in enumerate(levels)}
             if (idx < 0).any():
                 cr.setdefault("patients_missing_factor", {})[f] = int((idx < 0).sum())
+        cr["numeric"] = {}
+        for c, nc in opt.numeric_covariates.items():
+            v = pd.to_numeric(pat[c], errors="coerce").to_numpy(dtype=float)
+            arrays[f"cr_num_{c}"] = nc.values(v)
+            cr["numeric"][c] = {"ref": nc.ref, "transform": nc.transform, "median": float(np.median(v)),
+                                "min": float(v.min()), "max": float(v.max()),
+                                "median_model_scale": float(np.median(arrays[f"cr_num_{c}"]))}
         studies = sorted(set(pat["study"].astype(str)))
         if opt.study_effect and len(studies) > 1:
             lut = {s: i for i, s in enumerate(studies)}
@@ -461,6 +528,56 @@ class JointModel(ModelFamily):
         use["patients_left_out"] = cr["patients_left_out"]
         if cr.get("patients_missing_factor"):
             use["patients_missing_factor"] = cr["patients_missing_factor"]
+
+    def _numeric_keep(self, subj: pd.DataFrame, keep: np.ndarray, sid: np.ndarray, cr: dict) -> np.ndarray:
+        """Check the numeric covariates' columns; patients with an empty value are left out (recorded)."""
+        problems = []
+        for c, nc in self.options.numeric_covariates.items():
+            if c not in subj.columns:
+                problems.append(Problem("subjects.csv", c, None,
+                                        f"the joint model's numeric covariate {c!r} needs this column (a number per "
+                                        "patient); add it, or remove it from the option numeric_covariates"))
+                continue
+            text = subj[c]
+            v = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+            empty = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
+            bad = ~empty & (~np.isfinite(v) | ((v <= 0) if nc.transform == "log2" else False))
+            for r in np.flatnonzero(bad & keep):
+                problems.append(Problem("subjects.csv", c, int(r) + 1,
+                                        "a number > 0 (it enters as log2(value / ref))" if nc.transform == "log2"
+                                        else "a finite number", str(text.iloc[r])))
+            lacking = keep & empty
+            for s in sid[lacking]:
+                cr["patients_left_out"].append({"subject_id": str(s), "reason": f"{c} empty (numeric CR covariate)"})
+            keep = keep & ~lacking
+        if problems:
+            raise DataValidationError(problems)
+        return keep
+
+    def numeric_values(self, subjects: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The numeric covariates of new patients on the model's scale.
+
+        Raises
+        ------
+        DataValidationError
+            If a column is missing or a value is empty, not a number, or not positive (log2).
+        """
+        problems, out = [], {}
+        for c, nc in self.options.numeric_covariates.items():
+            if c not in subjects.columns:
+                problems.append(Problem("subjects.csv", c, None, f"the fit has the numeric CR covariate {c!r}: "
+                                        "the subjects file needs this column (a number per patient)"))
+                continue
+            v = pd.to_numeric(subjects[c], errors="coerce").to_numpy(dtype=float)
+            bad = ~np.isfinite(v) | ((v <= 0) if nc.transform == "log2" else False)
+            for r in np.flatnonzero(bad):
+                problems.append(Problem("subjects.csv", c, int(r) + 1,
+                                        "a number" + (" > 0" if nc.transform == "log2" else "")
+                                        + f" (the fit's CR part uses {c})", str(subjects[c].iloc[r])))
+            out[c] = nc.values(v)
+        if problems:
+            raise DataValidationError(problems)
+        return out
 
     def sub_prepared(self, prepared: Prepared, part: str) -> Prepared:
         """The sub-model's own :class:`Prepared` (keys and coordinates without prefix)."""
@@ -539,6 +656,7 @@ class JointModel(ModelFamily):
                 v += [f"beta_{b}", f"or_{b}", f"p_or_{b}_gt_1"]
             for f in opt.covariates:
                 v += [f"sd_{f}", f"beta_{f}"]
+            v += [f"beta_{c}" for c in opt.numeric_covariates]
             if opt.study_effect:
                 v += ["sd_study", "study_effect"]
         for part, fam in self.parts.items():
@@ -584,6 +702,12 @@ def add_cr_part(family: JointModel, prepared: Prepared, x: dict[str, Any]):
         shift = shift - beta * c
         pm.Deterministic(f"or_{b}", pt.exp(beta))
         pm.Deterministic(f"p_or_{b}_gt_1", pt.gt(beta, 0.0).astype("float64"))
+    for c in opt.numeric_covariates:
+        beta = P[f"beta_{c}"].create(f"beta_{c}")
+        xc = np.asarray(A[f"cr_num_{c}"], dtype=float)
+        m = float(xc.mean())  # centred at the cohort mean (sampling geometry); alpha is at ref
+        eta = eta + beta * (xc - m)
+        shift = shift - beta * m
     pm.Deterministic("alpha", pm.math.logit(p_typical) + shift)
     for f in family.options.covariates:
         if f"cr_{f}" not in A:  # dropped: one level among the CR patients (see data_use)
@@ -602,7 +726,8 @@ def add_cr_part(family: JointModel, prepared: Prepared, x: dict[str, Any]):
     return eta
 
 
-def cr_baseline_eta(post, covariate_levels: dict[str, list], *, rng: np.random.Generator | None = None
+def cr_baseline_eta(post, covariate_levels: dict[str, list], *, rng: np.random.Generator | None = None,
+                    numeric: dict[str, np.ndarray] | None = None, n: int | None = None,
                     ) -> tuple[np.ndarray, list[list[str]]]:
     """``alpha`` plus the covariate effects of new patients (numpy), per posterior draw.
 
@@ -617,6 +742,10 @@ def cr_baseline_eta(post, covariate_levels: dict[str, list], *, rng: np.random.G
     rng : numpy.random.Generator, optional
         For the effects of levels that are not in the fit (drawn from the factor's spread, one
         draw per level shared by the patients with it).
+    numeric : dict of column -> numpy.ndarray, optional
+        Numeric covariates on the model's scale (:meth:`JointModel.numeric_values`), per patient.
+    n : int, optional
+        Number of patients (needed when there are neither factors nor numeric covariates).
 
     Returns
     -------
@@ -626,8 +755,13 @@ def cr_baseline_eta(post, covariate_levels: dict[str, list], *, rng: np.random.G
     """
     rng = rng or np.random.default_rng(0)
     alpha = np.asarray(post["alpha"].values, dtype=float)
-    n = len(next(iter(covariate_levels.values()))) if covariate_levels else 0
+    numeric = numeric or {}
+    if n is None:
+        lengths = [len(v) for v in covariate_levels.values()] + [len(v) for v in numeric.values()]
+        n = lengths[0] if lengths else 0
     eta = np.repeat(alpha[:, None], n, axis=1)
+    for c, xc in numeric.items():
+        eta += np.asarray(post[f"beta_{c}"].values, dtype=float)[:, None] * np.asarray(xc, dtype=float)[None, :]
     notes: list[list[str]] = [[] for _ in range(n)]
     for f, levels in covariate_levels.items():
         if f"beta_{f}" not in post:

@@ -6,8 +6,9 @@ and each level of ``by`` (default: regimen)::
     P(CR | g, level) = expit(alpha + beta_by[level] + beta_b * log2(g / ref) + sum_o beta_o * x_o)
 
 per posterior draw: the other biomarkers ``o`` are held at ``x_o``, the median over the fitted
-patients of their posterior mean (log2 scale), and the other covariate factors at their mean (0,
-their zero-sum average). The band is the central ``prob`` interval over draws: the uncertainty of
+patients of their posterior mean (log2 scale), the numeric covariates (e.g. baseline platelets) at
+the fitted patients' median, and the other covariate factors at their mean (0, their zero-sum
+average). The band is the central ``prob`` interval over draws: the uncertainty of
 the curve, not of a patient's outcome.
 """
 from __future__ import annotations
@@ -44,6 +45,14 @@ def _family_and_post(fit):
     else:
         raise BayesBlinaError(f"cannot read a joint fit from {type(fit).__name__}")
     return fam, fit.idata
+
+
+def _numeric_use(fit, fam: JointModel) -> dict:
+    """The fit's record of its numeric CR covariates (``data_use['cr']['numeric']``)."""
+    if not fam.options.numeric_covariates:
+        return {}
+    use = fit.provenance["data"]["use"] if hasattr(fit, "provenance") else fit.prepared.data_use
+    return (use.get("cr") or {}).get("numeric") or {}
 
 
 def fitted_biomarkers(fit) -> pd.DataFrame:
@@ -94,7 +103,8 @@ def pcr_curve(fit, biomarker: str = "tcell_expansion", *, grid: Sequence[float] 
     -------
     DataFrame
         ``biomarker, value, level, p_median, p_lower, p_upper``; ``attrs['others']`` holds the
-        values the other biomarkers were held at (natural scale).
+        values the other biomarkers were held at (natural scale), ``attrs['numeric']`` those of
+        the numeric covariates.
     """
     fam, idata = _family_and_post(fit)
     if not 0 < prob < 1:
@@ -117,6 +127,10 @@ def pcr_curve(fit, biomarker: str = "tcell_expansion", *, grid: Sequence[float] 
         scale = 0.0 if BIOMARKERS[o].part == "tcell" else fam.log_ref(o) / LN2
         others[o] = float(2.0 ** (x_o + scale))
         eta = eta + np.asarray(post[f"beta_{o}"].values, dtype=float)[:, None] * x_o
+    numeric = {}
+    for c, info in _numeric_use(fit, fam).items():  # numeric covariates at the CR patients' median
+        numeric[c] = float(info["median"])
+        eta = eta + np.asarray(post[f"beta_{c}"].values, dtype=float)[:, None] * float(info["median_model_scale"])
     if by is not None and f"beta_{by}" in post:
         beta = post[f"beta_{by}"].transpose("sample", by)
         levels = [str(v) for v in beta.coords[by].values]
@@ -132,7 +146,7 @@ def pcr_curve(fit, biomarker: str = "tcell_expansion", *, grid: Sequence[float] 
         rows.append(pd.DataFrame({"biomarker": biomarker, "value": g, "level": lv, "p_median": med,
                                   "p_lower": lo, "p_upper": hi}))
     df = pd.concat(rows, ignore_index=True)
-    df.attrs.update({"prob": prob, "by": by if levels != ["all"] else None, "others": others,
+    df.attrs.update({"prob": prob, "by": by if levels != ["all"] else None, "others": others, "numeric": numeric,
                      "ref": float(np.exp(fam.log_ref(biomarker)))})
     return df
 
@@ -173,7 +187,7 @@ def pcr_curve_figure(curve: pd.DataFrame, *, patients: pd.DataFrame | None = Non
     by = curve.attrs.get("by")
     ax.set_title(title or f"P(CR) by {b.replace('_', ' ')}"
                  + (f" and {by}" if by else "") + f" ({prob:.0%} credible bands)")
-    others = curve.attrs.get("others") or {}
+    others = {**(curve.attrs.get("others") or {}), **(curve.attrs.get("numeric") or {})}
     if others:
         ax.text(0.01, 0.93, "held at: " + ", ".join(f"{k} = {v:.3g}" for k, v in others.items()),
                 transform=ax.transAxes, fontsize=8, color="0.3")

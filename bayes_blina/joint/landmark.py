@@ -510,10 +510,8 @@ def predict_landmark(fit, dataset: Dataset, *, landmark_days: Sequence[float] = 
         subj = subjects.iloc[start:start + int(chunk)].reset_index(drop=True)
         ids = subj["subject_id"].astype(str).tolist()
         base, notes = cr_baseline_eta(post, {f: subject_levels(subj, f).tolist() for f in factors},
-                                      rng=np.random.default_rng(seed + 7919))
-        if not factors:
-            base = np.repeat(np.asarray(post["alpha"].values, dtype=float)[:, None], len(ids), axis=1)
-            notes = [[] for _ in ids]
+                                      rng=np.random.default_rng(seed + 7919), numeric=fam.numeric_values(subj),
+                                      n=len(ids))
         effects = {p: _PartEffects(p, fam, post, view.data_use, subj, dataset.dosing) for p in parts}
         for p in parts:
             analytes[p] = effects[p].analytes

@@ -451,7 +451,9 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
     -------
     dataset : Dataset
         ``subjects`` (``subject_id, study, regimen, age_years, age_group, blast_pct, bsa_m2,
-        response`` and the extra column ``cohort``), ``dosing`` and ``observations`` in canonical
+        response`` and the extra columns ``cohort`` and ``platelets_baseline``: the patient's
+        baseline platelet count in cells/µL, the value the response model uses, as recorded at
+        screening without measurement error), ``dosing`` and ``observations`` in canonical
         analyte codes and units (cytokines with ``lod``/``lloq`` on every row).
     truth : dict
         JSON-serialisable truth (see the module docstring).
@@ -609,7 +611,7 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
         "subject_id": ids, "study": cfg.study, "regimen": cov["regimen"],
         "age_years": cov["age_years"], "age_group": cov["age_group"],
         "blast_pct": cov["blast_pct"], "bsa_m2": cov["bsa_m2"], "response": response,
-        "cohort": cov["cohort"],
+        "cohort": cov["cohort"], "platelets_baseline": np.round(plt_base).astype(np.int64),
     })
     dosing_out = dosing[["subject_id", "cycle", "start_h", "end_h", "dose"]].assign(
         dose_unit="ug/m2/day")
