@@ -59,7 +59,10 @@ class SamplerConfig(BaseModel):
     correction from the draws and gradients of warm-up, which captures strong posterior
     correlations that a diagonal one cannot (nutpie's ``low_rank_modified_mass_matrix``). Each draw
     costs more; for the six-cytokine pulse fit it raised the smallest bulk ESS about fivefold per
-    draw (``models/cytokine.toml``). Other back ends refuse it.
+    draw (``models/cytokine.toml``). A spec that names another back end together with it is
+    refused; choosing another back end for a low-rank spec at fit time (``--backend pymc``,
+    :meth:`ModelSpec.with_sampler`) falls back to the diagonal mass matrix with a warning, and the
+    fit's provenance records ``diag``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -120,6 +123,14 @@ class ModelSpec(BaseModel):
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
             return self
+        if (changes.get("backend", "auto") not in ("auto", "nutpie") and "mass_matrix" not in changes
+                and self.sampler.mass_matrix != "diag"):
+            import warnings
+
+            warnings.warn(f"spec {self.name!r} asks for mass_matrix = {self.sampler.mass_matrix!r}, a nutpie "
+                          f"option; the {changes['backend']} back end adapts a diagonal mass matrix instead "
+                          "(recorded in the fit's sampler settings)", UserWarning, stacklevel=2)
+            changes["mass_matrix"] = "diag"
         try:
             sampler = SamplerConfig(**{**self.sampler.model_dump(), **changes})
         except ValidationError as e:

@@ -583,3 +583,16 @@ def test_low_rank_mass_matrix_is_a_nutpie_option():
         pm.Normal("x")
     with pytest.raises(SpecError, match="needs the nutpie back end"):
         sample_model(m, SamplerConfig(mass_matrix="low_rank", backend="pymc"))
+
+
+def test_choosing_another_back_end_for_a_low_rank_spec_falls_back_to_diag_with_a_warning():
+    from bayes_blina.spec import load_spec
+
+    spec = load_spec("cytokine-core")
+    assert spec.sampler.mass_matrix == "low_rank"
+    with pytest.warns(UserWarning, match="diagonal mass matrix"):
+        s2 = spec.with_sampler(backend="pymc")
+    assert s2.sampler.backend == "pymc" and s2.sampler.mass_matrix == "diag"
+    # nutpie (or auto) keeps it; an explicit choice of both is respected
+    assert spec.with_sampler(backend="nutpie").sampler.mass_matrix == "low_rank"
+    assert spec.with_sampler(backend="pymc", mass_matrix="diag").sampler.mass_matrix == "diag"
