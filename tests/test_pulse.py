@@ -596,3 +596,48 @@ def test_choosing_another_back_end_for_a_low_rank_spec_falls_back_to_diag_with_a
     # nutpie (or auto) keeps it; an explicit choice of both is respected
     assert spec.with_sampler(backend="nutpie").sampler.mass_matrix == "low_rank"
     assert spec.with_sampler(backend="pymc", mass_matrix="diag").sampler.mass_matrix == "diag"
+
+
+# --------------------------------------------------------------------------------------------------
+# exposure = "css": the steady-state concentration drives the amplitudes
+# --------------------------------------------------------------------------------------------------
+
+
+def test_css_exposure_without_patient_values_is_the_dose_model():
+    from bayes_blina.simulate import simulate_cohort
+
+    ds = simulate_cohort("adult-exploratory", 6, seed=4)[0]
+    dose = PulseModel({"analytes": ["IL6"]}).prepare(ds)
+    css = PulseModel({"analytes": ["IL6"], "exposure": "css"}).prepare(ds)
+    for k in ("event_log_dose", "pair_log_dose", "first_log_dose", "event_dose"):
+        np.testing.assert_allclose(css.arrays[k], dose.arrays[k])
+    assert set(np.round(dose.arrays["event_dose"], 6)) <= {5.0, 15.0, 30.0}
+    np.testing.assert_allclose(dose.arrays["event_log_dose"], np.log(dose.arrays["event_dose"] / 15.0))
+    assert css.data_use["exposure"]["patients_own_css"] == 0
+    assert css.data_use["exposure"]["css_ref_pg_ml"] == pytest.approx(45.83 * 15)
+
+
+def test_css_exposure_uses_each_patients_own_concentration():
+    from bayes_blina.errors import DataValidationError
+    from bayes_blina.simulate import simulate_cohort
+
+    ds = simulate_cohort("adult-exploratory", 6, seed=4)[0]
+    subj = ds.subjects.copy()
+    subj["css_per_dose"] = [2 * 45.83, "", 45.83 / 2, None, 45.83, 30.0]
+    fam = PulseModel({"analytes": ["IL6"], "exposure": "css"})
+    prep = fam.prepare(ds.with_tables(subjects=subj))
+    base = PulseModel({"analytes": ["IL6"]}).prepare(ds)
+    A, B = prep.arrays, base.arrays
+    ids = prep.coords["subject"]
+    want = {str(s): (math.log(float(v) / 45.83) if v not in ("", None) else 0.0)
+            for s, v in zip(subj["subject_id"], subj["css_per_dose"])}
+    off = np.array([want[s] for s in ids])
+    np.testing.assert_allclose(A["event_log_dose"], B["event_log_dose"] + off[A["event_subject"]])
+    np.testing.assert_allclose(A["pair_log_dose"], B["pair_log_dose"] + off[A["pair_subject"]])
+    np.testing.assert_allclose(A["event_dose"], B["event_dose"])  # the dose itself is kept
+    assert prep.data_use["exposure"]["patients_own_css"] == 4
+    subj.loc[2, "css_per_dose"] = "-1"
+    with pytest.raises(DataValidationError, match="css_per_dose.*row 3"):
+        fam.prepare(ds.with_tables(subjects=subj))
+    with pytest.raises(SpecError, match="exposure"):
+        PulseModel({"exposure": "auc"})

@@ -24,6 +24,20 @@ most ``max_event_lag_h`` before an observation contribute (the pulse is negligib
 ``delta_reexposure`` is the priming effect: how much smaller (if negative) the response to a later
 start or dose step is than to the first exposure at the same dose.
 
+Exposure: dose or PK
+--------------------
+``exposure = "dose"`` (default) uses ``log(dose_e / 15)`` as above. ``exposure = "css"`` uses the
+steady-state serum concentration of the one-compartment infusion model instead,
+``log(Css_ie / Css_ref)`` with ``Css_ie = css_per_dose_i * dose_e`` and ``Css_ref`` the population
+``css_per_dose`` (default 45.83 pg/mL per µg/m²/day, :class:`bayes_blina.events.SteadyStatePK`,
+from the adult paper's Css 198 at 5 and 694 pg/mL at 15 µg/m²/day) times 15. A patient's own
+``css_per_dose_i`` comes from the ``subjects.csv`` column ``css_per_dose`` (pg/mL per µg/m²/day,
+e.g. a measured Css divided by the dose it was measured at); patients without it get the
+population value (counted in ``data_use["exposure"]``). Without the column the model is exactly the
+dose model (Css is proportional to dose); with it, ``gamma_dose`` is the exposure-response slope and
+patients with higher exposure at the same dose get larger pulses. The arrays ``event_log_dose`` and
+``pair_log_dose`` then hold the log exposure; ``event_dose`` keeps the dose.
+
 Patient-level timing
 --------------------
 With ``patient_timing = true`` (default) every patient has its own time to peak per analyte
@@ -114,6 +128,7 @@ import pandas as pd
 from pydantic import ConfigDict, Field
 
 from bayes_blina.curves import pulse
+from bayes_blina.errors import DataValidationError, Problem
 from bayes_blina.families.base import Prepared, start_unjittered
 from bayes_blina.families.trajectory import (
     REFERENCE_DOSE,
@@ -121,11 +136,12 @@ from bayes_blina.families.trajectory import (
     TrajectoryOptions,
     concrete_arrays,
     pair_sum,
+    prepare_trajectory,
 )
 from bayes_blina.likelihood import censored_lognormal_logp
 from bayes_blina.priors import Prior
 
-__all__ = ["POPULATION_PARAMETERS", "SCENARIOS", "PulseModel", "PulseOptions", "pulse_log_mu",
+__all__ = ["POPULATION_PARAMETERS", "SCENARIOS", "PulseModel", "PulseOptions", "css_offsets", "pulse_log_mu",
            "split_peak_deviation"]
 
 #: Population parameters (each with dimension ``analyte``), in summary order.
@@ -177,6 +193,12 @@ class PulseOptions(TrajectoryOptions):
         ``v_tpeak``) or ``"centred"`` (``log_tpeak_i`` itself).
     gap_tol_h : float
         Gaps up to this many hours between dosing segments are continuous infusion.
+    exposure : {"dose", "css"}
+        What drives the amplitudes: ``log(dose / 15)`` or the log steady-state concentration
+        relative to the population's at 15 µg/m²/day (see the module docstring).
+    css_per_dose : float
+        Population steady-state concentration per unit dose rate (pg/mL per µg/m²/day), for
+        ``exposure = "css"``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -187,6 +209,8 @@ class PulseOptions(TrajectoryOptions):
     peak_coordinates: bool = True
     patient_timing: bool = True
     timing_sampling: Literal["patient_mean", "non_centred", "centred"] = "patient_mean"
+    exposure: Literal["dose", "css"] = "dose"
+    css_per_dose: float = Field(45.83, gt=0)
 
 
 class PulseModel(TrajectoryFamily):
@@ -251,6 +275,18 @@ class PulseModel(TrajectoryFamily):
         return pri
 
     # ------------------------------------------------------------------ data
+    def prepare(self, dataset) -> Prepared:
+        """Rows, events and pairs (:func:`~bayes_blina.families.trajectory.prepare_trajectory`), the
+        exposure of every event (``exposure = "css"``), then :meth:`extend_prepared`."""
+        prepared = prepare_trajectory(dataset, self.options, family=self.name, uses_events=self.uses_events)
+        if self.options.exposure == "css":
+            A = prepared.arrays
+            offset, use = css_offsets(dataset.subjects, prepared.coords["subject"], self.options.css_per_dose)
+            A["event_log_dose"] = A["event_log_dose"] + offset[A["event_subject"]]
+            A["pair_log_dose"] = A["pair_log_dose"] + offset[A["pair_subject"]]
+            prepared.data_use["exposure"] = use
+        return self.extend_prepared(prepared)
+
     def extend_prepared(self, prepared: Prepared) -> Prepared:
         """Pulse-specific arrays: the first event's dose and cycle per subject, the centre of the
         event covariates (peak coordinates), and the ``analyte_b`` and ``scenario`` coordinates."""
@@ -489,6 +525,39 @@ class PulseModel(TrajectoryFamily):
             v.append("corr_amp")
         v += [f"beta_{f}" for f in self.options.covariates]
         return v + ["typical_peak"]
+
+
+def css_offsets(subjects: pd.DataFrame | None, subject_ids: list[str], css_per_dose: float
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+    """``log(css_per_dose_i / css_per_dose)`` per subject (0 without the ``css_per_dose`` column or
+    value), and what was used.
+
+    Raises
+    ------
+    DataValidationError
+        If a ``css_per_dose`` value is not a positive number (naming the row of subjects.csv).
+    """
+    offset = np.zeros(len(subject_ids))
+    use: dict[str, Any] = {"exposure": "css", "css_per_dose_population": float(css_per_dose),
+                           "css_ref_pg_ml": round(float(css_per_dose) * REFERENCE_DOSE, 4),
+                           "patients_own_css": 0, "patients_population_css": len(subject_ids)}
+    if subjects is None or "css_per_dose" not in subjects.columns:
+        return offset, use
+    text = subjects["css_per_dose"]
+    v = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    empty = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
+    bad = ~empty & ~(np.isfinite(v) & (v > 0))
+    if bad.any():
+        raise DataValidationError([Problem("subjects.csv", "css_per_dose", int(r) + 1,
+                                           "a number > 0 (steady-state pg/mL per µg/m²/day) or empty",
+                                           str(text.iloc[r])) for r in np.flatnonzero(bad)])
+    lut = {str(sid): x for sid, x, e in zip(subjects["subject_id"].astype(str), v, empty) if not e}
+    for i, sid in enumerate(subject_ids):
+        if sid in lut:
+            offset[i] = math.log(lut[sid] / float(css_per_dose))
+    own = int(sum(sid in lut for sid in subject_ids))
+    use.update(patients_own_css=own, patients_population_css=len(subject_ids) - own)
+    return offset, use
 
 
 def split_peak_deviation(d, u, sdb, sda, chol, n: int):

@@ -34,7 +34,8 @@ Rows of the ``Prepared`` arrays
 -------------------------------
 ``obs_position`` (row of the observations table), ``obs_subject``, ``obs_analyte``, ``obs_time_h``,
 ``log_y`` (0 on censored rows), ``log_limit`` (0 on uncensored rows), ``is_censored``; events
-``event_subject``, ``event_time_h``, ``event_log_dose`` (``log(dose / 15)``), ``event_reexposure``
+``event_subject``, ``event_time_h``, ``event_dose``, ``event_log_dose`` (``log(dose / 15)``; the
+pulse family's ``exposure = "css"`` adds the patient's log Css offset), ``event_reexposure``
 (1 unless the patient's first ever start), ``event_cycle_m1``; pairs ``pair_obs``, ``pair_lag``,
 ``pair_subject``, ``pair_analyte``, ``pair_log_dose``, ``pair_reexposure``, ``pair_cycle_m1``;
 and ``cov_<factor>`` (level index per subject) for each covariate.
@@ -377,6 +378,7 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
         "pair_cycle_m1": ev_cyc[pair_event],
         "event_subject": ev_subject, "event_time_h": ev["time_h"].to_numpy(float),
         "event_log_dose": ev_log_dose, "event_reexposure": ev_reexp, "event_cycle_m1": ev_cyc,
+        "event_dose": ev["dose"].to_numpy(dtype=float),
     }
     coords: dict[str, list[str]] = {
         "analyte": list(opt.analytes),

@@ -274,7 +274,8 @@ class _PartEffects:
 
 
 def _first_events(dosing: pd.DataFrame, subjects: pd.DataFrame, opt) -> tuple[np.ndarray, np.ndarray]:
-    """log(dose / 15) and cycle - 1 of each subject's first infusion event (0 without dosing)."""
+    """log(dose / 15) (the log exposure with ``exposure = "css"``) and cycle - 1 of each subject's
+    first infusion event (0 without dosing)."""
     from bayes_blina.events import infusion_events
     from bayes_blina.families.trajectory import REFERENCE_DOSE
 
@@ -290,6 +291,10 @@ def _first_events(dosing: pd.DataFrame, subjects: pd.DataFrame, opt) -> tuple[np
     for i, s in enumerate(ids):
         if s in lut:
             log_dose[i], cyc[i] = lut[s]
+    if getattr(opt, "exposure", "dose") == "css":  # pulse exposure = log Css (see families.pulse)
+        from bayes_blina.families.pulse import css_offsets
+
+        log_dose = log_dose + css_offsets(subjects, ids, opt.css_per_dose)[0]
     return log_dose, cyc
 
 

@@ -139,9 +139,14 @@ def predict_regimen_peaks(stored, regimens: Sequence[str], *, analytes: Sequence
         raise BayesBlinaError(f"thresholds given for analytes not predicted: {unknown} (predicting {analytes})")
     rng = np.random.default_rng(seed)
     draws = _population_draws(stored.idata.posterior, analytes, n_draws, patients_per_draw, rng)
-    fitted_doses = sorted({float(d) for d in np.round(np.exp(
-        np.asarray(stored.idata.constant_data["event_log_dose"].values, dtype=float)) * 15.0, 6)}) \
-        if "event_log_dose" in getattr(stored.idata, "constant_data", {}) else []
+    cdata = getattr(stored.idata, "constant_data", {})
+    if "event_dose" in cdata:
+        fitted_doses = sorted({float(d) for d in np.round(np.asarray(cdata["event_dose"].values, dtype=float), 6)})
+    elif "event_log_dose" in cdata:  # fits stored before event_dose was recorded (exposure = "dose")
+        fitted_doses = sorted({float(d) for d in np.round(np.exp(
+            np.asarray(cdata["event_log_dose"].values, dtype=float)) * 15.0, 6)})
+    else:
+        fitted_doses = []
 
     times = np.arange(step_h, window_h + step_h / 2, step_h)
     fam = get_family("pulse")({**opts, "analytes": analytes, "censoring": "m3",

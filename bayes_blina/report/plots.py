@@ -311,7 +311,8 @@ def observed_peaks(stored, *, window_h: float = 168.0) -> pd.DataFrame:
     obs = _stored_observations(stored)
     subjects = list(prepared.coords["subject"])
     ev = pd.DataFrame({"s": A["event_subject"].astype(int), "t": A["event_time_h"].astype(float),
-                       "dose": np.round(15.0 * np.exp(A["event_log_dose"].astype(float)), 6),
+                       "dose": (A["event_dose"].astype(float) if "event_dose" in A
+                                else np.round(15.0 * np.exp(A["event_log_dose"].astype(float)), 6)),
                        "reexp": A["event_reexposure"].astype(float), "cyc": A["event_cycle_m1"].astype(float)})
     ev = ev.sort_values(["s", "t"], kind="mergesort").reset_index(drop=True)
     ev["next_t"] = ev.groupby("s")["t"].shift(-1).fillna(np.inf)
