@@ -200,7 +200,7 @@ def test_model_specs_load_and_build(cohort):
 
     for name, family, analytes in [("tcell", "kinetics", ["CD3", "CD4", "CD8"]), ("cells", "kinetics", ["NEUT", "PLT"]),
                                    ("bcell", "depletion", ["CD19"]),
-                                   ("lab", "pulse", ["ALT", "AST", "GGT", "BILI", "CRP", "DDIMER", "LDH"])]:
+                                   ("lab", "pulse", ["ALT", "AST", "GGT", "BILI", "CRP", "DDIMER"])]:
         spec = load_spec(name)
         fam = get_family(spec.family)(spec.options, spec.priors)
         assert spec.family == family and fam.options.analytes == analytes
