@@ -66,9 +66,9 @@ def test_round_trip_keeps_the_hash(source, fmt, tmp_path):
 def test_round_trip_of_a_simulated_cohort(tmp_path):
     simulate = pytest.importorskip("bayes_blina.simulate")
     ds, _ = simulate.simulate_cohort("pediatric", 6, seed=3)
-    assert "cohort" in ds.subjects.columns  # an extra column, carried via mapping.toml
+    assert {"cohort", "platelets_baseline"} <= set(ds.subjects.columns)  # extra columns, carried via mapping.toml
     write_adam(ds, tmp_path / "adam")
-    assert 'keep = ["COHORT"]' in (tmp_path / "adam" / "mapping.toml").read_text()
+    assert 'keep = ["COHORT", "PLATELETS_BASELINE"]' in (tmp_path / "adam" / "mapping.toml").read_text()
     assert read_adam_folder(tmp_path / "adam").sha256() == ds.sha256()
 
 
