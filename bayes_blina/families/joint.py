@@ -93,7 +93,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bayes_blina.errors import DataValidationError, Problem, SpecError
 from bayes_blina.families.base import ModelFamily, Prepared
-from bayes_blina.families.levels import FACTORS, factor_vocabulary, known_unique, subject_levels
+from bayes_blina.families.levels import FACTORS, factor_vocabulary, known_unique, subject_levels, subject_numbers
 from bayes_blina.priors import Prior
 
 __all__ = ["BIOMARKERS", "PARTS", "Biomarker", "JointModel", "JointOptions", "derived_summary",
@@ -509,7 +509,7 @@ class JointModel(ModelFamily):
                 cr.setdefault("patients_missing_factor", {})[f] = int((idx < 0).sum())
         cr["numeric"] = {}
         for c, nc in opt.numeric_covariates.items():
-            v = pd.to_numeric(pat[c], errors="coerce").to_numpy(dtype=float)
+            v = subject_numbers(pat, c)[0]
             arrays[f"cr_num_{c}"] = nc.values(v)
             cr["numeric"][c] = {"ref": nc.ref, "transform": nc.transform, "median": float(np.median(v)),
                                 "min": float(v.min()), "max": float(v.max()),
@@ -539,8 +539,7 @@ class JointModel(ModelFamily):
                                         "patient); add it, or remove it from the option numeric_covariates"))
                 continue
             text = subj[c]
-            v = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
-            empty = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
+            v, empty = subject_numbers(subj, c)
             bad = ~empty & (~np.isfinite(v) | ((v <= 0) if nc.transform == "log2" else False))
             for r in np.flatnonzero(bad & keep):
                 problems.append(Problem("subjects.csv", c, int(r) + 1,
@@ -568,7 +567,7 @@ class JointModel(ModelFamily):
                 problems.append(Problem("subjects.csv", c, None, f"the fit has the numeric CR covariate {c!r}: "
                                         "the subjects file needs this column (a number per patient)"))
                 continue
-            v = pd.to_numeric(subjects[c], errors="coerce").to_numpy(dtype=float)
+            v = subject_numbers(subjects, c)[0]
             bad = ~np.isfinite(v) | ((v <= 0) if nc.transform == "log2" else False)
             for r in np.flatnonzero(bad):
                 problems.append(Problem("subjects.csv", c, int(r) + 1,

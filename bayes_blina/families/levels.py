@@ -65,6 +65,22 @@ def _relapse_group(s: pd.Series) -> pd.Series:
     return s.map(conv)
 
 
+def subject_numbers(subjects: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric extra column of the subjects table (kept as text by the reader).
+
+    Returns
+    -------
+    values : numpy.ndarray
+        The column as floats (NaN where empty or not a number).
+    empty : numpy.ndarray of bool
+        True where the cell is empty (missing or blank), as opposed to text that is not a number.
+    """
+    text = subjects[column]
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    empty = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
+    return values, empty
+
+
 def subject_levels(subjects: pd.DataFrame, factor: str) -> pd.Series:
     """The level of ``factor`` for every subject as text (``None`` where unknown), dtype object."""
     raw = _subject_levels(subjects, factor)

@@ -130,6 +130,7 @@ from pydantic import ConfigDict, Field
 from bayes_blina.curves import pulse
 from bayes_blina.errors import DataValidationError, Problem
 from bayes_blina.families.base import Prepared, start_unjittered
+from bayes_blina.families.levels import subject_numbers
 from bayes_blina.families.trajectory import (
     REFERENCE_DOSE,
     TrajectoryFamily,
@@ -544,8 +545,7 @@ def css_offsets(subjects: pd.DataFrame | None, subject_ids: list[str], css_per_d
     if subjects is None or "css_per_dose" not in subjects.columns:
         return offset, use
     text = subjects["css_per_dose"]
-    v = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
-    empty = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
+    v, empty = subject_numbers(subjects, "css_per_dose")
     bad = ~empty & ~(np.isfinite(v) & (v > 0))
     if bad.any():
         raise DataValidationError([Problem("subjects.csv", "css_per_dose", int(r) + 1,
