@@ -159,7 +159,7 @@ def write_results_md() -> Path:
                    & fits["min_ess_per_s"].notna()]
     sc_all = _read("scaling.csv")
     if (big is None or big.empty) and sc_all is not None and not sc_all.empty:
-        sc_l = _latest(sc_all, "series")
+        sc_l = _latest(sc_all, "config")
         big = sc_l[(sc_l["series"] == "patients") & (sc_l["x"] == 1000) & (sc_l["backend"] == DEFAULT_BACKEND)
                    & sc_l["min_ess_per_s"].notna()]
     if big is not None and not big.empty:
@@ -171,7 +171,7 @@ def write_results_md() -> Path:
                                   for r in big.itertuples())))
     sc = _read("scaling.csv")
     if sc is not None and not sc.empty:
-        sc = _latest(sc, "series")
+        sc = _latest(sc, "config")  # each point's latest run (points of a series may come from different runs)
         sc = sc[sc["min_ess_per_s"].notna()].copy()
         sc["s_per_ess"] = 1.0 / sc["min_ess_per_s"]
         lines += ["## Scaling", "",
@@ -188,6 +188,10 @@ def write_results_md() -> Path:
             lines += [f"### {label}", ""] + _table(agg, [label, "fits", "load", "n_rows", "compile_s", "sampling_s",
                                                          "min_ess_per_s", "s_per_ess", "divergences", "max_rhat",
                                                          "peak_mem_mb"]) + [""]
+            runs = sorted(g["run_id"].astype(str).unique())
+            if len(runs) > 1:
+                lines.append(f"Points from {len(runs)} runs ({', '.join(runs)}); the load column shows how busy the "
+                             "machine was for each.")
             s_all = _slope(agg[label], agg["sampling_s"])
             e_all = _slope(agg[label], agg["s_per_ess"])
             lines.append(f"Log-log slope over the series: sampling time {s_all:.2f}, seconds per effective draw "
