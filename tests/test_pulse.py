@@ -324,6 +324,42 @@ def test_peak_coordinates_map_the_prior_exactly(correlated):
     assert float(logp50.eval()) == pytest.approx(exact, rel=1e-10)
 
 
+@pytest.mark.parametrize("n", [1, 2, 4, 6])
+def test_unrolled_small_matrix_algebra_matches_numpy(n):
+    """The unrolled Cholesky factor and triangular inverse used in peak coordinates equal numpy's,
+    and the split's N(0, S) log density is exact for every number of analytes up to six."""
+    import pytensor.tensor as pt
+    from scipy import stats
+
+    from bayes_blina.families.pulse import _small_cholesky, _small_tri_inverse
+
+    rng = np.random.default_rng(n)
+    g = rng.normal(size=(n, n))
+    a = g @ g.T + n * np.eye(n)
+    entries = [[pt.as_tensor_variable(a[i, j]) for j in range(n)] for i in range(n)]
+    low = _small_cholesky(entries, n)
+    got = np.array([[float(low[i][j].eval()) if j <= i else 0.0 for j in range(n)] for i in range(n)])
+    np.testing.assert_allclose(got, np.linalg.cholesky(a), rtol=1e-12, atol=1e-12)
+    inv = _small_tri_inverse(low, n)
+    got_inv = np.array([[float(pt.as_tensor_variable(inv[i][j]).eval()) for j in range(n)] for i in range(n)])
+    np.testing.assert_allclose(got_inv, np.linalg.inv(np.linalg.cholesky(a)), rtol=1e-10, atol=1e-12)
+
+    sda, sdb = rng.uniform(0.2, 1.2, n), rng.uniform(0.2, 1.2, n)
+    corr = np.corrcoef(rng.normal(size=(n, 3 * n))) if n > 1 else np.eye(1)
+    sigma_a = np.outer(sda, sda) * corr
+    d, u = rng.normal(size=(7, n)), rng.normal(size=(7, n))
+    dev_a, dev_b, logp = split_peak_deviation(pt.as_tensor_variable(d), pt.as_tensor_variable(u),
+                                              pt.as_tensor_variable(sdb), pt.as_tensor_variable(sda),
+                                              pt.as_tensor_variable(np.linalg.cholesky(sigma_a)), n)
+    s_mat = sigma_a + np.diag(sdb**2)
+    exact = stats.multivariate_normal(np.zeros(n), s_mat).logpdf(d).sum() + 7 * n / 2 * math.log(2 * math.pi)
+    assert float(logp.eval()) == pytest.approx(exact, rel=1e-10)
+    k = np.diag(sdb**2) @ np.linalg.inv(s_mat)  # b = K d + chol(C) u
+    c = np.diag(sdb**2) - k @ np.diag(sdb**2)
+    np.testing.assert_allclose(dev_b.eval(), d @ k.T + u @ np.linalg.cholesky(c).T, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(dev_a.eval() + dev_b.eval(), d, atol=1e-12)
+
+
 def test_requested_analyte_without_data_is_a_clear_error(oracle):
     from bayes_blina.errors import DataValidationError
 
