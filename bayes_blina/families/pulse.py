@@ -598,74 +598,18 @@ def split_peak_deviation(d, u, sdb, sda, chol, n: int):
         dev_b = d * (var_b / var_s) + u * (sdb * sda / pt.sqrt(var_s))
         logp = -0.5 * pt.sum(pt.sqr(d) / var_s) - 0.5 * n_sub * pt.sum(pt.log(var_s))
         return d - dev_b, dev_b, logp
-    # n (analytes) is a handful: the n x n algebra is unrolled into scalar expressions, which
-    # PyTensor fuses; LAPACK calls (and their gradients: 15 triangular solves per gradient) cost
-    # about 70% of the whole gradient at 36 patients
-    sa = pt.dot(chol, chol.T)
-    s_mat = [[sa[i, j] + (var_b[i] if i == j else 0.0) for j in range(n)] for i in range(n)]
-    ls = _small_cholesky(s_mat, n)  # S = Sigma_a + D_b = Ls Ls'
-    z: list = []  # Ls^-1 d_i (forward substitution, vectorised over subjects)
-    for j in range(n):
-        acc = d[:, j]
-        for k in range(j):
-            acc = acc - ls[j][k] * z[k]
-        z.append(acc / ls[j][j])
-    y: list = [None] * n  # S^-1 d_i = Ls'^-1 z (back substitution)
-    for j in reversed(range(n)):
-        acc = z[j]
-        for k in range(j + 1, n):
-            acc = acc - ls[k][j] * y[k]
-        y[j] = acc / ls[j][j]
-    m = _small_tri_inverse(ls, n)  # Ls^-1; S^-1 = m' m
-    c_mat = [[None] * n for _ in range(n)]  # C = D_b - D_b S^-1 D_b
-    for i in range(n):
-        for j in range(i + 1):
-            s_inv = sum(m[k][i] * m[k][j] for k in range(i, n))
-            c_ij = -var_b[i] * var_b[j] * s_inv
-            c_mat[i][j] = c_mat[j][i] = (c_ij + var_b[i] + 1e-12) if i == j else c_ij
-    lc = _small_cholesky(c_mat, n)
-    cols = []
-    for j in range(n):
-        col = var_b[j] * y[j]
-        for k in range(j + 1):
-            col = col + u[:, k] * lc[j][k]
-        cols.append(col)
-    dev_b = pt.stack(cols, axis=1)
-    logp = -0.5 * sum(pt.sum(pt.sqr(zj)) for zj in z) - n_sub * sum(pt.log(ls[j][j]) for j in range(n))
+    from pytensor.tensor.slinalg import cholesky, solve_triangular
+
+    d_b = pt.diag(var_b)
+    s_chol = cholesky(pt.dot(chol, chol.T) + d_b, lower=True)  # S = Sigma_a + D_b
+    z = solve_triangular(s_chol, d.T, lower=True)  # (analyte, subject): Ls^-1 d_i
+    y = solve_triangular(s_chol.T, z, lower=False)  # S^-1 d_i
+    m = solve_triangular(s_chol, d_b, lower=True)  # Ls^-1 D_b
+    c_mat = d_b - pt.dot(m.T, m)  # C = D_b - D_b S^-1 D_b
+    c_chol = cholesky(0.5 * (c_mat + c_mat.T) + 1e-12 * pt.eye(n), lower=True)
+    dev_b = (var_b[:, None] * y).T + pt.dot(u, c_chol.T)
+    logp = -0.5 * pt.sum(pt.sqr(z)) - n_sub * pt.sum(pt.log(pt.diag(s_chol)))
     return d - dev_b, dev_b, logp
-
-
-def _small_cholesky(a: list, n: int) -> list:
-    """Lower Cholesky factor of a small symmetric positive-definite matrix given as nested lists of
-    scalar tensors (unrolled Cholesky-Banachiewicz; entries above the diagonal are None)."""
-    import pytensor.tensor as pt
-
-    low: list = [[None] * n for _ in range(n)]
-    for j in range(n):
-        acc = a[j][j]
-        for k in range(j):
-            acc = acc - pt.sqr(low[j][k])
-        low[j][j] = pt.sqrt(acc)
-        for i in range(j + 1, n):
-            acc = a[i][j]
-            for k in range(j):
-                acc = acc - low[i][k] * low[j][k]
-            low[i][j] = acc / low[j][j]
-    return low
-
-
-def _small_tri_inverse(low: list, n: int) -> list:
-    """Inverse of a small lower-triangular matrix (nested lists of scalar tensors, as returned by
-    :func:`_small_cholesky`); zeros above the diagonal are 0.0."""
-    inv: list = [[0.0] * n for _ in range(n)]
-    for j in range(n):
-        inv[j][j] = 1.0 / low[j][j]
-        for i in range(j + 1, n):
-            acc = 0.0
-            for k in range(j, i):
-                acc = acc + low[i][k] * inv[k][j]
-            inv[i][j] = -acc / low[i][i]
-    return inv
 
 
 def pulse_log_mu(posterior, arrays: dict[str, np.ndarray]) -> np.ndarray:
