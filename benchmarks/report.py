@@ -26,13 +26,18 @@ def _read(name: str):
     p = RESULTS_DIR / name
     if not p.exists() or p.stat().st_size == 0:
         return None
-    return pd.read_csv(p)
+    df = pd.read_csv(p)
+    if "note" in df:  # rows marked invalid (other work loaded the machine, code since reverted, ...)
+        df = df[~df["note"].fillna("").astype(str).str.startswith("invalid")]
+    return df
 
 
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e9:
+            return str(int(v))
         return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.0f}"
     return str(v)
 
@@ -169,6 +174,16 @@ def write_results_md() -> Path:
                         "; ".join(f"wall {r.wall_s:.0f} s (compile {r.compile_s:.0f} + sampling {r.sampling_s:.0f}), "
                                   f"R-hat {r.max_rhat}, {int(r.divergences)} divergences, load {r.load1_start}"
                                   for r in big.itertuples())))
+    elif sc_all is not None and not sc_all.empty:  # not measured: say so, with the largest point measured
+        pts = _latest(sc_all, "config")
+        pts = pts[(pts["series"] == "patients") & pts["min_ess_per_s"].notna()]
+        if not pts.empty:
+            r = pts.loc[pts["x"].idxmax()]
+            targets.append(("1,000 patients x 3 analytes: R-hat < 1.01, no divergences, under 10 minutes",
+                            "NOT measured",
+                            f"largest point measured: {int(r['x'])} patients, wall {r['wall_s']:.0f} s (compile "
+                            f"{r['compile_s']:.0f} + sampling {r['sampling_s']:.0f}), R-hat {r['max_rhat']}, "
+                            f"{int(r['divergences'])} divergences; see the notes below"))
     sc = _read("scaling.csv")
     if sc is not None and not sc.empty:
         sc = _latest(sc, "config")  # each point's latest run (points of a series may come from different runs)
@@ -176,18 +191,24 @@ def write_results_md() -> Path:
         sc["s_per_ess"] = 1.0 / sc["min_ess_per_s"]
         lines += ["## Scaling", "",
                   "Pulse model (3 correlated cytokines, M3 censoring) with the default back end, in fresh processes; "
-                  "`s_per_ess` = sampling seconds per effective draw of the worst quantity.", ""]
+                  "`s_per_ess` = sampling seconds per effective draw of the worst quantity; `mean_steps` and "
+                  "`us_per_grad` as above (NUTS trees double in length in steps: 31 = depth 5, 63 = depth 6).", ""]
         for series, g in sc.groupby("series"):
             agg = g.groupby("x").agg(fits=("repeat", "count"), load=("load1_start", "mean"),
                                      n_rows=("n_rows", "first"), compile_s=("compile_s", "mean"),
                                      sampling_s=("sampling_s", "mean"), min_ess_per_s=("min_ess_per_s", "mean"),
-                                     s_per_ess=("s_per_ess", "mean"), divergences=("divergences", "sum"),
+                                     s_per_ess=("s_per_ess", "mean"), mean_steps=("mean_steps", "mean"),
+                                     us_per_grad=("us_per_grad", "mean"), divergences=("divergences", "sum"),
                                      max_rhat=("max_rhat", "max"), peak_mem_mb=("peak_mem_mb", "max")).reset_index()
             label = "patients" if series == "patients" else "analytes"
             agg = agg.rename(columns={"x": label})
+            if "note" in g and g["note"].notna().any():
+                notes = g.groupby("x")["note"].apply(lambda v: "; ".join(sorted({str(x) for x in v.dropna()})))
+                agg["note"] = [notes.get(x, "") for x in agg[label]]
             lines += [f"### {label}", ""] + _table(agg, [label, "fits", "load", "n_rows", "compile_s", "sampling_s",
-                                                         "min_ess_per_s", "s_per_ess", "divergences", "max_rhat",
-                                                         "peak_mem_mb"]) + [""]
+                                                         "min_ess_per_s", "s_per_ess", "mean_steps", "us_per_grad",
+                                                         "divergences", "max_rhat", "peak_mem_mb"]
+                                                  + (["note"] if "note" in agg else [])) + [""]
             runs = sorted(g["run_id"].astype(str).unique())
             if len(runs) > 1:
                 lines.append(f"Points from {len(runs)} runs ({', '.join(runs)}); the load column shows how busy the "
@@ -201,8 +222,8 @@ def write_results_md() -> Path:
                 s2 = _slope(big[label], big["sampling_s"])
                 e2 = _slope(big[label], big["s_per_ess"])
                 if len(big) >= 2:
-                    lines.append(f"From 200 to 1,000 patients: sampling time {s2:.2f}, seconds per effective draw "
-                                 f"{e2:.2f}.")
+                    lines.append(f"From 200 patients up (points {', '.join(str(int(v)) for v in big[label])}): "
+                                 f"sampling time {s2:.2f}, seconds per effective draw {e2:.2f}.")
                 else:
                     lines.append("From 200 to 1,000 patients: fewer than two points measured (no slope yet).")
                 if len(big) >= 2:
