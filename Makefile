@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 OUT ?= out
 BB := $(BIN)/bayes-blina
 
-.PHONY: demo test test-fast install clean bench
+.PHONY: demo test test-fast install clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -62,6 +62,17 @@ test: $(STAMP)
 ## The fast tests only (no MCMC).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+## The benchmark harness (not tests): every configuration and back end against Stan, scaling, OC;
+## hours on 2 cores. Writes benchmarks/results/*.csv and benchmarks/RESULTS.md.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,numpyro,stan]"
+	$(BIN)/python benchmarks/run_all.py
+
+## Every benchmark script at small settings (minutes): checks that the harness runs.
+bench-quick: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,numpyro,stan]"
+	$(BIN)/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) $(OUT) fits/demo-* .pytest_cache

@@ -12,7 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULTS_DIR = HERE / "results"
+#: where the CSV files go; ``BENCH_RESULTS_DIR`` redirects them (``run_all.py --quick`` uses
+#: ``results-quick/`` so that a smoke run never replaces real measurements in RESULTS.md)
+RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR", HERE / "results")).resolve()
 REPO = HERE.parent
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import HERE, RESULTS_DIR, machine, versions  # noqa: E402
 
-RESULTS_MD = HERE / "RESULTS.md"
+RESULTS_MD = HERE / "RESULTS.md" if RESULTS_DIR == (HERE / "results").resolve() else RESULTS_DIR / "RESULTS.md"
 NOTES = HERE / "notes.md"
 DEFAULT_BACKEND = "nutpie"  # what backend = "auto" resolves to (bayes_blina.inference.resolve_backend)
 BUSY = 2.5  # one-minute load average above which a row is marked as measured under load (2 cores)

@@ -1,7 +1,8 @@
 """Run every benchmark and regenerate ``benchmarks/RESULTS.md``: the one command of issue 7.
 
     python benchmarks/run_all.py            # full: hours on 2 cores (the 1,000-patient fits dominate)
-    python benchmarks/run_all.py --quick    # 2 chains x 300 + 300, small configurations only (minutes)
+    python benchmarks/run_all.py --quick    # 2 chains x 300 + 300, small configurations only (minutes);
+                                            # results in benchmarks/results-quick/ (RESULTS.md untouched)
 
 Steps: the back-end comparison against Stan (``bench_fits.py --suite main``: response-2000 and
 cytokine-core-36 with every back end), 200 patients against Stan (``--suite big``), the T-cell and
@@ -14,6 +15,7 @@ shows the latest run of each configuration.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +28,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small settings, to check that everything runs")
     args = ap.parse_args(argv)
     py = sys.executable
-    if args.quick:
+    if args.quick:  # a smoke run: its rows must not replace the real ones in RESULTS.md
+        os.environ["BENCH_RESULTS_DIR"] = str(HERE / "results-quick")
         small = ["--chains", "2", "--draws", "300", "--tune", "300", "--repeats", "1", "--no-report"]
         steps = [
             [py, HERE / "bench_fits.py", "--suite", "quick", *small],
