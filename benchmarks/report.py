@@ -162,11 +162,13 @@ def write_results_md() -> Path:
     if fits is not None and not fits.empty:
         big = fits[(fits["config"] == "cytokine-core-1000") & (fits["backend"] == DEFAULT_BACKEND)
                    & fits["min_ess_per_s"].notna()]
-    sc_all = _read("scaling.csv")
-    if (big is None or big.empty) and sc_all is not None and not sc_all.empty:
-        sc_l = _latest(sc_all, "config")
-        big = sc_l[(sc_l["series"] == "patients") & (sc_l["x"] == 1000) & (sc_l["backend"] == DEFAULT_BACKEND)
-                   & sc_l["min_ess_per_s"].notna()]
+    sc = _read("scaling.csv")
+    if sc is not None and not sc.empty:
+        sc = _latest(sc, "config")  # each point's latest run (points of a series may come from different runs)
+        sc = sc[sc["min_ess_per_s"].notna()].copy()
+    patients = sc[sc["series"] == "patients"] if sc is not None and not sc.empty else None
+    if (big is None or big.empty) and patients is not None:
+        big = patients[(patients["x"] == 1000) & (patients["backend"] == DEFAULT_BACKEND)]
     if big is not None and not big.empty:
         good = big[(big["max_rhat"] < 1.01) & (big["divergences"] == 0) & (big["wall_s"] < 600)]
         targets.append(("1,000 patients x 3 analytes: R-hat < 1.01, no divergences, under 10 minutes",
@@ -174,20 +176,14 @@ def write_results_md() -> Path:
                         "; ".join(f"wall {r.wall_s:.0f} s (compile {r.compile_s:.0f} + sampling {r.sampling_s:.0f}), "
                                   f"R-hat {r.max_rhat}, {int(r.divergences)} divergences, load {r.load1_start}"
                                   for r in big.itertuples())))
-    elif sc_all is not None and not sc_all.empty:  # not measured: say so, with the largest point measured
-        pts = _latest(sc_all, "config")
-        pts = pts[(pts["series"] == "patients") & pts["min_ess_per_s"].notna()]
-        if not pts.empty:
-            r = pts.loc[pts["x"].idxmax()]
-            targets.append(("1,000 patients x 3 analytes: R-hat < 1.01, no divergences, under 10 minutes",
-                            "NOT measured",
-                            f"largest point measured: {int(r['x'])} patients, wall {r['wall_s']:.0f} s (compile "
-                            f"{r['compile_s']:.0f} + sampling {r['sampling_s']:.0f}), R-hat {r['max_rhat']}, "
-                            f"{int(r['divergences'])} divergences; see the notes below"))
-    sc = _read("scaling.csv")
+    elif patients is not None and not patients.empty:  # not measured: say so, with the largest point measured
+        r = patients.loc[patients["x"].idxmax()]
+        targets.append(("1,000 patients x 3 analytes: R-hat < 1.01, no divergences, under 10 minutes",
+                        "NOT measured",
+                        f"largest point measured: {int(r['x'])} patients, wall {r['wall_s']:.0f} s (compile "
+                        f"{r['compile_s']:.0f} + sampling {r['sampling_s']:.0f}), R-hat {r['max_rhat']}, "
+                        f"{int(r['divergences'])} divergences; see the notes below"))
     if sc is not None and not sc.empty:
-        sc = _latest(sc, "config")  # each point's latest run (points of a series may come from different runs)
-        sc = sc[sc["min_ess_per_s"].notna()].copy()
         sc["s_per_ess"] = 1.0 / sc["min_ess_per_s"]
         lines += ["## Scaling", "",
                   "Pulse model (3 correlated cytokines, M3 censoring) with the default back end, in fresh processes; "
@@ -222,15 +218,15 @@ def write_results_md() -> Path:
                 s2 = _slope(big[label], big["sampling_s"])
                 e2 = _slope(big[label], big["s_per_ess"])
                 if len(big) >= 2:
-                    lines.append(f"From 200 patients up (points {', '.join(str(int(v)) for v in big[label])}): "
-                                 f"sampling time {s2:.2f}, seconds per effective draw {e2:.2f}.")
-                else:
-                    lines.append("From 200 to 1,000 patients: fewer than two points measured (no slope yet).")
-                if len(big) >= 2:
+                    points = ", ".join(str(int(v)) for v in big[label])
+                    lines.append(f"From 200 patients up (points {points}): sampling time {s2:.2f}, seconds per "
+                                 f"effective draw {e2:.2f}.")
                     targets.append(("cost close to linear in patients (log-log slope <= 1.1, 200 to 1,000)",
                                     "met" if max(s2, e2) <= 1.1 else "NOT met",
                                     f"slope of sampling time {s2:.2f}, of seconds per effective draw {e2:.2f} "
-                                    f"(points: {', '.join(str(int(v)) for v in big[label])})"))
+                                    f"(points: {points})"))
+                else:
+                    lines.append("From 200 to 1,000 patients: fewer than two points measured (no slope yet).")
             lines.append("")
     oc = _read("oc.csv")
     if oc is not None and not oc.empty:
