@@ -19,6 +19,9 @@ one-minute load average at the start and end (other processes on the machine).
     python benchmarks/bench_fits.py --suite big               # 200 patients: nutpie and Stan
     python benchmarks/bench_fits.py --config response-2000 --backend nutpie --backend stan
     python benchmarks/bench_fits.py --list
+    # a second Stan repeat added to an earlier run (the report shows each configuration's latest run)
+    python benchmarks/bench_fits.py --config cytokine-core-200 --backend stan --repeats 1 \
+        --first-repeat 2 --run-id 2026-11-21T14:31:28+00:00
 """
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ CONFIGS: dict[str, tuple[object, tuple, str | None]] = {
     "response-2000": ("response-patients", ("response", 2000), None),
     "cytokine-36": ("cytokine", ("cohort", "adult-exploratory", 36), None),
     "cytokine-core-36": ("cytokine-core", ("cohort", "adult-exploratory", 36), None),
+    # the same spec with nutpie's diagonal mass matrix (the spec adapts a low-rank one)
+    "cytokine-core-36-diag": ("cytokine-core+diag", ("cohort", "adult-exploratory", 36), None),
     "cytokine-core-200": ("cytokine-core", ("cohort", "adult-exploratory", 200), None),
     "cytokine-core-1000": ("cytokine-core", ("cohort", "adult-exploratory", 1000), None),
     # placeholders: skipped with a message until the specs exist (issue 4)
@@ -80,6 +85,12 @@ def _dataset(recipe):
 
 
 def _spec(name):
+    """The spec a configuration names: a spec name, ``name+diag`` (that spec with the diagonal mass
+    matrix) or ``response-patients``."""
+    if isinstance(name, str) and name.endswith("+diag"):
+        from bayes_blina.spec import load_spec
+
+        return load_spec(name[: -len("+diag")]).with_sampler(mass_matrix="diag")
     if name == "response-patients":  # the response model on patient-level rows, one study
         return {"name": name, "family": "response",
                 "options": {"factors": ["regimen", "age_group", "blast_burden"], "study_effect": False}}
@@ -225,12 +236,26 @@ def ratios_to_stan(rows: list[dict]) -> dict[str, float]:
     return {b: round(float(np.mean(v)) / ref, 2) for b, v in by.items()} if ref > 0 else {}
 
 
+def _run_exists(run_id: str) -> bool:
+    import csv
+
+    if not RESULTS.exists():
+        return False
+    with open(RESULTS, newline="") as fh:
+        return any(r.get("run_id") == run_id for r in csv.DictReader(fh))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", choices=sorted(SUITES), help="a named set of configurations and back ends")
     ap.add_argument("--config", action="append", choices=sorted(CONFIGS), help="configuration(s) to run")
     ap.add_argument("--backend", action="append", choices=BACKENDS, help="back end(s)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--first-repeat", type=int, default=1,
+                    help="number of the first repeat (its seed is --seed + repeat); with --run-id, adds "
+                         "repeats to an earlier run")
+    ap.add_argument("--run-id", help="append to this earlier run (its run_id in results/fits.csv) instead of "
+                                     "starting a new one: RESULTS.md shows the latest run of each configuration")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
@@ -254,7 +279,9 @@ def main(argv=None) -> None:
         plan = [(c, list(args.backend or b)) for c, b in SUITES[args.suite] if not args.config or c in args.config]
     else:
         plan = [(c, list(args.backend or BACKENDS)) for c in (args.config or ["response-2000"])]
-    run_id = now()
+    run_id = args.run_id or now()
+    if args.run_id and not _run_exists(args.run_id):
+        raise SystemExit(f"--run-id {args.run_id}: no such run in {RESULTS}")
     print(f"run {run_id}: {args.chains} chains, {args.tune} tuning + {args.draws} draws, {args.repeats} repeats")
     print(f"{'config':<20} {'backend':<8} {'rep':>3} {'load':>5} {'compile_s':>9} {'sampling_s':>10} "
           f"{'minESS':>7} {'Rhat':>6} {'div':>4} {'ESS/s':>8} {'mem MB':>7}")
@@ -267,7 +294,7 @@ def main(argv=None) -> None:
                 print(f"{cfg:<20} {backend:<8} SKIP: {why}")
             else:
                 runnable.append(backend)
-        for rep in range(1, args.repeats + 1):
+        for rep in range(args.first_repeat, args.first_repeat + args.repeats):
             for backend in runnable:
                 l0 = load1()
                 res, err, peak = run_child(
