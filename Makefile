@@ -73,9 +73,9 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py --quick
 
-## The benchmarks' extras: numpyro + jax, pystan 3 (httpstan compiles with g++).
+## The benchmarks' extras: numpyro + jax, pystan 3 (httpstan compiles with g++), pymc-extras (Pathfinder, Laplace).
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,numpyro,stan]"
+	$(BIN)/python -m pip install --quiet -e ".[test,numpyro,stan,approx]"
 	touch $(BENCH_STAMP)
 
 clean:

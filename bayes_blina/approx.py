@@ -44,7 +44,8 @@ __all__ = ["APPROXIMATE_METHODS", "approximate_method", "approximate_verdict", "
 def _need_pymc_extras(method: str) -> None:
     if importlib.util.find_spec("pymc_extras") is None:
         raise SpecError(f"approximate method {method!r} needs pymc-extras, which is not installed "
-                        "(pip install pymc-extras); use method = 'advi' or 'fullrank_advi'")
+                        "(pip install 'bayes_blina[approx]' or pip install pymc-extras); "
+                        "use method = 'advi' or 'fullrank_advi'")
 
 
 def fit_approximate(model, sampler: SamplerConfig, *, timing: dict[str, Any] | None = None,
