@@ -12,7 +12,7 @@ BB := $(BIN)/bayes-blina
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,approx]"  # approx: the Pathfinder and Laplace tests run too
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -51,7 +51,7 @@ CONFIGS: dict[str, tuple[object, tuple, str | None]] = {
     "cytokine-core-36-diag": ("cytokine-core+diag", ("cohort", "adult-exploratory", 36), None),
     "cytokine-core-200": ("cytokine-core", ("cohort", "adult-exploratory", 200), None),
     "cytokine-core-1000": ("cytokine-core", ("cohort", "adult-exploratory", 1000), None),
-    # placeholders: skipped with a message until the specs exist (issue 4)
+    # need their spec files (skipped with a message where one is missing)
     "tcell-200": ("tcell", ("cohort", "adult-exploratory", 200), "models/tcell.toml"),
     "joint-200": ("joint", ("cohort", "adult-exploratory", 200), "models/joint.toml"),
 }
