@@ -115,14 +115,17 @@ def test_landmark_auc_rises_with_the_landmark_day(explo, baseline):
 
     held, _ = simulate_cohort("adult-exploratory", 80, seed=1021)
     ev = evaluate_landmarks(explo[2], held, baseline_fit=baseline[0], n_draws=100, n_effects=128, seed=3)
-    t = ev.table.set_index("model")
+    # every held-out patient has a response here, so the two views are the same patients
+    assert (ev.table["not_evaluable"] == 0).all() and (ev.table["off_study"] == 0).all()
+    assert ev.table.groupby("view")["n"].apply(list).to_dict() == {"itt": [80] * 6, "evaluable": [80] * 6}
+    t = ev.table[ev.table["view"] == "itt"].set_index("model")
     auc1, auc29 = t.loc["joint, day 1", "auc"], t.loc["joint, day 29", "auc"]
     assert auc29 > auc1 + 0.10, t
     assert auc29 > t.loc["covariates only", "auc"] + 0.05
     assert t.loc["joint, day 29", "brier"] < t.loc["covariates only", "brier"]
     assert t["min_ess"].drop("covariates only").min() > 50
     assert set(ev.calibration["model"]) == {"joint, day 29", "covariates only"}
-    assert ev.calibration.groupby("model")["n"].sum().tolist() == [80, 80]
+    assert ev.calibration.groupby(["view", "model"])["n"].sum().tolist() == [80] * 4
 
 
 def test_loo_of_the_cr_part_prefers_the_biomarkers(explo, baseline):

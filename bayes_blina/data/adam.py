@@ -6,7 +6,13 @@
   ``STUDYID`` -> ``study``, ``TRT01P`` (or ``ARM``) -> ``regimen`` (see
   :func:`parse_regimen_text`), ``AGE``/``AGEU`` -> ``age_years``, ``AGEGR1`` -> ``age_group`` when
   it is one of the package's groups, ``BMBLAST`` -> ``blast_pct``, ``BSA`` -> ``bsa_m2``,
-  ``PRHSCTFL``, ``REFRFL``, ``NPRREL``, ``REGION1`` and ``TRTSDTM`` (first dose datetime).
+  ``PRHSCTFL``, ``REFRFL``, ``NPRREL``, ``REGION1`` and ``TRTSDTM`` (first dose datetime);
+  when ADSL has any of ``DTHDTM``/``DTHDT`` (death), ``EOSDTM``/``EOSDT`` with ``EOSSTT`` and
+  ``DCSREAS`` (end of study), the earliest death or discontinuation (``EOSSTT`` not
+  ``COMPLETED``) gives ``offstudy_h`` (hours from the first infusion start; a date without a time
+  counts as the end of that day) and ``offstudy_reason`` (``death`` for a death, else
+  ``DCSREAS`` normalised: ``WITHDRAWAL BY SUBJECT`` -> ``withdrawal``, ``ADVERSE EVENT`` ->
+  ``adverse_event``, ..., other reasons ``other``).
 * **ADRS** gives ``response``: the record of the response parameter (``PARAMCD`` ``CR2CYC``,
   else ``BOR``) with ``AVALC`` in the responder codes (``CR``, ``CRH``, ``Y``) is 1, in the
   non-responder codes 0, ``NE`` empty.
@@ -51,8 +57,8 @@ import pandas as pd
 
 from bayes_blina.data.analytes import ANALYTES, resolve_analyte
 from bayes_blina.data.dataset import Dataset
-from bayes_blina.data.schema import (COLUMNS, LEVELS, REQUIRED, normalise_level, normalise_regimen,
-                                     validate_tables)
+from bayes_blina.data.schema import (COLUMNS, LEVELS, OFFSTUDY_REASONS, REQUIRED, normalise_level,
+                                     normalise_offstudy_reason, normalise_regimen, validate_tables)
 from bayes_blina.errors import BayesBlinaError, DataValidationError, Problem
 
 __all__ = [
@@ -200,6 +206,7 @@ class _Rows:
     files: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     columns: list[Mapping[str, str]] = field(default_factory=list)
+    offstudy: dict[int, list] = field(default_factory=dict)  # ADSL: off-study events by record
 
     def add(self, record: dict[str, str], file: str, row: int,
             columns: Mapping[str, str] | None = None) -> None:
@@ -318,6 +325,8 @@ DEFAULT_VARIABLES: dict[str, dict[str, tuple[str, ...]]] = {
         "prior_hsct": ("PRHSCTFL", "HSCTFL"), "refractory": ("REFRFL",),
         "prior_relapses": ("NPRREL",), "prior_relapses_group": ("NPRRELGR",),
         "region": ("REGION1", "REGION"), "first_dose": ("TRTSDTM",),
+        "death_date": ("DTHDTM", "DTHDT"), "end_of_study": ("EOSDTM", "EOSDT"),
+        "end_of_study_status": ("EOSSTT",), "end_of_study_reason": ("DCSREAS",),
     },
     "adrs": {"subject_id": ("USUBJID",), "paramcd": ("PARAMCD",), "avalc": ("AVALC",),
              "aval": ("AVAL",)},
@@ -942,6 +951,7 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
     if "adrs" in src:
         _responses(src["adrs"], m, subjects, src["adsl"].label)
     dosing, refs = _dosing(src.get("adex"), m, first_dose)
+    _offstudy_hours(src["adsl"], subjects, refs)
     observations = _Rows(file=(src.get("adlb") or src.get("adpc") or src["adsl"]).label,
                          default_columns={})
     for key in ("adlb", "adpc"):
@@ -990,7 +1000,10 @@ def read_adam_folder(folder: str | os.PathLike[str],
 
 
 def _subjects(s: _Source, m: AdamMapping) -> tuple[_Rows, dict[str, datetime]]:
-    """ADSL -> subjects records; the first dose datetime (TRTSDTM) of each subject."""
+    """ADSL -> subjects records; the first dose datetime (TRTSDTM) of each subject.
+
+    Off-study events (death, discontinuation) are kept in ``rows.offstudy`` until the time zero of
+    each subject is known (:func:`_offstudy_hours`)."""
     v = {f: s.var(f, required=f in ("subject_id", "study", "regimen"))
          for f in s.fmap.variables}
     cols = {f: var for f, var in v.items() if var is not None}
@@ -1022,7 +1035,86 @@ def _subjects(s: _Source, m: AdamMapping) -> tuple[_Rows, dict[str, datetime]]:
         for k in keep:
             rec[k.lower()] = _text(s.df[k].iloc[i])
         rows.add(rec, s.label, int(s.rows[i]))
+        events = _offstudy_events(s, i, v, cells)
+        if events is not None:
+            rows.offstudy[len(rows.records) - 1] = (i, events)
     return rows, first
+
+
+_OFFSTUDY_FIELDS = ("death_date", "end_of_study", "end_of_study_status", "end_of_study_reason")
+
+
+def _event_time(s: _Source, i: int, var: str, cell: object) -> tuple[datetime, bool] | None:
+    """(datetime, date only) of a death or end-of-study cell; ``None`` when empty or unreadable
+    (reported). A date (ISO ``2020-01-15``, SAS ``15JAN2020``, or SAS days since 1960-01-01 below
+    1e6) stands for the end of that day."""
+    if _is_missing(cell):
+        return None
+    if isinstance(cell, (pd.Timestamp, datetime, np.datetime64)):
+        return parse_datetime(cell), False
+    if hasattr(cell, "year") and hasattr(cell, "toordinal"):  # a datetime.date (pyreadstat)
+        return datetime(cell.year, cell.month, cell.day), True
+    text = _text(cell)
+    try:
+        if re.fullmatch(_NUMBER, text) and abs(float(text)) < 1e6:
+            return _SAS_EPOCH + timedelta(days=float(text)), True
+        m_ = re.fullmatch(r"(\d{1,2})([A-Za-z]{3})(\d{4})", text)
+        if m_ and m_.group(2).upper() in _MONTHS:
+            return datetime(int(m_.group(3)), _MONTHS[m_.group(2).upper()], int(m_.group(1))), True
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.fromisoformat(text), True
+        return parse_datetime(cell), False
+    except (ValueError, OverflowError):
+        s.add(var, i, f"{var} must be a date (ISO 8601 '2020-01-15', SAS '15JAN2020') or a date "
+              "and time", cell)
+        return None
+
+
+def _offstudy_events(s: _Source, i: int, v: dict[str, str | None], cells: dict[str, list[object]]
+                     ) -> list[tuple[datetime, bool, str, str]] | None:
+    """Off-study events of one ADSL record: (datetime, date only, reason, variable); ``None``
+    when ADSL has none of the variables (no off-study columns then)."""
+    if all(v.get(f) is None for f in _OFFSTUDY_FIELDS):
+        return None
+    out: list[tuple[datetime, bool, str, str]] = []
+    if v.get("death_date") is not None:
+        got = _event_time(s, i, v["death_date"], cells["death_date"][i])
+        if got is not None:
+            out.append((*got, "death", v["death_date"]))
+    if v.get("end_of_study") is not None:
+        status = _text(cells["end_of_study_status"][i]).upper() if v.get("end_of_study_status") else ""
+        reason = _text(cells["end_of_study_reason"][i]) if v.get("end_of_study_reason") else ""
+        ended = status == "DISCONTINUED" or (not status and reason and reason.upper() != "COMPLETED")
+        if ended:
+            got = _event_time(s, i, v["end_of_study"], cells["end_of_study"][i])
+            if got is not None:
+                r = normalise_offstudy_reason(reason) if reason else "other"
+                out.append((*got, r if r in OFFSTUDY_REASONS else "other", v["end_of_study"]))
+    return out
+
+
+def _offstudy_hours(s: _Source, subjects: _Rows, refs: dict[str, datetime]) -> None:
+    """Fill ``offstudy_h``/``offstudy_reason`` of the subject records from their earliest
+    off-study event, in hours from the subject's time zero."""
+    if not subjects.offstudy:
+        return
+    for k, rec in enumerate(subjects.records):
+        rec["offstudy_h"], rec["offstudy_reason"] = "", ""
+        i, events = subjects.offstudy.get(k, (0, []))
+        if not events:
+            continue
+        ref = refs.get(rec["subject_id"])
+        if ref is None:
+            s.add(events[0][3], i, "the subject has no first dose datetime (no ADEX record, no "
+                  "TRTSDTM in ADSL) to measure the off-study time from", rec["subject_id"])
+            continue
+        hours = [(_hours(dt + (timedelta(days=1) if date_only else timedelta(0)), ref), reason, var)
+                 for dt, date_only, reason, var in events]
+        h, reason, var = min(hours, key=lambda x: x[0])
+        rec["offstudy_h"], rec["offstudy_reason"] = _float_text(_round_sig(h)), reason
+        cols = dict(subjects.columns[k])
+        cols.update({"offstudy_h": var, "offstudy_reason": var})
+        subjects.columns[k] = cols
 
 
 def _regimen(s: _Source, i: int, var: str | None, cell: object, m: AdamMapping) -> str:
@@ -1471,6 +1563,11 @@ def write_adam(dataset: Dataset, folder: str | os.PathLike[str], fmt: str = "csv
 
 _PARAM_NAMES = {"BLINA": "Serum blinatumomab"}
 
+#: ``DCSREAS`` text written for each off-study reason (read back by ``normalise_offstudy_reason``).
+_ADAM_REASON = {"death": "DEATH", "withdrawal": "WITHDRAWAL BY SUBJECT",
+                "adverse_event": "ADVERSE EVENT", "progression": "PROGRESSIVE DISEASE",
+                "lost_to_follow_up": "LOST TO FOLLOW-UP", "other": "OTHER"}
+
 
 def _adam_tables(ds: Dataset, ref: datetime
                  ) -> tuple[dict[str, tuple[pd.DataFrame, list[str]]], dict[str, list[str]]]:
@@ -1510,8 +1607,19 @@ def _adam_tables(ds: Dataset, ref: datetime
         "REGION1": [_str(x) for x in subj["region"]],
         "TRTSDTM": [ref] * len(subj),
     }
+    stamps = ["TRTSDTM"]
+    if "offstudy_h" in subj.columns:  # every off-study patient discontinued; deaths also DTHDTM
+        hours = pd.to_numeric(subj["offstudy_h"], errors="coerce").to_numpy(dtype=float)
+        reasons = [_str(x) for x in subj.get("offstudy_reason", pd.Series([""] * len(subj)))]
+        when = [ref + timedelta(hours=float(h)) if np.isfinite(h) else pd.NaT for h in hours]
+        adsl["EOSSTT"] = ["DISCONTINUED" if np.isfinite(h) else "" for h in hours]
+        adsl["DCSREAS"] = [_ADAM_REASON.get(r, r.upper()) if np.isfinite(h) else ""
+                           for h, r in zip(hours, reasons)]
+        adsl["EOSDTM"] = when
+        adsl["DTHDTM"] = [w if r == "death" else pd.NaT for w, r in zip(when, reasons)]
+        stamps += ["EOSDTM", "DTHDTM"]
     adsl.update(extras(subj, "subjects", "adsl", adsl))
-    out["adsl"] = (pd.DataFrame(adsl), ["TRTSDTM"])
+    out["adsl"] = (pd.DataFrame(adsl), stamps)
 
     resp = subj["response"]
     out["adrs"] = (pd.DataFrame({
@@ -1580,7 +1688,7 @@ def _write_csv_table(df: pd.DataFrame, datetimes: list[str], path: Path, key: st
     cols: dict[str, list[str]] = {}
     for c in df.columns:
         if c in datetimes:
-            cols[c] = [_iso(x) for x in df[c]]
+            cols[c] = ["" if pd.isna(x) else _iso(x) for x in df[c]]
         elif pd.api.types.is_float_dtype(df[c]):
             cols[c] = [_short(float(x)) for x in df[c]]
         else:

@@ -10,8 +10,9 @@ One CSV (or whitespace-separated) file with a header line and one record per eve
   :data:`DVID`, or ``analyte_by_dvid``), else ``CMT`` (``analyte_by_cmt``); its unit from
   ``UNIT`` (canonical unit assumed when there is no such column);
 * subject covariates (:data:`SUBJECT_COLUMNS`: ``STUDY``, ``REGIMEN``, ``AGE``, ``BSA``,
-  ``BLAST``, ``RESP``, ...), constant within an ``ID``; numeric covariates use ``-99`` for
-  missing, text ones ``.``; ``SUBJID`` carries the original subject id (``ID`` is numeric);
+  ``BLAST``, ``RESP``, ``OFFSTUDY`` (off-study time on the ``TIME`` scale) and ``OFFRSN`` (its
+  reason), ...), constant within an ``ID``; numeric covariates use ``-99`` for missing, text ones
+  ``.``; ``SUBJID`` carries the original subject id (``ID`` is numeric);
 * blinatumomab as a continuous infusion: a dose record starts a segment at ``TIME`` that ends at
   ``TIME + AMT/RATE`` (or ``TIME + DUR``), at ``RATE * 24`` per day; ``RATE`` is in µg/m²/h and
   ``AMT`` in µg/m² (``DOSU`` = ``ug/m2/day``) or µg/h and µg (``DOSU`` = ``ug/day``).
@@ -64,7 +65,7 @@ SUBJECT_COLUMNS: dict[str, str] = {
     "STUDY": "study", "REGIMEN": "regimen", "AGE": "age_years", "AGEGR": "age_group",
     "BLAST": "blast_pct", "BLASTGR": "blast_burden", "BSA": "bsa_m2", "HSCT": "prior_hsct",
     "REFR": "refractory", "NREL": "prior_relapses", "NRELGR": "prior_relapses_group",
-    "REGION": "region", "RESP": "response",
+    "REGION": "region", "RESP": "response", "OFFSTUDY": "offstudy_h", "OFFRSN": "offstudy_reason",
 }
 
 #: Event columns with a fixed meaning (any other column is carried as an extra column).
@@ -79,7 +80,7 @@ SNAP_DIGITS = 6
 SNAP_TOLERANCE = 1e-6
 
 _NUMERIC_SUBJECT = frozenset({"age_years", "blast_pct", "bsa_m2", "prior_hsct", "refractory",
-                              "prior_relapses", "response"})
+                              "prior_relapses", "response", "offstudy_h"})
 _PREFIX = {"S_": "subjects", "O_": "observations", "D_": "dosing"}
 
 
@@ -337,6 +338,7 @@ class _Reader:
                 t0[ids[i]] = min(t0.get(ids[i], math.inf), times[i])
         subjects = self._subjects(ids)
         sid_of = {k: rec["subject_id"] for k, rec in zip(self._id_order, subjects.records)}
+        self._offstudy_from_first_dose(subjects, t0)
         dosing = self._dosing(ids, times, evid, t0, sid_of)
         observations = self._observations(ids, times, evid, t0, sid_of)
         self._fill_regimens(subjects, dosing)
@@ -445,6 +447,19 @@ class _Reader:
                 rec[k] = self._constant(col, pos, text=True)
             rows.add(rec, r.label, r.rows[pos[0]])
         return rows
+
+    def _offstudy_from_first_dose(self, subjects: _Rows, t0: dict[str, float]) -> None:
+        """``OFFSTUDY`` is on the ``TIME`` scale: measure it from the first dose record, as
+        ``offstudy_h`` is (a value that is not a number is left for the validator)."""
+        for key, rec in zip(self._id_order, subjects.records):
+            origin = t0.get(key, 0.0)
+            text = rec.get("offstudy_h", "")
+            if not origin or not text:
+                continue
+            try:
+                rec["offstudy_h"] = _float_text(_round_sig(float(text) - origin))
+            except ValueError:
+                continue
 
     def _constant(self, col: str, pos: list[int], *, text: bool) -> str:
         """The value of a covariate over one ID's records ('' when missing everywhere)."""
@@ -803,7 +818,7 @@ def write_nonmem(dataset: Dataset, file: str | os.PathLike[str], *, overwrite: b
         raise BayesBlinaError(f"'{path}' exists; pass overwrite=True (--force) to replace it")
     subj = dataset.subjects
     assert subj is not None
-    cov_cols = list(SUBJECT_COLUMNS.items())
+    cov_cols = [(c, f) for c, f in SUBJECT_COLUMNS.items() if f in subj.columns]
     known = set(NONMEM_COLUMNS) | set(SUBJECT_COLUMNS) | {"C"}
 
     def extra_name(name: str, prefix: str) -> str:

@@ -31,7 +31,7 @@ from bayes_blina.errors import DataValidationError, Problem
 COLUMNS: dict[str, tuple[str, ...]] = {
     "subjects": ("subject_id", "study", "regimen", "age_years", "age_group", "blast_pct",
                  "blast_burden", "bsa_m2", "prior_hsct", "refractory", "prior_relapses",
-                 "prior_relapses_group", "region", "response"),
+                 "prior_relapses_group", "region", "response", "offstudy_h", "offstudy_reason"),
     "dosing": ("subject_id", "cycle", "start_h", "end_h", "dose", "dose_unit", "dose_ug_m2_day"),
     "observations": ("subject_id", "analyte", "time_h", "value", "unit", "lod", "lloq", "below",
                      "limit_source"),
@@ -40,6 +40,36 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "summaries": ("study", "quantity", "analyte", "group", "regimen", "cycle", "time_h",
                   "statistic", "value", "unit", "n", "source"),
 }
+
+#: Canonical columns written only when the input has them (so that a dataset without them keeps
+#: its :meth:`Dataset.sha256`, and the fits that recorded it stay valid).
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"subjects": ("offstudy_h", "offstudy_reason")}
+
+#: Reasons for going off study (``subjects.offstudy_reason``).
+OFFSTUDY_REASONS = ("death", "withdrawal", "adverse_event", "progression", "lost_to_follow_up",
+                    "other")
+_OFFSTUDY_ALIASES = {
+    "died": "death", "dead": "death", "fatal": "death",
+    "withdrawal_by_subject": "withdrawal", "withdrew_consent": "withdrawal",
+    "withdrawn_consent": "withdrawal", "consent_withdrawn": "withdrawal",
+    "withdrawal_of_consent": "withdrawal", "withdrawn": "withdrawal",
+    "ae": "adverse_event", "adverse_events": "adverse_event",
+    "progressive_disease": "progression", "disease_progression": "progression",
+    "pd": "progression", "relapse": "progression",
+    "lost_to_followup": "lost_to_follow_up", "lost": "lost_to_follow_up",
+}
+
+
+def normalise_offstudy_reason(text: object) -> str:
+    """Normalise an off-study reason to :data:`OFFSTUDY_REASONS` where it is a known spelling.
+
+    ``'Death'`` -> ``'death'``, ``'WITHDRAWAL BY SUBJECT'`` -> ``'withdrawal'``, ``'Adverse
+    Event'`` -> ``'adverse_event'``; other text is returned lower-cased with ``_`` for spaces (and
+    is then reported by the validator).
+    """
+    t = re.sub(r"[\s\-/]+", "_", ("" if text is None else str(text)).strip().lower()).strip("_")
+    return _OFFSTUDY_ALIASES.get(t, t)
+
 
 #: Columns each table must have.
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -467,7 +497,9 @@ def validate_subjects(df: pd.DataFrame, file: str = "subjects.csv"
     (DataFrame, list of Problem)
         Columns :data:`COLUMNS` ``['subjects']`` (derived ``age_group``, ``blast_burden`` and
         ``prior_relapses_group`` filled in; ``prior_hsct``/``refractory`` nullable ``boolean``;
-        ``response`` nullable ``Int64``) followed by the extra input columns.
+        ``response`` nullable ``Int64``; ``offstudy_h`` (float) and ``offstudy_reason`` (one of
+        :data:`OFFSTUDY_REASONS`) only when the input has either column) followed by the extra
+        input columns.
     """
     ch = _Checker(file, df, REQUIRED["subjects"])
     ids = ch.text("subject_id", required=True)
@@ -506,6 +538,7 @@ def validate_subjects(df: pd.DataFrame, file: str = "subjects.csv"
     response = ch.booleans("response", frozenset({"1", "1.0", "true"}),
                            frozenset({"0", "0.0", "false"}),
                            "response must be 0, 1, true, false or empty")
+    off_cols = _offstudy(ch)
     cols = {
         "subject_id": _text_series(ids), "study": _text_series(study),
         "regimen": _text_series(regimen), "age_years": age, "age_group": age_group,
@@ -513,8 +546,31 @@ def validate_subjects(df: pd.DataFrame, file: str = "subjects.csv"
         "prior_hsct": flags["prior_hsct"], "refractory": flags["refractory"],
         "prior_relapses": relapses, "prior_relapses_group": rel_group,
         "region": _text_series(ch.raw("region")), "response": response.astype("Int64"),
+        **off_cols,
     }
     return _frame(cols, ch.extras(COLUMNS["subjects"]), ch.n), ch.problems
+
+
+def _offstudy(ch: _Checker) -> dict[str, object]:
+    """``offstudy_h`` and ``offstudy_reason`` (only when the input has either column)."""
+    if not any(ch.has(c) for c in OPTIONAL_COLUMNS["subjects"]):
+        return {}
+    hours = ch.numbers("offstudy_h")
+    neg = hours < 0
+    ch.check(neg, "offstudy_h", "offstudy_h must be >= 0 (hours since the first infusion start)")
+    hours[neg] = np.nan
+    raw = ch.raw("offstudy_reason")
+    reasons = [normalise_offstudy_reason(v) if v else "" for v in raw]
+    bad = np.array([bool(r) and r not in OFFSTUDY_REASONS for r in reasons], dtype=bool)
+    ch.flag(bad, "offstudy_reason", f"offstudy_reason must be one of {_quote_all(OFFSTUDY_REASONS)}")
+    given_h = ~ch.is_missing("offstudy_h")
+    given_r = (raw != "").to_numpy(dtype=bool)
+    ch.flag(given_h & ~given_r, "offstudy_reason", "offstudy_reason is required when offstudy_h "
+            "is given (death, withdrawal, ...)", show="offstudy_h")
+    ch.flag(given_r & ~given_h, "offstudy_h", "offstudy_h is required when offstudy_reason is "
+            "given (hours since the first infusion start)", show="offstudy_reason")
+    return {"offstudy_h": hours,
+            "offstudy_reason": _text_series([r if r in OFFSTUDY_REASONS else "" for r in reasons])}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -873,12 +929,30 @@ def _dose_per_m2(dosing: pd.DataFrame, subjects: pd.DataFrame | None, file: str,
     return out, problems
 
 
+def _after_offstudy(df: pd.DataFrame, col: str, file: str, subjects: pd.DataFrame,
+                    subjects_file: str, rows: np.ndarray) -> list[Problem]:
+    """Rows after the patient went off study (observations: ``time_h > offstudy_h``; dosing:
+    ``start_h >= offstudy_h``)."""
+    off = dict(zip(subjects["subject_id"], pd.to_numeric(subjects["offstudy_h"], errors="coerce")))
+    limit = df["subject_id"].map(off).to_numpy(dtype=float)
+    t = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        bad = (t > limit) if col == "time_h" else (t >= limit)
+    bad &= np.isfinite(limit) & np.isfinite(t)
+    what = "after" if col == "time_h" else "at or after"
+    return [Problem(file, col, int(rows[i]), f"{col} must not be {what} the patient's offstudy_h "
+                    f"in {subjects_file} ({_fmt(limit[i])} h): a patient off study has no later "
+                    f"{'samples' if col == 'time_h' else 'infusions'}", _fmt(t[i]))
+            for i in np.flatnonzero(bad)]
+
+
 def check_cross_tables(tables: Mapping[str, pd.DataFrame], files: Mapping[str, str],
                        rows: Mapping[str, np.ndarray] | None = None
                        ) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     """Checks between tables of validated (canonical) frames.
 
-    Dosing and observation subjects must be in ``subjects``; ``ug/day`` doses are converted to
+    Dosing and observation subjects must be in ``subjects``; a patient with ``offstudy_h`` has no
+    observation after it and no infusion segment starting at or after it; ``ug/day`` doses are converted to
     ``dose_ug_m2_day`` with the patient's ``bsa_m2``. ``rows`` gives, per table, the row number
     to report for each row (default 1, 2, ...).
 
@@ -897,6 +971,12 @@ def check_cross_tables(tables: Mapping[str, pd.DataFrame], files: Mapping[str, s
         if name in tables:
             problems += _membership(tables[name], files.get(name, f"{name}.csv"), known, sfile,
                                     rows.get(name, np.arange(1, len(tables[name]) + 1)))
+    if subjects is not None and "offstudy_h" in subjects.columns:
+        for name, col in (("observations", "time_h"), ("dosing", "start_h")):
+            if name in tables:
+                problems += _after_offstudy(tables[name], col, files.get(name, f"{name}.csv"),
+                                            subjects, sfile,
+                                            rows.get(name, np.arange(1, len(tables[name]) + 1)))
     if "dosing" in tables:
         out["dosing"], extra = _dose_per_m2(tables["dosing"], subjects,
                                             files.get("dosing", "dosing.csv"), sfile,
@@ -995,7 +1075,8 @@ def validate_dataset(tables: dict[str, pd.DataFrame], files: dict[str, str] | No
     return Dataset(**clean, name=name, origin=origin)
 
 
-__all__ = ["COLUMNS", "REQUIRED", "FAMILIES", "LEVELS", "normalise_level", "normalise_regimen",
+__all__ = ["COLUMNS", "REQUIRED", "OPTIONAL_COLUMNS", "OFFSTUDY_REASONS", "FAMILIES", "LEVELS",
+           "normalise_level", "normalise_offstudy_reason", "normalise_regimen",
            "parse_regimen_mixture", "format_regimen_mixture", "age_group_of", "blast_burden_of",
            "prior_relapses_group_of", "as_text_frame", "validate_subjects", "validate_dosing",
            "validate_observations", "validate_aggregates", "validate_summaries",

@@ -35,6 +35,11 @@ below ``min_ess``: they rest on a handful of draws; increase ``n_effects`` or ``
 
 A fit with ``biomarkers = []`` (covariates only) predicts ``mean_s expit(eta_s)``, the same at
 every landmark.
+
+Predictions are made only for patients on study at the landmark: a patient whose ``offstudy_h``
+(``subjects`` table: death, withdrawal, ...) is at or before the landmark's cutoff
+``(d - 1) * 24`` h is not at risk there, and gets a row with ``status = "off study"``, empty
+predictions and a note saying when and why the patient went off study (never silently dropped).
 """
 from __future__ import annotations
 
@@ -54,8 +59,8 @@ from bayes_blina.families.joint import BIOMARKERS, LN2, PARTS, JointModel, cr_ba
 from bayes_blina.families.levels import subject_levels
 from bayes_blina.likelihood import censored_lognormal_logp_np
 
-__all__ = ["LANDMARK_DAYS", "landmark_cutoff_h", "predict_landmark", "read_landmark_inputs",
-           "joint_fit_view", "JointFitView"]
+__all__ = ["LANDMARK_DAYS", "landmark_cutoff_h", "on_study_at", "predict_landmark",
+           "read_landmark_inputs", "joint_fit_view", "JointFitView"]
 
 #: Landmark days of cycle 1 (study day ``d`` begins at ``(d - 1) * 24`` h).
 LANDMARK_DAYS: tuple[int, ...] = (1, 2, 8, 15, 29)
@@ -69,6 +74,32 @@ def landmark_cutoff_h(day: float) -> float:
     if not math.isfinite(day) or day < 1:
         raise SpecError(f"a landmark day must be a number >= 1 (found {day!r}); day 1 is the first infusion day")
     return (day - 1.0) * 24.0
+
+
+def on_study_at(subjects: pd.DataFrame, day: float) -> np.ndarray:
+    """Whether each patient is on study (at risk) at landmark ``day``.
+
+    A patient is on study at the landmark unless ``offstudy_h`` (hours since the first infusion
+    start; empty or absent: never went off study) is at or before the cutoff
+    ``(day - 1) * 24`` h (:func:`landmark_cutoff_h`).
+
+    Parameters
+    ----------
+    subjects : DataFrame
+        ``subjects`` table (``offstudy_h`` optional).
+    day : float
+        Landmark day (>= 1).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        One per row of ``subjects``.
+    """
+    cut = landmark_cutoff_h(day)
+    if "offstudy_h" not in subjects.columns:
+        return np.ones(len(subjects), dtype=bool)
+    off = pd.to_numeric(subjects["offstudy_h"], errors="coerce").to_numpy(dtype=float)
+    return ~(np.isfinite(off) & (off <= cut))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -484,9 +515,12 @@ def predict_landmark(fit, dataset: Dataset, *, landmark_days: Sequence[float] = 
     Returns
     -------
     DataFrame
-        One row per patient and landmark: ``subject_id, landmark_day, cutoff_h, n_obs_<analyte>,
-        p_cr, p_cr_lower, p_cr_upper``, per biomarker ``<biomarker>`` (weighted posterior median:
-        fold change or pg/mL) with ``_lower``/``_upper``, ``ess``, ``ess_draws``, ``note``.
+        One row per patient and landmark: ``subject_id, landmark_day, cutoff_h, status,
+        n_obs_<analyte>, p_cr, p_cr_lower, p_cr_upper``, per biomarker ``<biomarker>`` (weighted
+        posterior median: fold change or pg/mL) with ``_lower``/``_upper``, ``ess``,
+        ``ess_draws``, ``note``. ``status`` is ``"predicted"``, or ``"off study"`` for a patient
+        who went off study at or before the landmark's cutoff (``offstudy_h`` of ``subjects``):
+        such a row has no prediction (NaN) and its ``note`` says when and why.
 
     Raises
     ------
@@ -565,6 +599,9 @@ def predict_landmark(fit, dataset: Dataset, *, landmark_days: Sequence[float] = 
                 row["note"] = "; ".join(dict.fromkeys(notes[i]))
                 rows.append(row)
     out = pd.DataFrame(rows)
+    if len(out):
+        out.insert(3, "status", "predicted")
+        _mark_off_study(out, subjects)
     if warn and len(out):
         low = out[out["ess"] < min_ess]
         if len(low):
@@ -572,11 +609,35 @@ def predict_landmark(fit, dataset: Dataset, *, landmark_days: Sequence[float] = 
             warnings.warn(f"landmark prediction: effective sample size below {min_ess:g} for {len(low)} "
                           f"prediction(s): {items}{' ...' if len(low) > 10 else ''}; increase n_effects or "
                           "rounds", BayesBlinaWarning, stacklevel=2)
-    cols = ["subject_id", "landmark_day", "cutoff_h"] + sorted(c for c in out.columns if c.startswith("n_obs_")) \
+    cols = ["subject_id", "landmark_day", "cutoff_h", "status"] + sorted(c for c in out.columns if c.startswith("n_obs_")) \
         + ["p_cr", "p_cr_lower", "p_cr_upper"]
     cols += [c for c in out.columns if c not in cols and c not in ("ess", "ess_draws", "note")]
     cols += ["ess", "ess_draws", "note"]
     return out[cols] if len(out) else out
+
+
+def _mark_off_study(out: pd.DataFrame, subjects: pd.DataFrame) -> None:
+    """Empty the predictions of patients off study at their landmark (in place): status, note."""
+    if "offstudy_h" not in subjects.columns:
+        return
+    sid = subjects["subject_id"].astype(str)
+    hours = dict(zip(sid, pd.to_numeric(subjects["offstudy_h"], errors="coerce")))
+    reason = dict(zip(sid, subjects["offstudy_reason"] if "offstudy_reason" in subjects.columns
+                      else [None] * len(sid)))
+    h = out["subject_id"].map(hours).to_numpy(dtype=float)
+    off = np.isfinite(h) & (h <= out["cutoff_h"].to_numpy(dtype=float))
+    if not off.any():
+        return
+    fixed = {"subject_id", "landmark_day", "cutoff_h", "status", "note"}
+    values = [c for c in out.columns if c not in fixed and not c.startswith("n_obs_")]
+    out.loc[off, values] = np.nan
+    out.loc[off, "status"] = "off study"
+    for i in np.flatnonzero(off):
+        r = reason.get(out["subject_id"].iat[i])
+        why = f" ({r})" if isinstance(r, str) and r else ""
+        text = (f"off study at {h[i]:g} h{why}, at or before the landmark's cutoff "
+                f"{out['cutoff_h'].iat[i]:g} h: not at risk, no prediction")
+        out.iat[i, out.columns.get_loc("note")] = "; ".join(x for x in (text, out["note"].iat[i]) if x)
 
 
 def _conditional_p(base: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

@@ -20,7 +20,9 @@ Generative order (per cohort)
    fine grid;
 4. CR from the response model (depends on CD3 ``expansion_i``, ``il10_peak_i``, covariates and the
    baseline platelet count);
-5. platelet and neutrophil expansion (shifted in responders), then dropout before cycle 2;
+5. platelet and neutrophil expansion (shifted in responders), then dropout before cycle 2 and,
+   optionally, death or withdrawal before the first response assessment
+   (:attr:`CohortConfig.early_offstudy`: dosing and samples stop then, the response is empty);
 6. sampling times from the study schedules, noise-free curves, log-normal measurement noise and
    censoring at the assay limits.
 
@@ -542,7 +544,9 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
     pcode = planned["_p"].to_numpy()
     keep = ~(stops[pcode] & (planned["cycle"].to_numpy() > 1))
     dosing = planned[keep].reset_index(drop=True)
-    cycles_received = np.where(stops, 1, cfg.n_cycles)
+    off_h, off_reason = _early_offstudy(cfg, n_pat, int(seed))
+    dosing = _stop_dosing_at(dosing, off_h)
+    cycles_received = np.where(stops | np.isfinite(off_h), 1, cfg.n_cycles)
     dose_cols = ["subject_id", "cycle", "start_h", "end_h", "dose_ug_m2_day"]
     ev = _Events(dosing[dose_cols], id_index)
 
@@ -599,6 +603,8 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
 
     # 7. tables -----------------------------------------------------------------------------------
     obs = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    on_study = ~(obs["time_h"] > off_h[obs["p"]])  # no sample after going off study
+    obs = {k: v[on_study] for k, v in obs.items()}
     observations = pd.DataFrame({
         "subject_id": ids[obs["p"]], "analyte": obs["analyte"], "time_h": obs["time_h"],
         "value": obs["value"], "unit": obs["unit"], "lod": obs["lod"], "lloq": obs["lloq"],
@@ -613,6 +619,10 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
         "blast_pct": cov["blast_pct"], "bsa_m2": cov["bsa_m2"], "response": response,
         "cohort": cov["cohort"], "platelets_baseline": np.round(plt_base).astype(np.int64),
     })
+    if cfg.early_offstudy.p > 0:  # the columns only when the option is on (same data otherwise)
+        subjects["response"] = pd.array(np.where(np.isfinite(off_h), None, response), dtype="Int64")
+        subjects["offstudy_h"] = off_h
+        subjects["offstudy_reason"] = off_reason
     dosing_out = dosing[["subject_id", "cycle", "start_h", "end_h", "dose"]].assign(
         dose_unit="ug/m2/day")
     name = f"{cfg.name}-n{n_pat}-seed{int(seed)}"
@@ -626,7 +636,44 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
     truth = _truth(cfg, int(seed), ids, cov, corr, pulse_par, pulse_pat, kin_par, kin_pat,
                    sub_par, fractions, dep, b19, k19, floor19, ~no_dep, pk, css, rp, response,
                    p_cr, eta, il10_peak, cycles_received, i_start, i_end)
+    if cfg.early_offstudy.p > 0:
+        truth["design"]["early_offstudy"] = _json_plain(asdict(cfg.early_offstudy))
+        truth["patients"]["offstudy_h"] = _floats(off_h)
+        truth["patients"]["offstudy_reason"] = [r or None for r in off_reason.tolist()]
     return dataset, truth
+
+
+#: Spawn key of the random stream of early off-study (a child of the seed's SeedSequence that the
+#: streams of ``_RNG_STREAMS`` never reach, so adding it changed no existing draw).
+_OFFSTUDY_STREAM = 1001
+
+
+def _early_offstudy(cfg: CohortConfig, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Off-study time (h; NaN: stays on study) and reason ('death', 'withdrawal', '') of each
+    patient (:attr:`CohortConfig.early_offstudy`); times rounded to 0.1 h."""
+    eo = cfg.early_offstudy
+    if eo.p <= 0:
+        return np.full(n, np.nan), np.full(n, "", dtype=object)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_OFFSTUDY_STREAM,)))
+    goes = rng.random(n) < eo.p
+    lo, hi = (float(x) for x in eo.window_h)
+    when = np.clip(np.round(rng.uniform(lo, hi, n), 1), lo + 0.1, hi)  # after the first start
+    died = rng.random(n) < eo.p_death
+    off_h = np.where(goes, when, np.nan)
+    reason = np.where(goes, np.where(died, "death", "withdrawal"), "").astype(object)
+    return off_h, reason
+
+
+def _stop_dosing_at(dosing: pd.DataFrame, off_h: np.ndarray) -> pd.DataFrame:
+    """Dosing cut at each patient's off-study time: later segments dropped, the running one
+    ended then."""
+    if not np.isfinite(off_h).any():
+        return dosing
+    off = off_h[dosing["_p"].to_numpy()]
+    keep = ~(dosing["start_h"].to_numpy(float) >= off)
+    out = dosing[keep].copy()
+    out["end_h"] = np.fmin(out["end_h"].to_numpy(float), off[keep])
+    return out.reset_index(drop=True)
 
 
 def _il10_peak(cfg: CohortConfig, ev: _Events, par: dict[str, float], pat: dict[str, np.ndarray],

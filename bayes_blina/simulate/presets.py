@@ -64,6 +64,18 @@ Choices not fixed by the paper (documented here once)
   stop have neither dosing nor observations after cycle 1.
 * Adult demographics (age median 32, range 18–77; 60% with >= 50% blasts; BSA 1.85 ± 0.2 m²) are
   assumptions in line with the exploratory phase II population, not bundled numbers.
+* **Early death or withdrawal** (``early_offstudy``, off by default; on in the preset
+  ``pediatric-offstudy``): a patient goes off study before the first response assessment with
+  probability ``p``, at a time uniform on ``window_h``; a death with probability ``p_death``, else
+  a withdrawal. Such a patient's dosing and samples stop at that time, the response is empty (not
+  evaluable) and ``subjects`` records ``offstudy_h`` and ``offstudy_reason``. The CR the patient
+  would have had is drawn as for everyone (the truth keeps it), so the draw is independent of
+  biomarkers and outcome. Calibration (von Stackelberg et al. 2016, *J Clin Oncol* 34:4381,
+  table 2): 6 of the 70 children treated at 5-15 µg/m²/day had no response assessment, 5 of them
+  died and 1 withdrew consent before the first assessment (bone marrow on day 15 of cycle 1), so
+  ``p = 6/70``, ``p_death = 5/6``, ``window_h = (0, 336)`` (the paper gives no times: uniform up to
+  day 15 is an assumption; "most AEs occurred in the first few days of cycle 1"). Off in
+  ``pediatric`` so that its seeded cohorts stay as they were.
 """
 from __future__ import annotations
 
@@ -78,6 +90,8 @@ __all__ = [
     "CohortConfig",
     "DepletionParams",
     "Demographics",
+    "EarlyOffStudy",
+    "PEDIATRIC_EARLY_OFFSTUDY",
     "KineticsParams",
     "PKParams",
     "PRESETS",
@@ -514,6 +528,31 @@ def _adult_response() -> ResponseParams:
 
 
 @dataclass(frozen=True)
+class EarlyOffStudy:
+    """Death or withdrawal before the first response assessment (see the module docstring).
+
+    Attributes
+    ----------
+    p : float
+        Probability that a patient goes off study early (0: never, the default).
+    p_death : float
+        Probability that such a patient died (else withdrew).
+    window_h : tuple of float
+        The off-study time is uniform on this interval (hours since the first infusion start).
+    """
+
+    p: float = 0.0
+    p_death: float = 5.0 / 6.0
+    window_h: tuple[float, float] = (0.0, 336.0)
+
+
+#: Early off-study of the pediatric phase I/II trial (von Stackelberg et al. 2016, table 2: 6 of
+#: 70 patients at 5-15 µg/m²/day without a response assessment, 5 died and 1 withdrew consent
+#: before the first assessment on day 15 of cycle 1).
+PEDIATRIC_EARLY_OFFSTUDY = EarlyOffStudy(p=6.0 / 70.0, p_death=5.0 / 6.0, window_h=(0.0, 336.0))
+
+
+@dataclass(frozen=True)
 class CohortConfig:
     """Everything a virtual cohort is simulated from.
 
@@ -568,6 +607,8 @@ class CohortConfig:
         Range of the interruption's length.
     sampling : SamplingSchedule
         Nominal sampling times.
+    early_offstudy : EarlyOffStudy
+        Death or withdrawal before the first response assessment (default: none).
     """
 
     name: str
@@ -598,6 +639,7 @@ class CohortConfig:
     interruption_window_h: tuple[float, float] = (24.0, 480.0)
     interruption_hours: tuple[float, float] = (24.0, 72.0)
     sampling: SamplingSchedule = field(default_factory=SamplingSchedule)
+    early_offstudy: EarlyOffStudy = field(default_factory=EarlyOffStudy)
 
     def __post_init__(self) -> None:
         problems = []
@@ -632,6 +674,14 @@ class CohortConfig:
                 problems.append(f"{name} must be in [0, 1] (found {v!r})")
         if not 0.0 < self.bracket_floor < 1.0:
             problems.append(f"bracket_floor must be in (0, 1) (found {self.bracket_floor!r})")
+        eo = self.early_offstudy
+        if not (0.0 <= float(eo.p) <= 1.0 and 0.0 <= float(eo.p_death) <= 1.0):
+            problems.append(f"early_offstudy.p and p_death must be in [0, 1] (found {eo.p!r}, "
+                            f"{eo.p_death!r})")
+        lo, hi = (float(x) for x in eo.window_h)
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo < hi):
+            problems.append(f"early_offstudy.window_h must be (low, high) hours with 0 <= low < high "
+                            f"(found {eo.window_h!r})")
         if problems:
             raise PresetError("invalid CohortConfig: " + "; ".join(problems))
 
@@ -735,10 +785,16 @@ def _pediatric() -> CohortConfig:
     )
 
 
+def _pediatric_offstudy() -> CohortConfig:
+    # The pediatric preset with its trial's deaths and withdrawals before the first assessment.
+    return replace(_pediatric(), name="pediatric-offstudy", early_offstudy=PEDIATRIC_EARLY_OFFSTUDY)
+
+
 _FACTORIES = {
     "adult-exploratory": _adult,
     "adult-null": _adult_null,
     "pediatric": _pediatric,
+    "pediatric-offstudy": _pediatric_offstudy,
 }
 
 #: The named presets (fresh copies: :func:`get_preset` builds a new one on every call).
