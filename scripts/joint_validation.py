@@ -4,8 +4,11 @@ For each seed, simulate an ``adult-exploratory`` cohort (expansion and IL-10 dri
 ``adult-null`` cohort (no link) of ``--n`` patients, fit the joint model to each, and record for both
 odds ratios the posterior median, the 90% interval, whether it holds the truth, and P(OR > 1).
 Optionally (``--two-stage``) the two-stage fit of the exploratory cohort (ratio of the 90% widths of
-beta) and (``--landmark``) the held-out landmark AUC (a held-out cohort of ``--n-heldout`` patients
-from seed + 1000, with the covariates-only model for comparison).
+beta) and (``--landmark``) the held-out landmark AUC and Brier score (a held-out cohort of
+``--n-heldout`` patients from seed + 1000, with the covariates-only model for comparison; the held-out
+patients die or withdraw before the response assessment at the pediatric trial's rate,
+``PEDIATRIC_EARLY_OFFSTUDY``, since the adult paper reports none, and the evaluation reports the
+intention-to-treat and the evaluable-only view). ``--landmark-only`` skips the null cohorts.
 
 The rules checked (stated in docs/joint-model.md):
 
@@ -37,6 +40,17 @@ def joint_spec(name: str, *, chains: int, draws: int, tune: int, seed: int, **op
 
     spec = load_spec("joint").with_sampler(chains=chains, draws=draws, tune=tune, seed=seed)
     return spec.model_copy(update={"name": name, "options": {**spec.options, **options}})
+
+
+def heldout_config(preset: str):
+    """The preset with early death or withdrawal before the response assessment at the pediatric
+    trial's rate (6 of 70, 5 of them deaths; the adult paper reports no such number)."""
+    from dataclasses import replace
+
+    from bayes_blina.simulate import get_preset
+    from bayes_blina.simulate.presets import PEDIATRIC_EARLY_OFFSTUDY
+
+    return replace(get_preset(preset), early_offstudy=PEDIATRIC_EARLY_OFFSTUDY)
 
 
 def _fit(preset: str, n: int, seed: int, *, chains: int, draws: int, tune: int):
@@ -109,12 +123,15 @@ def main(argv=None) -> int:
     ap.add_argument("--two-stage", action="store_true", help="also fit the two-stage version (exploratory)")
     ap.add_argument("--landmark", action="store_true", help="also evaluate landmark predictions on held-out patients")
     ap.add_argument("--n-heldout", type=int, default=100)
+    ap.add_argument("--landmark-only", action="store_true",
+                    help="only the exploratory fits and the landmark evaluation (implies --landmark)")
     ap.add_argument("--out", type=Path, default=Path("out/joint-validation/joint_validation.csv"))
     args = ap.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.landmark = args.landmark or args.landmark_only
     rows, extra = [], []
     for seed in args.seeds:
-        for preset in ("adult-exploratory", "adult-null"):
+        for preset in ("adult-exploratory",) + (() if args.landmark_only else ("adult-null",)):
             res, ds, truth, wall = _fit(preset, args.n, seed, chains=args.chains, draws=args.draws, tune=args.tune)
             rows += _row(res, truth, preset, seed, wall, subjects=ds.subjects)
             print(pd.DataFrame(rows[-2:]).to_string(index=False), flush=True)
@@ -132,7 +149,7 @@ def main(argv=None) -> int:
                 from bayes_blina.joint.evaluate import evaluate_landmarks
                 from bayes_blina.simulate import simulate_cohort
 
-                held, _ = simulate_cohort(preset, args.n_heldout, seed=seed + 1000)
+                held, _ = simulate_cohort(heldout_config(preset), args.n_heldout, seed=seed + 1000)
                 base = fit(joint_spec("covariates-only", chains=args.chains, draws=args.draws, tune=args.tune,
                                       seed=seed, biomarkers=[]), ds)
                 ev = evaluate_landmarks(res, held, baseline_fit=base, seed=seed)
@@ -156,7 +173,14 @@ def main(argv=None) -> int:
         "exploratory_direction_il10": float((ex[ex["quantity"] == "or_il10_peak"]["p_gt_1"] > 0.95).mean()),
         "null_no_claim": nu.groupby("quantity")["p_gt_1"].apply(lambda p: float(((p > 0.05) & (p < 0.95)).mean())).to_dict(),
     }
-    summary["null_rule_met"] = all(v >= 0.8 for v in summary["null_no_claim"].values())
+    summary["null_rule_met"] = (all(v >= 0.8 for v in summary["null_no_claim"].values())
+                                if summary["null_no_claim"] else None)
+    lm = [t for k, t in extra if k == "landmark"]
+    if lm:
+        lm = pd.concat(lm, ignore_index=True)
+        summary["landmark_mean"] = {f"{v} | {m}": {"auc": float(g["auc"].mean()), "brier": float(g["brier"].mean()),
+                                                   "n": float(g["n"].mean())}
+                                    for (v, m), g in lm.groupby(["view", "model"], sort=False)}
     print(json.dumps(summary, indent=1))
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return 0
