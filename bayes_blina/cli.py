@@ -137,7 +137,9 @@ def _echo_data_use(use: dict) -> None:
                    f"({use.get('subjects_used', '?')} subjects, {use.get('events_used', '?')} dosing events)", err=True)
         for a, c in (use.get("censored") or {}).items():
             click.echo(f"  {a}: {c['rows']} rows, {c['censored']} censored "
-                       f"({c.get('below_LOD', 0)} below LOD, {c.get('below_LLOQ', 0)} below LLOQ)", err=True)
+                       f"({c.get('below_LOD', 0)} below LOD, {c.get('below_LLOQ', 0)} below LLOQ"
+                       + (f", {c['between_LOD_and_LLOQ']} of them between LOD and LLOQ: interval-censored"
+                          if c.get("between_LOD_and_LLOQ") else "") + ")", err=True)
         for r in use.get("rows_left_out", []):
             click.echo(f"observations not used: {r['n_rows']} - {r['reason']}", err=True)
     for r in use.get("aggregate_rows_used", []):

@@ -103,6 +103,9 @@ def pulse_data(family, prepared) -> dict[str, Any]:
     n_unc = int((~cens).sum())
     if cens[:n_unc].any():
         raise ValueError("the pulse model's rows are not ordered uncensored first")
+    if "log_lower" in A and np.isfinite(np.asarray(A["log_lower"], dtype=float)[cens]).any():
+        raise ValueError("the Stan reference of the pulse model has no interval-censored rows "
+                         "(below = 'LLOQ' with a known lod)")
     n_ana = len(opt.analytes)
     data = {
         "N": int(len(cens)), "N_unc": n_unc, "S": len(prepared.coords["subject"]), "A": n_ana,

@@ -232,7 +232,8 @@ def test_data_use_records_every_row_left_out(oracle):
     for a in ("IL6", "IL10"):
         sel = obs["analyte"] == a
         assert use["censored"][a] == {"rows": int(sel.sum()), "censored": int((sel & (obs["below"] == "LOD")).sum()),
-                                      "below_LOD": int((sel & (obs["below"] == "LOD")).sum()), "below_LLOQ": 0}
+                                      "below_LOD": int((sel & (obs["below"] == "LOD")).sum()), "below_LLOQ": 0,
+                                      "between_LOD_and_LLOQ": 0}
     assert 0 < use["censored"]["IL6"]["censored"] < use["censored"]["IL6"]["rows"]
     assert use["events_left_out"] == 1
     # pairs: every lag in (0, 336], each observation paired only with its own subject's events

@@ -95,8 +95,9 @@ def test_joint_replicates_are_censored_like_the_data(joint_prior):
     one = simulate_observations(fam, prep, flat, np.random.default_rng(2), dataset=design)
     assert one["tcell_log_y"].shape == (1, len(prep.arrays["tcell_log_y"])) and one["cr_y"].shape == (1, n_cr)
     data, summary = sbc._simulate_data(fam, prep, flat, 5, design)
-    assert set(data) == {"tcell_log_y", "tcell_censored", "tcell_log_limit", "cyt_log_y", "cyt_censored",
-                         "cyt_log_limit", "cr_y"}
+    assert set(data) == {"tcell_log_y", "tcell_censored", "tcell_log_limit", "tcell_log_lower", "cyt_log_y",
+                         "cyt_censored", "cyt_log_limit", "cyt_log_lower", "cr_y"}
+    assert np.isnan(data["cyt_log_lower"]).all()  # one limit per analyte in this design: no interval rows
     assert summary["patients"] == n_cr and 0 <= summary["responders"] <= n_cr
 
 

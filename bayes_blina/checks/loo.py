@@ -88,10 +88,11 @@ def _stack(da) -> np.ndarray:
     return v.reshape(-1, *v.shape[2:])
 
 
-def _trajectory_cdf(stored) -> tuple[np.ndarray, np.ndarray]:
-    """Predictive CDF (sample, obs) of a trajectory fit at each stored row's value, or at its limit
-    when censored, and the censoring flags. Uses the rows as stored (the data the log-likelihood
-    was computed on)."""
+def _trajectory_cdf(stored) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Predictive CDF (sample, obs) of a trajectory fit at each stored row's value, or at its (upper)
+    limit when censored; the CDF at the lower limit (LOD) of interval-censored rows (0 on the other
+    rows); the censoring flags; the interval flags. Uses the rows as stored (the data the
+    log-likelihood was computed on)."""
     from scipy import special
 
     from bayes_blina.checks.vpc import mean_log_draws, stored_prepared
@@ -104,7 +105,10 @@ def _trajectory_cdf(stored) -> tuple[np.ndarray, np.ndarray]:
                        dtype=float)[:, A["obs_analyte"].astype(int)]
     cens = A["is_censored"].astype(bool)
     point = np.where(cens, A["log_limit"], A["log_y"])
-    return special.ndtr((point - mu) / sigma), cens
+    lower = np.asarray(A["log_lower"], dtype=float) if "log_lower" in A else np.full(len(cens), np.nan)
+    inter = cens & np.isfinite(lower)
+    f_lo = np.where(inter, special.ndtr((np.where(inter, lower, 0.0) - mu) / sigma), 0.0)
+    return special.ndtr((point - mu) / sigma), f_lo, cens, inter
 
 
 def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> pd.DataFrame:
@@ -118,8 +122,9 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
 
     Censored and discrete observations have no single PIT value; they get randomised PIT values
     (uniform over the range of PIT values consistent with the observation): ``u * F(limit)`` for a
-    result below a limit, ``F(y - 1) + u * (F(y) - F(y - 1))`` for a count. These are uniform under
-    a calibrated model too.
+    result below a limit, ``F(LOD) + u * (F(LLOQ) - F(LOD))`` for a result between the LOD and the
+    LLOQ (interval-censored), ``F(y - 1) + u * (F(y) - F(y - 1))`` for a count. These are uniform
+    under a calibrated model too.
 
     Parameters
     ----------
@@ -134,7 +139,8 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
     Returns
     -------
     DataFrame
-        ``obs, pit, kind, pareto_k`` (``kind``: ``observed``, ``censored`` or ``discrete``);
+        ``obs, pit, kind, pareto_k`` (``kind``: ``observed``, ``censored``, ``interval`` or
+        ``discrete``);
         ``attrs``: ``var_name``, ``n_randomised``.
 
     Raises
@@ -173,9 +179,9 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
         randomise = np.ones(hi.shape[1], dtype=bool)
     else:
         v = var_name or ("y" if "y" in names else names[0])
-        hi, randomise = _trajectory_cdf(stored)
-        lo = np.zeros_like(hi)  # below a limit: PIT uniform on (0, F(limit))
-        kind = np.where(randomise, "censored", "observed").astype(object)
+        hi, lo, randomise, inter = _trajectory_cdf(stored)  # below a limit: PIT uniform on (0, F(limit));
+        # between LOD and LLOQ: uniform on (F(LOD), F(LLOQ))
+        kind = np.where(inter, "interval", np.where(randomise, "censored", "observed")).astype(object)
         labels = ([str(x) for x in idata.log_likelihood[v].coords["obs"].values]
                   if "obs" in idata.log_likelihood[v].coords else [str(i) for i in range(hi.shape[1])])
     ll = _stack(idata.log_likelihood[v])

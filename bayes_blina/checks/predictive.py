@@ -27,6 +27,17 @@ Trajectory families (any family with ``mean_log(draws, prepared)``; ``pulse`` al
 
     ``limit_source`` in the result says which rule gave each row's limit.
 
+    Two limits, as a lab reports them. An analyte with interval-censored rows in the data (flagged
+    ``'LLOQ'`` with a known LOD: the lab reports results between the limits as ``'LLOQ'`` and
+    those below the LOD as ``'LOD'``) is replicated the same way (:func:`row_log_lower_limits`):
+    every row of it gets a lower limit (LOD) and an upper one (LLOQ); a replicate below the LOD is
+    left-censored at the LOD (``'LOD'``), one in ``[LOD, LLOQ)`` is interval-censored
+    (``interval`` True, ``'LLOQ'``), one at or above the LLOQ is a value. The limits of a row that
+    is not itself interval-censored come from the dataset's ``lod``/``lloq`` (both given, ``lod <
+    lloq``), else from the interval-censored rows of the same patient and analyte, or of the
+    analyte. Analytes without interval rows are replicated with one limit as above.
+    :func:`censored_row_limits` gives each censored replicate's limits as the likelihood takes them.
+
 ``response``
     Binary responses: each patient's replicate is ``Bernoulli(p_cell[pat_cell])``, each aggregate
     row's ``Binomial(agg_n, p_agg)`` (the same draws as
@@ -49,8 +60,9 @@ import pandas as pd
 
 from bayes_blina.errors import SpecError
 
-__all__ = ["LIMIT_SOURCES", "flatten_draws", "mean_log", "row_log_limits", "simulate_observations",
-           "simulate_joint", "simulate_responses", "simulate_trajectories"]
+__all__ = ["LIMIT_SOURCES", "censored_row_limits", "flatten_draws", "mean_log", "row_log_limits",
+           "row_log_lower_limits", "simulate_observations", "simulate_joint", "simulate_responses",
+           "simulate_trajectories"]
 
 #: Codes of ``limit_source``: where each row's censoring limit came from.
 LIMIT_SOURCES = ("own censored row", "row_log_limit array", "dataset lod/lloq", "patient-analyte",
@@ -234,6 +246,110 @@ def row_log_limits(prepared, dataset=None) -> tuple[np.ndarray, np.ndarray]:
     return lim, src
 
 
+def row_log_lower_limits(prepared, log_limit: np.ndarray, dataset=None) -> tuple[np.ndarray, np.ndarray]:
+    """Lower (LOD) and upper (LLOQ) log limits of the rows of analytes reported with two limits.
+
+    An analyte is reported with two limits when some of its rows in the data are interval-censored
+    (``log_lower`` finite: flagged ``'LLOQ'`` with a known LOD). See the module docstring.
+
+    Parameters
+    ----------
+    prepared : Prepared
+        Prepared arrays of a trajectory family (``log_lower`` optional: without it, or without
+        interval-censored rows, every row keeps one limit).
+    log_limit : numpy.ndarray
+        Each row's one limit, from :func:`row_log_limits`.
+    dataset : Dataset, optional
+        The dataset behind ``prepared`` (rows' own ``lod`` and ``lloq``).
+
+    Returns
+    -------
+    log_upper : numpy.ndarray
+        Shape (obs,): ``log_limit``, with the LLOQ for the rows of two-limit analytes.
+    log_lower : numpy.ndarray
+        Shape (obs,): the LOD of the rows of two-limit analytes, NaN elsewhere (one limit).
+    """
+    A = prepared.arrays
+    upper = np.asarray(log_limit, dtype=float).copy()
+    n = len(upper)
+    lower = np.full(n, np.nan)
+    if "log_lower" not in A:
+        return upper, lower
+    cens = np.asarray(A["is_censored"]).astype(bool)
+    own_lo = np.asarray(A["log_lower"], dtype=float)
+    inter = cens & np.isfinite(own_lo)
+    if not inter.any():
+        return upper, lower
+    own_up = np.asarray(A["log_limit"], dtype=float)
+    log_y = np.asarray(A["log_y"], dtype=float)
+    ana = np.asarray(A["obs_analyte"]).astype(np.int64)
+    sub = np.asarray(A["obs_subject"]).astype(np.int64)
+    lower[inter], upper[inter] = own_lo[inter], own_up[inter]
+    todo = np.isin(ana, np.unique(ana[inter])) & ~inter
+    cand_lo, cand_up = np.full(n, np.nan), np.full(n, np.nan)
+    if todo.any() and dataset is not None and "obs_position" in A and dataset.observations is not None:
+        rows = dataset.observations.reset_index(drop=True).iloc[np.asarray(A["obs_position"], dtype=np.int64)]
+
+        def col(name: str) -> np.ndarray:
+            return (pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=float) if name in rows
+                    else np.full(n, np.nan))
+
+        lod, lloq, value = col("lod"), col("lloq"), col("value")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # the model's scale (relative_to_baseline divides values and limits by the same factor)
+            scale = np.where(cens, np.where(np.isfinite(lod) & (lod > 0), lod, lloq) / np.exp(own_up),
+                             value / np.exp(log_y))
+            ok = todo & (lod > 0) & (lod < lloq) & (scale > 0)
+            cand_lo[ok], cand_up[ok] = np.log(lod[ok] / scale[ok]), np.log(lloq[ok] / scale[ok])
+    rest = todo & ~np.isfinite(cand_lo)
+    if rest.any():
+        cell = sub * (int(ana.max()) + 1) + ana
+        by_cell = {c: (_mode(own_lo[inter & (cell == c)]), _mode(own_up[inter & (cell == c)]))
+                   for c in np.unique(cell[inter])}
+        by_ana = {j: (_mode(own_lo[inter & (ana == j)]), _mode(own_up[inter & (ana == j)]))
+                  for j in np.unique(ana[inter])}
+        for o in np.flatnonzero(rest):
+            got = by_cell.get(cell[o], by_ana.get(ana[o]))
+            if got is not None:
+                cand_lo[o], cand_up[o] = got
+    for o in np.flatnonzero(todo & np.isfinite(cand_lo)):
+        if cens[o]:  # below the LOD in the data: its own limit is the LOD
+            lo, up = own_up[o], max(cand_up[o], own_up[o])
+        else:  # a value reported by a two-limit lab is at or above the LLOQ
+            up = min(cand_up[o], log_y[o])
+            lo = cand_lo[o]
+        if lo < up:
+            lower[o], upper[o] = lo, up
+    return upper, lower
+
+
+def censored_row_limits(replicated: dict, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Each censored replicate's limits as the likelihood takes them.
+
+    Parameters
+    ----------
+    replicated : dict
+        :func:`simulate_trajectories` (or one part of :func:`simulate_joint`, with ``prefix``).
+    prefix : str
+        Key prefix of a joint model's part.
+
+    Returns
+    -------
+    log_limit : numpy.ndarray
+        (draw, obs): the upper limit of a censored replicate (the LOD of one below the LOD, the
+        LLOQ of one between the limits), NaN on uncensored replicates.
+    log_lower : numpy.ndarray
+        (draw, obs): the LOD of an interval-censored replicate, NaN elsewhere.
+    """
+    cens = np.asarray(replicated[prefix + "censored"], dtype=bool)
+    inter = np.asarray(replicated.get(prefix + "interval", np.zeros_like(cens)), dtype=bool)
+    up = np.broadcast_to(np.asarray(replicated[prefix + "log_limit"], dtype=float), cens.shape)
+    lo = np.broadcast_to(np.asarray(replicated.get(prefix + "log_lower", np.full(cens.shape[-1], np.nan)),
+                                    dtype=float), cens.shape)
+    log_limit = np.where(cens, np.where(inter | ~np.isfinite(lo), up, lo), np.nan)
+    return log_limit, np.where(inter, lo, np.nan)
+
+
 # ------------------------------------------------------------------------------------------------
 # simulation
 # ------------------------------------------------------------------------------------------------
@@ -262,9 +378,12 @@ def simulate_trajectories(family, prepared, draws, rng: np.random.Generator, *, 
     -------
     dict
         ``log_y`` (draw, obs) replicated log values, NaN where censored; ``censored`` (draw, obs)
-        bool; ``latent_log_y`` (draw, obs) the replicated log values before censoring (what the
-        assay would have measured without limits); ``mean_log`` (draw, obs); ``log_limit`` (obs,)
-        and ``limit_source`` (obs,) as :func:`row_log_limits` gives them.
+        bool (below the row's upper limit); ``interval`` (draw, obs) bool (censored between the
+        row's two limits: reported ``'LLOQ'``); ``latent_log_y`` (draw, obs) the replicated log
+        values before censoring (what the assay would have measured without limits); ``mean_log``
+        (draw, obs); ``log_limit`` (obs,) the upper limit and ``limit_source`` (obs,) as
+        :func:`row_log_limits` gives them (the LLOQ on rows of two-limit analytes); ``log_lower``
+        (obs,) the LOD of rows of two-limit analytes, NaN elsewhere (:func:`row_log_lower_limits`).
     """
     A = prepared.arrays
     if mu is None:
@@ -273,10 +392,12 @@ def simulate_trajectories(family, prepared, draws, rng: np.random.Generator, *, 
     sd = sigma[:, np.asarray(A["obs_analyte"])]
     log_rep = mu + sd * rng.standard_normal(mu.shape)
     lim, src = row_log_limits(prepared, dataset)
+    lim, lower = row_log_lower_limits(prepared, lim, dataset)
     with np.errstate(invalid="ignore"):
         cens = np.isfinite(lim)[None, :] & (log_rep < lim[None, :])
-    return {"log_y": np.where(cens, np.nan, log_rep), "censored": cens, "latent_log_y": log_rep, "mean_log": mu,
-            "log_limit": lim, "limit_source": src}
+        interval = cens & np.isfinite(lower)[None, :] & (log_rep >= lower[None, :])
+    return {"log_y": np.where(cens, np.nan, log_rep), "censored": cens, "interval": interval,
+            "latent_log_y": log_rep, "mean_log": mu, "log_limit": lim, "log_lower": lower, "limit_source": src}
 
 
 def simulate_responses(prepared, draws, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -432,6 +432,26 @@ def _sentinels(n: int, part: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return 1000.123457 + 5000.0 * part + 1e-3 * k, -1000.654321 - 5000.0 * part - 1e-3 * k
 
 
+def _lower_sentinel(n: int, part: int = 0) -> np.ndarray:
+    """Placeholder ``log_lower`` array (below the ``log_limit`` sentinel), distinct for every part."""
+    return -2000.987654 - 5000.0 * part - 1e-3 * np.arange(n, dtype=float)
+
+
+def _two_limits(arrays: dict, prefix: str = "") -> bool:
+    """Whether the design reports an analyte with two limits (interval-censored rows, between the
+    LOD and the LLOQ): the simulated data sets then have interval-censored rows too
+    (:func:`bayes_blina.checks.predictive.row_log_lower_limits`)."""
+    lo = arrays.get(prefix + "log_lower")
+    return lo is not None and bool(np.isfinite(np.asarray(lo, dtype=float)).any())
+
+
+def _sim_lower(data: dict, prefix: str = "") -> np.ndarray:
+    """A simulation's ``log_lower`` (-inf where a row is not interval-censored)."""
+    cens = np.asarray(data[prefix + "censored"], dtype=bool)
+    lo = np.asarray(data.get(prefix + "log_lower", np.full(cens.shape, np.nan)), dtype=float)
+    return np.where(cens & np.isfinite(lo), lo, -np.inf)
+
+
 def _rewire(model, targets: dict[str, tuple[np.ndarray, Any]]) -> bool:
     """Replace, in the graph of ``model``'s potentials, the constant holding each sentinel array by
     its shared variable (``targets``: key -> (sentinel, shared)). False (nothing changed) when a
@@ -478,11 +498,16 @@ def _trajectory_shared_model(fam, prepared):
     A = dict(prepared.arrays)
     n = len(A["log_y"])
     y_s, l_s = _sentinels(n)
+    two = _two_limits(A)
     A["log_y"], A["log_limit"] = y_s, l_s
+    if two:
+        A["log_lower"] = _lower_sentinel(n)
     A["is_censored"] = pytensor.shared(np.zeros(n, dtype=np.int8), name="sbc_is_censored")
     model = fam.build(replace(prepared, arrays=A))
     targets = {"y": (y_s, pytensor.shared(np.zeros(n), name="sbc_log_y")),
                "l": (l_s, pytensor.shared(np.zeros(n), name="sbc_log_limit"))}
+    if two:
+        targets["lo"] = (A["log_lower"], pytensor.shared(np.full(n, -np.inf), name="sbc_log_lower"))
     if not _rewire(model, targets):
         return None
     _add_switch(model, fam)
@@ -508,6 +533,9 @@ def _joint_shared_model(fam, prepared):
         A[q + "is_censored"] = pytensor.shared(np.zeros(n, dtype=np.int8), name=f"sbc_{q}is_censored")
         targets[q + "y"] = (y_s, pytensor.shared(np.zeros(n), name=f"sbc_{q}log_y"))
         targets[q + "l"] = (l_s, pytensor.shared(np.zeros(n), name=f"sbc_{q}log_limit"))
+        if _two_limits(prepared.arrays, q):
+            A[q + "log_lower"] = _lower_sentinel(n, k)
+            targets[q + "lo"] = (A[q + "log_lower"], pytensor.shared(np.full(n, -np.inf), name=f"sbc_{q}log_lower"))
     if "cr_y" in A:
         A["cr_y"] = _sized_shared(np.asarray(A["cr_y"]).astype(np.int64), "sbc_cr_y")
     model = fam.build(replace(prepared, arrays=A))
@@ -526,6 +554,7 @@ def _joint_model_once(ctx: dict, data: dict):
         cens = data[q + "censored"]
         A[q + "log_y"] = np.where(cens, 0.0, data[q + "log_y"])
         A[q + "log_limit"] = np.where(cens, data[q + "log_limit"], 0.0)
+        A[q + "log_lower"] = _sim_lower(data, q)
         A[q + "is_censored"] = cens.astype(np.int8)
     if "cr_y" in data:
         A["cr_y"] = np.asarray(data["cr_y"]).astype(np.int64)
@@ -547,6 +576,7 @@ def _trajectory_model_once(ctx: dict, data: dict):
     cens = data["censored"]
     A["log_y"] = np.where(cens, 0.0, data["log_y"])
     A["log_limit"] = np.where(cens, data["log_limit"], 0.0)
+    A["log_lower"] = _sim_lower(data)
     A["is_censored"] = cens.astype(np.int8)
     model = fam.build(replace(prepared, arrays=A))
     _add_switch(model, fam)
@@ -562,6 +592,8 @@ def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
             out[f"sbc_{q}log_y"] = np.where(cens, 0.0, data[q + "log_y"]).astype(float)
             out[f"sbc_{q}log_limit"] = np.where(cens, data[q + "log_limit"], 0.0).astype(float)
             out[f"sbc_{q}is_censored"] = cens.astype(np.int8)
+            if _two_limits(ctx["prepared"].arrays, q):  # the model has sbc_<prefix>log_lower
+                out[f"sbc_{q}log_lower"] = _sim_lower(data, q)
         if "cr_y" in data:
             out["sbc_cr_y"] = np.asarray(data["cr_y"]).astype(np.int64)
         return out
@@ -569,9 +601,12 @@ def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
         return {"sbc_cell_y": data["cell_y"].astype(np.int64), "sbc_agg_r": data["agg_r"].astype(np.int64),
                 "sbc_misspecify": on}
     cens = data["censored"]
-    return {"sbc_log_y": np.where(cens, 0.0, data["log_y"]).astype(float),
-            "sbc_log_limit": np.where(cens, data["log_limit"], 0.0).astype(float),
-            "sbc_is_censored": cens.astype(np.int8), "sbc_misspecify": on}
+    out = {"sbc_log_y": np.where(cens, 0.0, data["log_y"]).astype(float),
+           "sbc_log_limit": np.where(cens, data["log_limit"], 0.0).astype(float),
+           "sbc_is_censored": cens.astype(np.int8), "sbc_misspecify": on}
+    if _two_limits(ctx["prepared"].arrays):  # the model has sbc_log_lower
+        out["sbc_log_lower"] = _sim_lower(data)
+    return out
 
 
 def _compiled_for(ctx: dict, data: dict):
@@ -663,7 +698,7 @@ def _fit_simulation(ctx: dict, i: int, data: dict) -> dict[str, Any]:
 
 
 def _simulate_data(family, prepared, theta: dict[str, np.ndarray], seed: int, design) -> tuple[dict, dict]:
-    from bayes_blina.checks.predictive import simulate_observations
+    from bayes_blina.checks.predictive import censored_row_limits, simulate_observations
 
     rng = np.random.default_rng(seed)
     rep = simulate_observations(family, prepared, theta, rng, dataset=design)
@@ -674,14 +709,16 @@ def _simulate_data(family, prepared, theta: dict[str, np.ndarray], seed: int, de
     elif family.name == "joint":
         data, summary = {}, {}
         for q in rep["parts"]:
+            lim, low = censored_row_limits(rep, q)  # below the LOD: its LOD; between LOD and LLOQ: both
             data.update({q + "log_y": rep[q + "log_y"][0], q + "censored": rep[q + "censored"][0],
-                         q + "log_limit": rep[q + "log_limit"]})
+                         q + "log_limit": lim[0], q + "log_lower": low[0]})
             summary[q + "censored_fraction"] = float(data[q + "censored"].mean())
         if "cr_y" in rep:
             data["cr_y"] = rep["cr_y"][0]
             summary.update({"responders": int(data["cr_y"].sum()), "patients": int(data["cr_y"].size)})
     else:
-        data = {"log_y": rep["log_y"][0], "censored": rep["censored"][0], "log_limit": rep["log_limit"]}
+        lim, low = censored_row_limits(rep)  # below the LOD: its LOD; between LOD and LLOQ: both
+        data = {"log_y": rep["log_y"][0], "censored": rep["censored"][0], "log_limit": lim[0], "log_lower": low[0]}
         summary = {"censored_fraction": float(data["censored"].mean())}
     return data, summary
 

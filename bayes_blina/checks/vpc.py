@@ -12,8 +12,10 @@ Censored percentiles
 --------------------
 A censored result is only known to lie below its limit. No value is substituted for it. Each
 percentile is computed twice, once with every censored result at its limit (an upper bound, since a
-percentile never decreases when a value increases) and once with every censored result far below
-its limit (``limit * exp(-1000)``, a lower bound). When the two agree the percentile is determined
+percentile never decreases when a value increases) and once with every censored result at the lowest
+value it can have: far below its limit (``limit * exp(-1000)``) when it is below the LOD or below a
+single limit, at the LOD when it lies between the LOD and the LLOQ (interval-censored, reported
+``'LLOQ'`` with a known LOD); that is a lower bound. When the two agree the percentile is determined
 by uncensored results only and is reported as a number; otherwise it is only known to be below the
 upper bound and is reported as ``"< bound"`` (``observed_censored`` true). The upper bound is a
 statistic of the censored data, computed identically for the observed and for every replicated
@@ -72,10 +74,12 @@ class TrajectoryRows:
     time_h : numpy.ndarray
         Hours since the patient's first infusion start.
     log_upper : numpy.ndarray
-        ``log`` value of uncensored rows; ``log`` limit of censored rows.
+        ``log`` value of uncensored rows; ``log`` (upper) limit of censored rows.
     censored : numpy.ndarray of bool
     position : numpy.ndarray of int
         0-based row positions in the dataset's observations table.
+    log_lower : numpy.ndarray, optional
+        ``log`` LOD of interval-censored rows (between LOD and LLOQ), NaN elsewhere; None: none.
     """
 
     analytes: list[str]
@@ -85,6 +89,7 @@ class TrajectoryRows:
     log_upper: np.ndarray
     censored: np.ndarray
     position: np.ndarray
+    log_lower: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.time_h)
@@ -143,10 +148,15 @@ def time_bins(times: np.ndarray, bins: int | Sequence[float] = 10) -> tuple[np.n
 
 
 # ----------------------------------------------------------------------------------- statistics
-def _percentile_bound(upper: np.ndarray, censored: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
-    """Upper bound of the ``q``-th percentile (last axis) and whether it is only a bound."""
+def _percentile_bound(upper: np.ndarray, censored: np.ndarray, q: float,
+                      lower: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Upper bound of the ``q``-th percentile (last axis) and whether it is only a bound
+    (``lower``: the lowest value of an interval-censored result, NaN for a left-censored one)."""
     hi = np.percentile(upper, q, axis=-1)
-    lo = np.percentile(np.where(censored, upper - _FAR_BELOW, upper), q, axis=-1)
+    floor = upper - _FAR_BELOW
+    if lower is not None:
+        floor = np.where(np.isfinite(lower), lower, floor)
+    lo = np.percentile(np.where(censored, floor, upper), q, axis=-1)
     return hi, lo < hi - 1e-9
 
 
@@ -168,8 +178,10 @@ def vpc_table(rows: TrajectoryRows, replicated: dict, *, bins: int | Sequence[fl
         The observed rows.
     replicated : dict
         Replicated data as :func:`bayes_blina.checks.predictive.simulate_observations` returns them:
-        ``latent_log_y`` (replicates, rows) before censoring, ``censored`` (replicates, rows) and
-        ``log_limit`` (rows; the limit a censored replicate is only known to be below).
+        ``latent_log_y`` (replicates, rows) before censoring, ``censored`` (replicates, rows),
+        ``log_limit`` (rows; the limit a censored replicate is only known to be below) and, with two
+        limits, ``interval`` (replicates, rows) and ``log_lower`` (rows): a replicate below
+        ``log_lower`` is only known to be below it, one in ``[log_lower, log_limit)`` to lie there.
     bins : int or sequence of float
         Quantile bins per analyte, or explicit edges (see :func:`time_bins`).
     percentiles : sequence of float
@@ -194,7 +206,12 @@ def vpc_table(rows: TrajectoryRows, replicated: dict, *, bins: int | Sequence[fl
     rep_cens = np.asarray(replicated["censored"], dtype=bool)
     if latent.ndim != 2 or latent.shape[1] != len(rows) or rep_cens.shape != latent.shape:
         raise SpecError(f"replicated data must have shape (replicates, {len(rows)}) (found {latent.shape})")
-    rep_upper = np.where(rep_cens, np.asarray(replicated["log_limit"], dtype=float)[None, :], latent)
+    from bayes_blina.checks.predictive import censored_row_limits
+
+    rep_lim, rep_low = censored_row_limits(replicated)
+    rep_upper = np.where(rep_cens, rep_lim, latent)
+    obs_low = (np.full(len(rows), np.nan) if rows.log_lower is None
+               else np.where(rows.censored, np.asarray(rows.log_lower, dtype=float), np.nan))
     q_lo, q_hi = (1 - prob) / 2, 1 - (1 - prob) / 2
     out: list[dict[str, Any]] = []
     for j, analyte in enumerate(rows.analytes):
@@ -220,8 +237,8 @@ def vpc_table(rows: TrajectoryRows, replicated: dict, *, bins: int | Sequence[fl
             o_up, o_c = rows.log_upper[idx], rows.censored[idx]
             r_up, r_c = rep_upper[:, idx], rep_cens[:, idx]
             for p in pct:
-                ob, ob_c = _percentile_bound(o_up, o_c, p)
-                rb, rb_c = _percentile_bound(r_up, r_c, p)
+                ob, ob_c = _percentile_bound(o_up, o_c, p, obs_low[idx])
+                rb, rb_c = _percentile_bound(r_up, r_c, p, rep_low[:, idx])
                 ob, rb = float(np.exp(ob)), np.exp(rb)
                 lo, med, hi = np.quantile(rb, [q_lo, 0.5, q_hi])
                 out.append({**base, "statistic": f"p{p:g}", "observed": ob, "observed_censored": bool(ob_c),
@@ -358,7 +375,9 @@ def trajectory_rows(stored, dataset=None):
     rows = TrajectoryRows(
         analytes=analytes, analyte_index=A["obs_analyte"].astype(int), subject_index=A["obs_subject"].astype(int),
         time_h=A["obs_time_h"].astype(float), log_upper=log_upper, censored=cens,
-        position=A["obs_position"].astype(int) if "obs_position" in A else np.arange(len(cens)))
+        position=A["obs_position"].astype(int) if "obs_position" in A else np.arange(len(cens)),
+        log_lower=(np.where(cens, np.asarray(A["log_lower"], dtype=float), np.nan) if "log_lower" in A
+                   else None))
     post = stored.idata.posterior
     if "subject" in post.dims and prepared.coords.get("subject"):
         post = post.sel(subject=list(prepared.coords["subject"]))

@@ -186,7 +186,7 @@ class DepletionModel(TrajectoryFamily):
         mu = log_base.flatten()[cell] + _log_depletion(A["obs_time_h"], log_k.flatten()[cell],
                                                        logit_floor.flatten()[cell], pt)
         logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
-                                       A["is_censored"].astype(bool))
+                                       A["is_censored"].astype(bool), A.get("log_lower"))
         pm.Potential(q + "loglik", pt.sum(logp))
 
         pm.Deterministic(q + "depleted", pt.cast(pt.lt(log_floor, math.log(DEPLETED_BELOW)), "float64"),

@@ -293,7 +293,7 @@ class KineticsModel(TrajectoryFamily):
 
         mu = _kinetics_mu_graph(A, n_ana, log_base, depth, log_exp, t_nadir, k_shape, tau_e, opt.bracket_floor)
         logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
-                                       A["is_censored"].astype(bool))
+                                       A["is_censored"].astype(bool), A.get("log_lower"))
         pm.Potential(q + "loglik", pt.sum(logp))
 
         pm.Deterministic(q + "expansion", pt.exp(log_exp), dims=(sub, ana))

@@ -404,7 +404,7 @@ class PulseModel(TrajectoryFamily):
         total = pt.inc_subtensor(pt.zeros(len(A["log_y"]))[A["pair_obs"]], pt.exp(log_a + log_g))
         mu = log_base.flatten()[obs_cell] + pt.log1p(total)
         logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
-                                       A["is_censored"].astype(bool))
+                                       A["is_censored"].astype(bool), A.get("log_lower"))
         pm.Potential(q + "loglik", pt.sum(logp))
 
         # derived quantities

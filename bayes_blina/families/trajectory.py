@@ -33,7 +33,9 @@ of every patient over time, with a censored (M3) log-normal likelihood
 Rows of the ``Prepared`` arrays
 -------------------------------
 ``obs_position`` (row of the observations table), ``obs_subject``, ``obs_analyte``, ``obs_time_h``,
-``log_y`` (0 on censored rows), ``log_limit`` (0 on uncensored rows), ``is_censored``; events
+``log_y`` (0 on censored rows), ``log_limit`` (0 on uncensored rows; the upper limit of a
+censored row), ``log_lower`` (log LOD of a row flagged ``'LLOQ'`` with a known LOD, which is
+interval-censored in ``[LOD, LLOQ)``; NaN elsewhere), ``is_censored``; events
 ``event_subject``, ``event_time_h``, ``event_dose``, ``event_log_dose`` (``log(dose / 15)``; the
 pulse family's ``exposure = "css"`` adds the patient's log Css offset), ``event_reexposure``
 (1 unless the patient's first ever start), ``event_cycle_m1``; pairs ``pair_obs``, ``pair_lag``,
@@ -275,7 +277,7 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
         leave_out(per_row.isna().to_numpy(), f"subject's {f} is unknown (covariate of the model)")
 
     # ---- values and censoring
-    is_cens, limit = censoring_limits(obs)
+    is_cens, limit, lower = censoring_limits(obs)
     value = pd.to_numeric(obs["value"], errors="coerce").to_numpy(dtype=float)
     leave_out(is_cens & ~(limit > 0), "censored row without a positive limit of the kind named by 'below'")
     leave_out(~is_cens & ~np.isfinite(value), "value missing on an uncensored row")
@@ -289,6 +291,7 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
         if as_cens.any():
             is_cens = is_cens | as_cens
             limit = np.where(as_cens, zlim, limit)
+            lower = np.where(as_cens, np.nan, lower)
             use["zero_values_censored_at_row_limit"] = int(as_cens.sum())
 
     # ---- censored counts (before any substitution)
@@ -301,6 +304,7 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
             "rows": int(sel.sum()), "censored": int((sel & is_cens).sum()),
             "below_LOD": int((sel & is_cens & (below == "LOD")).sum()),
             "below_LLOQ": int((sel & is_cens & (below == "LLOQ")).sum()),
+            "between_LOD_and_LLOQ": int((sel & is_cens & np.isfinite(lower)).sum()),
         }
 
     time_h = pd.to_numeric(obs["time_h"], errors="coerce").to_numpy(dtype=float)
@@ -309,6 +313,7 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
         n_sub = int((keep & is_cens).sum())
         y = np.where(is_cens, 0.5 * limit, y)
         is_cens = np.zeros_like(is_cens)
+        lower = np.full_like(limit, np.nan)
         use["half_lod_substituted"] = n_sub
         use["warning"] = "censoring = 'half_lod' substitutes half the limit: for comparison only"
 
@@ -323,6 +328,7 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
         scale = np.exp(np.where(np.isfinite(ref), ref, 0.0))
         y = y / scale
         limit = limit / scale
+        lower = lower / scale
 
     for a in opt.analytes:
         if not (keep & (ana == a)).any():
@@ -331,10 +337,11 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
                 f"no usable observations of analyte {a} (see the rows left out); remove it from "
                 f"the model option 'analytes' (options: {opt.analytes})")])
 
-    # ---- the rows used: uncensored first, then censored (each branch of the likelihood is then a
-    # contiguous slice), by subject, analyte and time within each
+    # ---- the rows used: uncensored first, then left-censored, then interval-censored (each branch
+    # of the likelihood is then a contiguous slice), by subject, analyte and time within each
+    kind = is_cens.astype(np.int8) + (is_cens & np.isfinite(lower)).astype(np.int8)
     rows = np.flatnonzero(keep)
-    rows = rows[np.lexsort((time_h[rows], ana[rows], sid[rows], is_cens[rows]))]
+    rows = rows[np.lexsort((time_h[rows], ana[rows], sid[rows], kind[rows]))]
     subjects_used = list(pd.unique(sid[rows]))
     s_lut = {s: i for i, s in enumerate(subjects_used)}
     a_lut = {a: j for j, a in enumerate(opt.analytes)}
@@ -343,6 +350,8 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
     cens_used = is_cens[rows]
     log_y = np.where(cens_used, 0.0, np.log(np.where(cens_used, 1.0, y[rows])))
     log_limit = np.where(cens_used, np.log(np.where(cens_used, limit[rows], 1.0)), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_lower = np.where(cens_used & np.isfinite(lower[rows]), np.log(lower[rows]), np.nan)
     t_obs = time_h[rows]
 
     # ---- events of the subjects used, within the cycles used
@@ -371,7 +380,7 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
     arrays: dict[str, np.ndarray] = {
         "obs_position": obs.loc[rows, "_pos"].to_numpy(np.int64),
         "obs_subject": obs_subject, "obs_analyte": obs_analyte, "obs_time_h": t_obs,
-        "log_y": log_y, "log_limit": log_limit, "is_censored": cens_used.astype(np.int8),
+        "log_y": log_y, "log_limit": log_limit, "log_lower": log_lower, "is_censored": cens_used.astype(np.int8),
         "pair_obs": pair_obs, "pair_lag": pair_lag,
         "pair_subject": obs_subject[pair_obs], "pair_analyte": obs_analyte[pair_obs],
         "pair_log_dose": ev_log_dose[pair_event], "pair_reexposure": ev_reexp[pair_event],
@@ -630,11 +639,14 @@ class TrajectoryFamily(ModelFamily):
         for c in range(post.sizes["chain"]):
             mu = self.mean_log(post.isel(chain=c), prepared)
             ll[c] = censored_lognormal_logp_np(mu, sigma[c], A["log_y"], A["log_limit"],
-                                               A["is_censored"].astype(bool))
+                                               A["is_censored"].astype(bool), A.get("log_lower"))
         return {"y": xr.DataArray(ll, dims=("chain", "draw", "obs"),
                                   coords={"chain": post.chain, "draw": post.draw,
                                           "obs": prepared.coords["obs"]})}
 
     def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
         A = prepared.arrays
-        return {"log_y": A["log_y"], "log_limit": A["log_limit"], "is_censored": A["is_censored"]}
+        out = {"log_y": A["log_y"], "log_limit": A["log_limit"], "is_censored": A["is_censored"]}
+        if "log_lower" in A:
+            out["log_lower"] = A["log_lower"]
+        return out

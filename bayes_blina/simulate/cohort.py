@@ -419,7 +419,10 @@ def _resolve_config(preset: str | CohortConfig, n: int | None) -> CohortConfig:
 
 def _censor(values: np.ndarray, lod: np.ndarray, lloq: np.ndarray, censor_lloq: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply limits: below LOD -> 'LOD'; below LLOQ where ``censor_lloq`` -> 'LLOQ'."""
+    """Apply limits as a lab reports them: below LOD -> 'LOD'; below LLOQ where ``censor_lloq`` ->
+    'LLOQ' (between the limits when the LOD is given); the value of a censored row is empty and the
+    row keeps both limits (an 'LLOQ' row with its ``lod`` is interval-censored in the models, one
+    without, e.g. serum blinatumomab, left-censored at the LLOQ)."""
     with np.errstate(invalid="ignore"):
         below_lod = np.isfinite(lod) & (values < lod)
         below_lloq = ~below_lod & censor_lloq & np.isfinite(lloq) & (values < lloq)

@@ -592,7 +592,10 @@ class CohortConfig:
         Grid step (h) on which that maximum is taken.
     report_below_lloq : {'value', 'censor'}
         Cytokine results between LOD and LLOQ: reported as measured (as the paper did) or
-        censored ``below='LLOQ'``.
+        censored ``below='LLOQ'``, as a lab reporting both flags does: below the LOD ``'LOD'``,
+        between the limits ``'LLOQ'``, the value empty and both ``lod`` and ``lloq`` given on every
+        row, so that the models treat the ``'LLOQ'`` rows as interval-censored in ``[LOD, LLOQ)``
+        (:mod:`bayes_blina.likelihood`).
     cytokine_lod, cytokine_lloq : dict of str to float
         Assay limits (pg/mL) by cytokine.
     dropout : bool
