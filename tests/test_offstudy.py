@@ -256,3 +256,14 @@ def test_evaluation_reports_intention_to_treat_and_evaluable_views():
         (m, v) for m in ("joint, day 29", "covariates only") for v in ("itt", "evaluable")}
     off = ev.predictions[ev.predictions["status"] == "off study"]
     assert sorted(zip(off["subject_id"], off["landmark_day"])) == [("H4", 8.0), ("H4", 29.0), ("H5", 29.0)]
+
+
+def test_standard_schedule_of_new_patients_stops_when_they_went_off_study(tmp_path):
+    from bayes_blina.joint.landmark import read_landmark_inputs
+
+    pd.DataFrame({"subject_id": ["N1", "N2"], "study": "S", "regimen": "5-15", "offstudy_h": ["200", ""],
+                  "offstudy_reason": ["death", ""]}).to_csv(tmp_path / "subjects.csv", index=False)
+    ds = read_landmark_inputs(str(tmp_path / "subjects.csv"))
+    d = ds.dosing.groupby("subject_id")["end_h"].max()
+    assert d["N1"] == 200.0 and d["N2"] == 672.0
+    assert ds.subjects["offstudy_reason"].tolist()[0] == "death"

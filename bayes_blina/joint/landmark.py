@@ -395,8 +395,7 @@ def _loglik(part_eff: _PartEffects, prep: Prepared | None, sub_fam, theta: np.nd
     draws = part_eff.draws_for(theta, sub_idx, ana_idx)
     mu = np.asarray(sub_fam.mean_log(draws, prep), dtype=float)  # (S, M, obs)
     sigma = part_eff.sigma[:, ana_idx][:, A["obs_analyte"]][:, None, :]
-    ll = censored_lognormal_logp_np(mu, sigma, A["log_y"], A["log_limit"], A["is_censored"].astype(bool),
-                                    A.get("log_lower"))
+    ll = censored_lognormal_logp_np(mu, sigma, A["log_y"], A["log_limit"], A["is_censored"].astype(bool))
     # sum over the rows of each prepared subject
     onehot = np.zeros((len(A["obs_subject"]), len(sub_idx)))
     onehot[np.arange(len(A["obs_subject"])), A["obs_subject"]] = 1.0
@@ -668,7 +667,8 @@ def read_landmark_inputs(subjects_file: str, observations_file: str | None = Non
     """Read and validate the new patients' subjects, observations and dosing files together.
 
     Without a dosing file each patient gets the standard schedule of their ``regimen``
-    (:func:`bayes_blina.events.standard_schedule`, ``n_cycles`` cycles).
+    (:func:`bayes_blina.events.standard_schedule`, ``n_cycles`` cycles), cut at the patient's
+    ``offstudy_h`` when the subjects file gives one.
 
     Raises
     ------
@@ -695,13 +695,18 @@ def read_landmark_inputs(subjects_file: str, observations_file: str | None = Non
             problems.append(Problem(str(subjects_file), "regimen", None,
                                     "without a dosing file every patient needs a regimen (e.g. '5-15')"))
         else:
-            for r, (sid, reg) in enumerate(zip(subj.get("subject_id", pd.Series(dtype=str)), subj["regimen"])):
+            offs = pd.to_numeric(subj["offstudy_h"], errors="coerce") if "offstudy_h" in subj.columns \
+                else pd.Series(np.nan, index=subj.index)
+            for r, (sid, reg, off) in enumerate(zip(subj.get("subject_id", pd.Series(dtype=str)), subj["regimen"],
+                                                    offs)):
                 try:
                     sched = standard_schedule(str(reg).strip(), n_cycles)
                 except BayesBlinaError as e:
                     problems.append(Problem(str(subjects_file), "regimen", r + 1,
                                             f"not a standard regimen, so a dosing file is needed ({e})", str(reg)))
                     continue
+                if np.isfinite(off):  # the schedule stops when the patient went off study
+                    sched = sched[sched["start_h"] < off].assign(end_h=lambda d: np.fmin(d["end_h"], off))
                 blocks.append(sched.assign(subject_id=str(sid)))
         if problems:
             raise DataValidationError(problems)
