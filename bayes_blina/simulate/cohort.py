@@ -86,7 +86,7 @@ _REF_DOSE = 15.0  # µg/m²/day: log A is relative to a first exposure at this d
 _FAR = 1e12  # event time of padding slots (never reached)
 _START_KINDS = ("start", "cycle_start", "restart")
 _RNG_STREAMS = ("covariates", "interruptions", "cytokines", "labs", "kinetics", "subsets",
-                "cd19", "pk", "response", "dropout", "noise")
+                "cd19", "pk", "response", "dropout", "noise", "follow_up")  # new streams go last
 
 # Median weight (kg) and height (cm) for age (years), rounded from common growth references; used
 # only to give simulated children a plausible BSA.
@@ -208,12 +208,24 @@ def _pulse_curve(ev: _Events, p: np.ndarray, t: np.ndarray, baseline: np.ndarray
 
 def _kinetics_curve(ev: _Events, p: np.ndarray, t: np.ndarray, baseline: np.ndarray,
                     depth: np.ndarray, e: np.ndarray, par: dict[str, float],
-                    bracket_floor: float) -> np.ndarray:
-    """Kinetics family ``B max(1 - D sum_e g, floor) exp(E s(t))`` at (patient, time) pairs."""
+                    bracket_floor: float, off: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+    """Kinetics family ``B max(1 - D sum_e g, floor) exp(E s(t))`` at (patient, time) pairs.
+
+    ``off = (t_end, tau)``: after the end ``t_end[i]`` of patient i's last infusion the log fold
+    change returns towards 0 with time constant ``tau`` (off-treatment follow-up)."""
     tau = t[:, None] - ev.t[p]
     s = np.sum(np.where(ev.mask[p], pulse(tau, par["t_nadir"], par["k_shape"]), 0.0), axis=1)
     bracket = np.maximum(1.0 - depth[p] * s, bracket_floor)
-    return baseline[p] * bracket * np.exp(e[p] * saturating(t, par["tau_e"]))
+    grow = saturating(t, par["tau_e"])
+    if off is not None:
+        grow = grow * np.exp(-np.maximum(t - off[0][p], 0.0) / off[1])
+    return baseline[p] * bracket * np.exp(e[p] * grow)
+
+
+def _infusion_end(dosing: pd.DataFrame, ids: pd.Index) -> np.ndarray:
+    """End (h) of every patient's last infusion segment (NaN without dosing)."""
+    last = dosing.groupby(dosing["subject_id"].astype(str))["end_h"].max()
+    return last.reindex(ids.astype(str)).to_numpy(float)
 
 
 def _depletion_curve(p: np.ndarray, t: np.ndarray, baseline: np.ndarray, k_dep: np.ndarray,
@@ -555,6 +567,9 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
 
     # 6. observations -----------------------------------------------------------------------------
     sched = _schedules(cfg, ev, cov["frequent"])
+    # off-treatment follow-up: kinetics return towards baseline after the last infusion
+    off = ((_infusion_end(dosing, id_index), float(cfg.off_treatment_tau_h))
+           if cfg.follow_up_after_stop_h else None)
     noise = rng["noise"]
     parts: list[dict[str, np.ndarray]] = []
 
@@ -587,19 +602,24 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
     for c in ("NEUT", "PLT"):
         par, pat = kin_par[c], kin_pat[c]
         truth_c = _kinetics_curve(ev, p, t, pat["baseline"], pat["depth"], pat["E"], par,
-                                  cfg.bracket_floor)
+                                  cfg.bracket_floor, off)
         add(c, p, t, noisy(truth_c, par["sigma_obs"]), par["lod"], None, False)
-    p, t = sched["lymph"]
     par = kin_par["CD3"]
-    cd3_true = _kinetics_curve(ev, p, t, cd3["baseline"], cd3["depth"], cd3["E"], par,
-                               cfg.bracket_floor)
-    cd3_obs = noisy(cd3_true, par["sigma_obs"])
-    add("CD3", p, t, cd3_obs, par["lod"], None, False)
-    for c in SUBSETS:
-        add(c, p, t, noisy(cd3_obs * fractions[c][p], sub_par[c]["sigma_obs"]), par["lod"], None,
-            False)
-    cd19_true = _depletion_curve(p, t, b19, k19, floor19)
-    add("CD19", p, t, noisy(cd19_true, dep["sigma_obs"]), dep["lod"], None, False)
+    lymph = [(sched["lymph"], noise)]
+    if off is not None:  # lymphocyte follow-up visits of the patients who stopped after cycle 1
+        lymph.append((_anchored(np.flatnonzero(stops), off[0][stops], cfg.follow_up_after_stop_h),
+                      rng["follow_up"]))
+    for (p, t), gen in lymph:
+        cd3_true = _kinetics_curve(ev, p, t, cd3["baseline"], cd3["depth"], cd3["E"], par,
+                                   cfg.bracket_floor, off)
+        cd3_obs = cd3_true * np.exp(par["sigma_obs"] * gen.standard_normal(len(t)))
+        add("CD3", p, t, cd3_obs, par["lod"], None, False)
+        for c in SUBSETS:
+            add(c, p, t, cd3_obs * fractions[c][p]
+                * np.exp(sub_par[c]["sigma_obs"] * gen.standard_normal(len(t))), par["lod"], None, False)
+        cd19_true = _depletion_curve(p, t, b19, k19, floor19)
+        add("CD19", p, t, cd19_true * np.exp(dep["sigma_obs"] * gen.standard_normal(len(t))),
+            dep["lod"], None, False)
     p, t = sched["pk"]
     conc = _pk_curve(dosing[dose_cols], id_index, p, t, css, pk["half_life_h"])
     add("BLINA", p, t, noisy(conc, pk["sigma_obs"]), None, pk["lloq"], True)
@@ -731,7 +751,8 @@ def _truth(cfg: CohortConfig, seed: int, ids: np.ndarray, cov: dict[str, np.ndar
     design_keys = ("arms", "n_cycles", "demographics", "sampling", "report_below_lloq",
                    "dropout", "p_continue_responder", "p_continue_nonresponder",
                    "p_interruption", "interruption_window_h", "interruption_hours",
-                   "il10_peak_window_h", "il10_peak_step_h")
+                   "il10_peak_window_h", "il10_peak_step_h", "follow_up_after_stop_h",
+                   "off_treatment_tau_h")
     population = {
         "pulse": {c: dict(v) for c, v in pulse_par.items()},
         "cytokine_corr": {"analytes": list(CYTOKINES), "matrix": corr.tolist()},
@@ -842,8 +863,11 @@ def true_curve(dataset: Dataset, truth: dict[str, Any], analyte: str,
     elif analyte in pop["kinetics"] or analyte in pop["subsets"]:
         base = analyte if analyte in pop["kinetics"] else "CD3"
         par, pat = pop["kinetics"][base], pats["kinetics"][base]
+        design = truth.get("design", {})
+        off = ((_infusion_end(dosing, all_ids), float(design["off_treatment_tau_h"]))
+               if design.get("follow_up_after_stop_h") else None)
         y = _kinetics_curve(ev, p, t, arr(pat, "baseline"), arr(pat, "depth"), arr(pat, "E"),
-                            par, pop["bracket_floor"])
+                            par, pop["bracket_floor"], off)
         if analyte in pop["subsets"]:
             y = y * arr(pats["subsets"][analyte], "fraction")[p]
     elif analyte == "CD19":

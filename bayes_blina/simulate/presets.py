@@ -61,7 +61,20 @@ Choices not fixed by the paper (documented here once)
 * **Dropout** (``dropout = True``): the paper says many nonresponders did not receive a second
   cycle. CR is decided first (it summarises both cycles); a nonresponder then receives cycle 2 with
   probability ``p_continue_nonresponder`` (responders with ``p_continue_responder``). Patients who
-  stop have neither dosing nor observations after cycle 1.
+  stop have no dosing after cycle 1 and, by default, no observations after it either.
+* **Off-treatment follow-up** (``follow_up_after_stop_h``, off by default; on in the presets
+  ``adult-follow-up`` and ``adult-null-follow-up``): the adult paper measured lymphocyte
+  subpopulations "at the end of the core study and at follow-up visits". A patient who stops after
+  cycle 1 (mostly nonresponders) then has lymphocyte samples (CD3, CD4, CD8, CD19) at these hours
+  after the end of the last infusion (presets: 336 and 1008 h, days 43 and 71), and once a
+  patient's last infusion has ended the expansion of every cell count returns towards baseline:
+  the log fold change ``E_i s(t)`` is multiplied by ``exp(-(t - t_end,i) / off_treatment_tau_h)``
+  (presets: 1600 h; the responders' median T-cell count fell from 550 to 460/µL over the 2-week
+  treatment-free interval, 210/µL at baseline, i.e. 81% of the log fold change was left after
+  14 days). Such samples are cycle-1 samples by the latest-infusion rule, are taken only from
+  patients who stopped, and so depend on the outcome: the joint model's biomarker window
+  (:mod:`bayes_blina.families.joint`) leaves them out. Off by default because the standalone
+  kinetics family has no off-treatment decay and the earlier cohorts stay as they were.
 * Adult demographics (age median 32, range 18–77; 60% with >= 50% blasts; BSA 1.85 ± 0.2 m²) are
   assumptions in line with the exploratory phase II population, not bundled numbers.
 * **Early death or withdrawal** (``early_offstudy``, off by default; on in the preset
@@ -612,6 +625,14 @@ class CohortConfig:
         Nominal sampling times.
     early_offstudy : EarlyOffStudy
         Death or withdrawal before the first response assessment (default: none).
+    follow_up_after_stop_h : tuple of float
+        Off-treatment follow-up visits of patients who stop after cycle 1: lymphocyte samples (CD3,
+        CD4, CD8, CD19) at these hours after the end of their last infusion; ``()`` (default):
+        none. With visits, every kinetics curve returns towards baseline after the patient's last
+        infusion (see the module docstring).
+    off_treatment_tau_h : float
+        Time constant (h) of that return: the log fold change is multiplied by
+        ``exp(-(t - t_end) / off_treatment_tau_h)`` after the last infusion's end ``t_end``.
     """
 
     name: str
@@ -643,6 +664,8 @@ class CohortConfig:
     interruption_hours: tuple[float, float] = (24.0, 72.0)
     sampling: SamplingSchedule = field(default_factory=SamplingSchedule)
     early_offstudy: EarlyOffStudy = field(default_factory=EarlyOffStudy)
+    follow_up_after_stop_h: tuple[float, ...] = ()
+    off_treatment_tau_h: float = 1600.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -675,6 +698,12 @@ class CohortConfig:
             v = getattr(self, name)
             if not 0.0 <= float(v) <= 1.0:
                 problems.append(f"{name} must be in [0, 1] (found {v!r})")
+        if any(not (math.isfinite(float(h)) and float(h) > 0) for h in self.follow_up_after_stop_h):
+            problems.append("follow_up_after_stop_h must hold positive hours after the last infusion "
+                            f"(found {self.follow_up_after_stop_h!r})")
+        if not (math.isfinite(float(self.off_treatment_tau_h)) and float(self.off_treatment_tau_h) > 0):
+            problems.append(f"off_treatment_tau_h must be a positive number of hours "
+                            f"(found {self.off_treatment_tau_h!r})")
         if not 0.0 < self.bracket_floor < 1.0:
             problems.append(f"bracket_floor must be in (0, 1) (found {self.bracket_floor!r})")
         eo = self.early_offstudy
@@ -773,6 +802,22 @@ def _adult_null() -> CohortConfig:
                    response=replace(base.response, beta_tcell=0.0, beta_il10=0.0, alpha=1.5))
 
 
+#: Off-treatment follow-up of the ``*-follow-up`` presets: days 43 and 71 for a patient whose last
+#: infusion ended on day 29 (end of the core study and a follow-up visit).
+FOLLOW_UP_AFTER_STOP_H: tuple[float, ...] = (336.0, 1008.0)
+
+
+def _adult_follow_up() -> CohortConfig:
+    # The adult preset with the off-treatment follow-up of patients who stop after cycle 1.
+    return replace(_adult(), name="adult-follow-up", follow_up_after_stop_h=FOLLOW_UP_AFTER_STOP_H)
+
+
+def _adult_null_follow_up() -> CohortConfig:
+    # No biomarker link to CR, with that follow-up: a check that the biomarker features of the
+    # joint model do not depend on the outcome.
+    return replace(_adult_null(), name="adult-null-follow-up", follow_up_after_stop_h=FOLLOW_UP_AFTER_STOP_H)
+
+
 def _pediatric() -> CohortConfig:
     return CohortConfig(
         name="pediatric",
@@ -796,6 +841,8 @@ def _pediatric_offstudy() -> CohortConfig:
 _FACTORIES = {
     "adult-exploratory": _adult,
     "adult-null": _adult_null,
+    "adult-follow-up": _adult_follow_up,
+    "adult-null-follow-up": _adult_null_follow_up,
     "pediatric": _pediatric,
     "pediatric-offstudy": _pediatric_offstudy,
 }
@@ -810,7 +857,8 @@ def get_preset(name: str) -> CohortConfig:
     Parameters
     ----------
     name : str
-        One of ``'adult-exploratory'``, ``'adult-null'``, ``'pediatric'``.
+        One of ``'adult-exploratory'``, ``'adult-null'``, ``'adult-follow-up'``, ``'adult-null-follow-up'``,
+        ``'pediatric'``, ``'pediatric-offstudy'``.
 
     Returns
     -------
