@@ -173,7 +173,7 @@ def two_limit_dataset(seed: int = 3):
     """The synthetic pulse cohort of ``test_vpc`` (LOD 20 pg/mL) as a lab with an LLOQ of 60 pg/mL
     reports it: below the LOD ``'LOD'``, in [LOD, LLOQ) ``'LLOQ'`` (value empty, lod and lloq given)."""
     from bayes_blina.data.schema import validate_dataset
-    from tests.test_vpc import LOD, synthetic_pulse_dataset
+    from test_vpc import LOD, synthetic_pulse_dataset
 
     ds, truth = synthetic_pulse_dataset(seed)
     obs = ds.observations.copy()
@@ -190,7 +190,7 @@ def two_limit_dataset(seed: int = 3):
 @pytest.fixture(scope="module")
 def two_limits(tmp_path_factory):
     from bayes_blina.families.pulse import PulseModel
-    from tests.test_vpc import synthetic_pulse_fit
+    from test_vpc import synthetic_pulse_fit
 
     ds, truth, n_between, n_lod = two_limit_dataset()
     folder = tmp_path_factory.mktemp("interval")
@@ -246,7 +246,7 @@ def test_prepared_rows_are_observed_then_left_then_interval_censored(two_limits)
 def test_replicates_are_reported_with_both_flags(two_limits):
     from bayes_blina.checks.predictive import censored_row_limits, row_log_limits, row_log_lower_limits
     from bayes_blina.checks.predictive import simulate_observations
-    from tests.test_predictive import pulse_draws
+    from test_predictive import pulse_draws
 
     prep, ds = two_limits.prepared, two_limits.dataset
     n = len(prep.arrays["log_y"])
