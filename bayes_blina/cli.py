@@ -142,6 +142,9 @@ def _echo_data_use(use: dict) -> None:
                           if c.get("between_LOD_and_LLOQ") else "") + ")", err=True)
         for r in use.get("rows_left_out", []):
             click.echo(f"observations not used: {r['n_rows']} - {r['reason']}", err=True)
+        if use.get("biomarker_window"):
+            w = use["biomarker_window"]
+            click.echo(f"biomarker window: {w['rule']}; {w.get('rows_after', 0)} rows after it left out", err=True)
     for r in use.get("aggregate_rows_used", []):
         click.echo(f"aggregate used: {r['study']} {r['family']}={r['level']} {r['responders']}/{r['n']} "
                    f"regimen {r['regimen']} weight {r['weight']:.3g}", err=True)
@@ -255,7 +258,8 @@ def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data,
 
 
 @main.command()
-@click.option("--preset", required=True, help="Cohort preset (adult-exploratory, adult-null, pediatric).")
+@click.option("--preset", required=True, help="Cohort preset (adult-exploratory, adult-null, adult-follow-up, "
+              "adult-null-follow-up, pediatric, pediatric-offstudy).")
 @click.option("--n", type=click.IntRange(1), default=None, help="Number of patients (default: the preset's).")
 @click.option("--seed", type=int, required=True, help="Random seed (results are reproducible).")
 @click.option("--out", required=True, type=click.Path(), help="Dataset folder to write (plus truth.json).")

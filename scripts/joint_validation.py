@@ -34,11 +34,18 @@ import numpy as np
 import pandas as pd
 
 
+#: The virtual cohorts' CR depends on the baseline platelet count, so the validation adjusts for it
+#: (models/joint.toml has no numeric covariate by default, so that it runs on the core data format).
+PLATELETS = {"platelets_baseline": {"ref": 50000.0}}
+
+
 def joint_spec(name: str, *, chains: int, draws: int, tune: int, seed: int, **options):
-    """models/joint.toml with other sampler settings (and option changes)."""
+    """models/joint.toml with other sampler settings and the baseline platelets as a CR covariate
+    (and option changes)."""
     from bayes_blina.spec import load_spec
 
     spec = load_spec("joint").with_sampler(chains=chains, draws=draws, tune=tune, seed=seed)
+    options = {"numeric_covariates": PLATELETS, **options}
     return spec.model_copy(update={"name": name, "options": {**spec.options, **options}})
 
 

@@ -4,8 +4,8 @@ One PyMC model holds
 
 * a **kinetics** sub-model of CD3 T cells (:mod:`bayes_blina.families.kinetics`, variables and
   dimensions prefixed ``tcell_``), whose patient effect ``tcell_log_expansion[i]`` is ``E_i``, the
-  log fold change of the patient's noise-free CD3 curve at the end of cycle 1 (day 29, 672 h)
-  over the pre-treatment baseline;
+  log fold change of the patient's noise-free CD3 curve at the end of the biomarker window (by
+  default the end of the cycle-1 infusion, day 29, 672 h) over the pre-treatment baseline;
 * a **pulse** sub-model of IL-10, optionally with IL-6 and IFN-γ (:mod:`bayes_blina.families.pulse`,
   prefix ``cyt_``), whose patient effect ``cyt_log_peak_first[i, a]`` is the log of the noise-free
   concentration at the peak after the first infusion start of cycle 1;
@@ -18,6 +18,27 @@ One PyMC model holds
   with ``expansion_i = exp(E_i)`` and ``il10_peak_i = exp(log_peak_first[i, IL10])`` taken from
   the trajectory sub-models **in the same MCMC run** (not a plug-in of estimates: the uncertainty
   of each patient's biomarker, and the information CR carries about it, are part of the fit).
+
+The biomarker window
+--------------------
+Which trajectory rows define a patient's biomarkers must not depend on the outcome. Patients who
+stop after cycle 1 (mostly nonresponders) are seen off treatment (end-of-treatment and follow-up
+visits, their T cells falling back towards baseline); by the latest-infusion rule those samples
+are "cycle 1", and since the expansion curve is flat after day 29 they would feed only the
+nonresponders' expansion and bias the odds ratio away from 1 (a null cohort with that follow-up
+gave a T-cell odds ratio of 1.76, 90% interval 1.32-2.39, before the window; 1.13, 0.90-1.44,
+after it: docs/joint-model.md). So both trajectory parts use only rows before the end of day
+``window_days`` (default 29; day 1 begins at the first infusion start: ``time_h < 24 window_days``),
+the same pre-specified window for every patient, and events before then; the rows after it are left
+out with the reason "after the biomarker window (day N from the first infusion start)" (recorded
+in ``data_use``, with ``data_use["biomarker_window"]``; ``bayes-blina fit`` prints both). The
+window comes on top of ``cycles = 1``: cycle-2 rows keep their own reason.
+
+**Early features**: ``window_days = 8`` (or 15) defines the T-cell expansion as the fold change at
+the start of that day (168 h; the kinetics option ``expansion_day``, which the joint model sets from
+the window) and uses rows up to the end of day 8 only, so the biomarker is known before the response
+assessment. The IL-10 peak after the first infusion start lies within the first days and is the same
+quantity in any window of at least 2 days.
 
 Scale of the coefficients
 -------------------------
@@ -37,13 +58,16 @@ Covariates of the CR part follow the response model (:mod:`bayes_blina.families.
 factor of ``covariates`` (default regimen, age group, blast burden) has zero-sum level effects with
 spread ``sd_<factor>`` (non-centred). Levels are those of the patients in the CR part; a factor with
 a single level there is dropped (its effect is absorbed by the intercept; recorded in ``data_use``),
-a patient whose level is unknown gets the factor's mean effect (0). ``numeric_covariates`` adds
-numeric baseline covariates from columns of ``subjects.csv`` (e.g. the baseline platelet count, per
+a patient whose level is unknown gets the factor's mean effect (0). The adjustment set is the
+user's pre-specified choice; ``models/joint.toml`` has none beyond the factors, so it runs on the core
+data format. ``numeric_covariates`` adds numeric baseline covariates from columns of ``subjects.csv`` (e.g. the baseline platelet count, per
 doubling over a reference): one coefficient ``beta_<column>`` each; a patient with an empty value is
 left out of the CR part (recorded), a value that is not a number (or not positive, on the log2
 scale) is an error naming the row. Prognostic covariates matter even when they are independent of
 the biomarkers: a logistic odds ratio is conditional on what is in the model, and leaving out a
-strong prognostic factor shrinks the biomarker's odds ratio towards 1 (non-collapsibility).
+strong prognostic factor shrinks the biomarker's odds ratio towards 1 (non-collapsibility). Use
+baseline values only: platelet recovery, for example, is part of the CR/CRh definition, so only the
+pre-treatment platelet count may be a covariate.
 
 Identifiability notes
 ---------------------
@@ -52,10 +76,10 @@ Identifiability notes
   model is part of the fit), as it is in a two-stage plug-in (regression dilution).
 * Because CR also informs each patient's biomarker, the CR part pulls each patient's latent value
   towards what their outcome suggests; with weakly informative trajectory data (few samples, most
-  below the LOD) the coefficient then leans on its prior. Trajectory data of cycle 1 only are used by
-  default (``cycles = 1`` in both sub-models): the biomarkers are cycle-1 quantities, and whether a
-  patient receives cycle 2 depends on the response (dropout), which would make cycle-2 data
-  informative about CR in a way the model does not describe.
+  below the LOD) the coefficient then leans on its prior. Trajectory data of the biomarker window
+  only are used (``window_days``, within ``cycles = 1``): the biomarkers are cycle-1 quantities, and
+  whether a patient receives cycle 2, or is seen off treatment after cycle 1, depends on the
+  response, which would make later data informative about CR in a way the model does not describe.
 * A confounder of a biomarker and CR (blast burden raises the IL-10 peak and lowers CR in the adult
   simulator) must be a CR covariate, or the biomarker's coefficient absorbs its effect.
 
@@ -194,6 +218,15 @@ class JointOptions(BaseModel):
         Include the CR part (``false``: trajectories only, stage 1 of the two-stage comparison).
     cycles : int
         Highest cycle of trajectory data used (default 1; the sub-model tables may override).
+    window_days : float
+        The biomarker window, in days from the first infusion start (day 1 begins at the first
+        infusion start; default 29, the end of the 28-day infusion of cycle 1): the trajectory parts
+        use only observations before the end of day ``window_days`` (``time_h < 24 window_days``),
+        the same for every patient whatever happens later; later rows are left out (recorded in
+        ``data_use``, printed by ``bayes-blina fit``). The T-cell expansion is the fold change at
+        the start of that day (``24 (window_days - 1)`` h; the kinetics option ``expansion_day``),
+        so ``window_days = 8`` gives the expansion by day 8, known before the response assessment.
+        Applied on top of ``cycles``. Between 2 and 29.
     tcell : dict
         Options of the kinetics sub-model (``analytes`` default ``["CD3"]``).
     cytokines : dict
@@ -213,6 +246,7 @@ class JointOptions(BaseModel):
     study_effect: bool = False
     response_part: bool = True
     cycles: int = Field(1, ge=1)
+    window_days: float = Field(29.0, ge=2.0, le=29.0)
     tcell: dict[str, Any] = Field(default_factory=dict)
     cytokines: dict[str, Any] = Field(default_factory=dict)
     peak_ref: dict[str, float] = Field(default_factory=lambda: {"IL10": 100.0, "IL6": 100.0, "IFNG": 100.0})
@@ -305,6 +339,14 @@ class JointModel(ModelFamily):
         analytes = [BIOMARKERS[b].analyte for b in opt.biomarkers if BIOMARKERS[b].part == part]
         user = dict(opt.tcell if part == "tcell" else opt.cytokines)
         sub: dict[str, Any] = {"analytes": analytes, "cycles": opt.cycles}
+        for key in ("window_days", "expansion_day"):
+            if key in user:
+                raise SpecError(f"joint model option {'tcell' if part == 'tcell' else 'cytokines'}.{key}: set the "
+                                "biomarker window with the joint model's own option window_days (it applies to "
+                                "every trajectory part and defines the T-cell expansion's day)")
+        sub["window_days"] = opt.window_days
+        if part == "tcell":
+            sub["expansion_day"] = opt.window_days
         sub.update(user)
         if part == "cyt" and "correlated" not in user:
             sub["correlated"] = len(sub["analytes"]) > 1
@@ -406,6 +448,21 @@ class JointModel(ModelFamily):
             coords.update({prefix + k: list(v) for k, v in sp.coords.items()})
             use[part] = sp.data_use
         self._merge_trajectory_use(dataset, use)
+        if self.parts:
+            from bayes_blina.families.trajectory import window_end_h
+
+            end = window_end_h(opt.window_days)
+            use["biomarker_window"] = {
+                "days": float(opt.window_days), "end_h": end,
+                "expansion_at_h": 24.0 * (opt.window_days - 1.0),
+                "rule": (f"trajectory rows with time_h < {end:g} h (through day {opt.window_days:g} from the first "
+                         "infusion start), the same for every patient whatever happens later"),
+                "rows_after": int(sum(r["n_rows"] for r in use["rows_left_out"]
+                                      if r["reason"].startswith("after the biomarker window"))),
+            }
+            if "tcell_expansion" in use["biomarkers"]:
+                use["biomarkers"]["tcell_expansion"]["label"] = (
+                    f"CD3 fold change at day {opt.window_days:g} over the pre-treatment baseline")
         if opt.response_part:
             self._prepare_cr(dataset, sub_prepared, arrays, coords, use)
         return Prepared(arrays=arrays, coords=coords, data_use=use)

@@ -13,7 +13,10 @@ the noise-free count::
 with the unit-peak :func:`bayes_blina.curves.pulse` (the dip of every event is deepest ``t_nadir``
 hours after it) and :func:`bayes_blina.curves.saturating` ``s`` (0 at the first start, exactly 1
 from day 29 = 672 h on): ``exp(E_ij)`` is the patient's fold change of the count at day 29
-(without a dip), the "T-cell expansion" of the adult study. These are the curves the simulator
+(without a dip), the "T-cell expansion" of the adult study (option ``expansion_day``: the fold
+change at the start of another day, e.g. day 8 = 168 h for an early feature, ``s`` then reaching 1
+there; the curve is flat afterwards, so such a fit must use data up to that day only: option
+``window_days``). These are the curves the simulator
 draws from (:mod:`bayes_blina.simulate.cohort`), with the same ``bracket_floor`` (default 0.02).
 Only events at most ``max_event_lag_h`` before an observation contribute; the default (2016 h,
 12 weeks) keeps every event of two cycles, as the simulator does (the neutrophil dip, ``t_nadir``
@@ -92,7 +95,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ConfigDict, Field
 
-from bayes_blina.curves import pulse, saturating
+from bayes_blina.curves import DAY29_H, pulse, saturating
 from bayes_blina.families.base import Prepared, start_unjittered
 from bayes_blina.families.trajectory import TrajectoryFamily, TrajectoryOptions, _values, concrete_arrays, pair_sum
 from bayes_blina.likelihood import censored_lognormal_logp
@@ -125,7 +128,12 @@ class KineticsOptions(TrajectoryOptions):
         Lower bound of the dip bracket ``max(1 - D S, floor)`` (as in the simulator).
     centred : bool
         Sample ``log_baseline`` and ``log_expansion`` centred (default; strong data) or non-centred.
-    cycles, max_event_lag_h, relative_to_baseline, censoring, gap_tol_h
+    expansion_day : float
+        Day at which ``E`` is the log fold change: ``s(t)`` reaches 1 at the start of that day,
+        ``t_ref = 24 (expansion_day - 1)`` h (default 29: 672 h, the end of the 28-day infusion of
+        cycle 1). An early feature (e.g. 8: the fold change at 168 h) goes with a data window that
+        ends on that day (option ``window_days``), as the joint model sets it.
+    cycles, window_days, max_event_lag_h, relative_to_baseline, censoring, gap_tol_h
         As in every trajectory family (:class:`~bayes_blina.families.trajectory.TrajectoryOptions`);
         ``max_event_lag_h`` defaults to 2016 h here (every event of two cycles).
     """
@@ -138,6 +146,12 @@ class KineticsOptions(TrajectoryOptions):
     lkj_eta: float = Field(2.0, gt=0)
     bracket_floor: float = Field(0.02, gt=0, lt=1)
     centred: bool = True
+    expansion_day: float = Field(29.0, gt=1)
+
+    @property
+    def t_ref_h(self) -> float:
+        """Hours from the first infusion start at which ``E`` is the log fold change."""
+        return 24.0 * (float(self.expansion_day) - 1.0)
 
 
 #: Analytes whose default timing priors are those of T-cell redistribution (hours).
@@ -291,7 +305,8 @@ class KineticsModel(TrajectoryFamily):
         v = pm.Normal(q + "v_depth", 0.0, 1.0, dims=(sub, ana))
         depth = pm.Deterministic(q + "depth", pm.math.invlogit(ldm + sdd * v), dims=(sub, ana))
 
-        mu = _kinetics_mu_graph(A, n_ana, log_base, depth, log_exp, t_nadir, k_shape, tau_e, opt.bracket_floor)
+        mu = _kinetics_mu_graph(A, n_ana, log_base, depth, log_exp, t_nadir, k_shape, tau_e, opt.bracket_floor,
+                                opt.t_ref_h)
         logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
                                        A["is_censored"].astype(bool), A.get("log_lower"))
         pm.Potential(q + "loglik", pt.sum(logp))
@@ -304,7 +319,7 @@ class KineticsModel(TrajectoryFamily):
     # ------------------------------------------------------------------ afterwards
     def mean_log(self, draws, prepared: Prepared) -> np.ndarray:
         """Noise-free log count of every row (numpy; :func:`kinetics_log_mu`)."""
-        return kinetics_log_mu(draws, prepared.arrays, self.options.bracket_floor)
+        return kinetics_log_mu(draws, prepared.arrays, self.options.bracket_floor, t_ref_h=self.options.t_ref_h)
 
     def typical_patient(self, draws) -> dict[str, np.ndarray]:
         """``log_baseline_mu``, ``expit(logit_depth_mu)`` and ``expansion_mu`` (covariates at their
@@ -350,7 +365,7 @@ def _initial_log_baseline(A: dict[str, np.ndarray], n_sub: int, n_ana: int) -> n
 
 
 def _kinetics_mu_graph(A: dict[str, np.ndarray], n_ana: int, log_base, depth, log_exp, t_nadir, k_shape,
-                       tau_e, bracket_floor: float):
+                       tau_e, bracket_floor: float, t_ref_h: float = DAY29_H):
     """Pytensor graph of the noise-free log count of every observation row."""
     import pytensor.tensor as pt
 
@@ -359,11 +374,12 @@ def _kinetics_mu_graph(A: dict[str, np.ndarray], n_ana: int, log_base, depth, lo
     g = pulse(A["pair_lag"], t_nadir[pa], k_shape[pa], xp=pt)
     s = pt.inc_subtensor(pt.zeros(len(A["log_y"]))[A["pair_obs"]], g)
     bracket = pt.maximum(1.0 - depth.flatten()[obs_cell] * s, bracket_floor)
-    grow = saturating(A["obs_time_h"], tau_e[A["obs_analyte"]], xp=pt)
+    grow = saturating(A["obs_time_h"], tau_e[A["obs_analyte"]], t_ref=t_ref_h, xp=pt)
     return log_base.flatten()[obs_cell] + pt.log(bracket) + log_exp.flatten()[obs_cell] * grow
 
 
-def kinetics_log_mu(draws, arrays: dict[str, np.ndarray], bracket_floor: float = 0.02) -> np.ndarray:
+def kinetics_log_mu(draws, arrays: dict[str, np.ndarray], bracket_floor: float = 0.02, *,
+                    t_ref_h: float = DAY29_H) -> np.ndarray:
     """Noise-free ``log`` count of every observation row, for each draw (numpy).
 
     Parameters
@@ -375,6 +391,8 @@ def kinetics_log_mu(draws, arrays: dict[str, np.ndarray], bracket_floor: float =
         :attr:`Prepared.arrays` of a kinetics model.
     bracket_floor : float
         Lower bound of the dip bracket.
+    t_ref_h : float
+        Time (h) at which ``E`` is the log fold change (``KineticsOptions.t_ref_h``; day 29).
 
     Returns
     -------
@@ -388,5 +406,5 @@ def kinetics_log_mu(draws, arrays: dict[str, np.ndarray], bracket_floor: float =
     g = pulse(arrays["pair_lag"], val["t_nadir"][..., pa], val["k_shape"][..., pa])
     s = pair_sum(g, arrays["pair_obs"], len(arrays["log_y"]))
     bracket = np.maximum(1.0 - val["depth"][..., os_, oa] * s, bracket_floor)
-    grow = saturating(arrays["obs_time_h"], val["tau_e"][..., oa])
+    grow = saturating(arrays["obs_time_h"], val["tau_e"][..., oa], t_ref=t_ref_h)
     return val["log_baseline"][..., os_, oa] + np.log(bracket) + val["log_expansion"][..., os_, oa] * grow

@@ -82,6 +82,12 @@ class TrajectoryOptions(BaseModel):
         Subject covariates with an effect (which ones each family allows: its own ``Options``).
     cycles : int
         Highest treatment cycle used; later observations and events are left out.
+    window_days : float or None
+        Window of the data, in days from the first infusion start (day 1 begins at the first
+        infusion start, ``time_h = 0``): with ``window_days = N`` only observations before the end
+        of day N (``time_h < 24 N``) and events before then are used, whatever happens to the
+        patient later; later rows are left out with the reason "after the biomarker window (day N
+        from the first infusion start)". ``None`` (default): no window.
     max_event_lag_h : float
         Only events at most this many hours before an observation contribute.
     relative_to_baseline : bool
@@ -97,6 +103,7 @@ class TrajectoryOptions(BaseModel):
     analytes: list[str]
     covariates: list[str] = Field(default_factory=list)
     cycles: int = Field(2, ge=1)
+    window_days: float | None = Field(None, gt=0)
     max_event_lag_h: float = Field(336.0, gt=0)
     relative_to_baseline: bool = False
     censoring: Literal["m3", "half_lod"] = "m3"
@@ -263,6 +270,16 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
     for c in sorted(set(cycle[keep & (cycle > opt.cycles)].tolist())):
         leave_out(cycle == c, f"cycle {c} is beyond options.cycles = {opt.cycles}")
 
+    # ---- after the window (the same for every patient, whatever happens later; after the cycle
+    # rule, so that the rows it removes are those of the cycles used)
+    t_rows = pd.to_numeric(obs["time_h"], errors="coerce").to_numpy(dtype=float)
+    if opt.window_days is not None:
+        end_h = window_end_h(opt.window_days)
+        use["window"] = {"days": float(opt.window_days), "end_h": end_h,
+                         "rule": f"rows with time_h < {end_h:g} h (the end of day {opt.window_days:g} "
+                                 "from the first infusion start)"}
+        leave_out(t_rows >= end_h, window_reason(opt.window_days))
+
     # ---- covariates
     subjects = dataset.subjects
     cov_levels: dict[str, pd.Series] = {}
@@ -354,8 +371,10 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
         log_lower = np.where(cens_used & np.isfinite(lower[rows]), np.log(lower[rows]), np.nan)
     t_obs = time_h[rows]
 
-    # ---- events of the subjects used, within the cycles used
-    ev = events[events["subject_id"].astype(str).isin(s_lut) & (events["cycle"] <= opt.cycles)]
+    # ---- events of the subjects used, within the cycles used (and the window)
+    in_window = (events["time_h"].to_numpy(float) < window_end_h(opt.window_days)
+                 if opt.window_days is not None else np.ones(len(events), dtype=bool))
+    ev = events[events["subject_id"].astype(str).isin(s_lut) & (events["cycle"] <= opt.cycles) & in_window]
     ev = ev.reset_index(drop=True)
     ev_subject = ev["subject_id"].astype(str).map(s_lut).to_numpy(dtype=np.int64)
     ev_log_dose = np.log(ev["dose"].to_numpy(dtype=float) / REFERENCE_DOSE)
@@ -415,7 +434,33 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
     use["events_left_out"] = int((events["cycle"] > opt.cycles).sum())
     if use["events_left_out"]:
         use["events_left_out_reason"] = f"cycle beyond options.cycles = {opt.cycles}"
+    if opt.window_days is not None:
+        late = int((~in_window & (events["cycle"] <= opt.cycles).to_numpy()).sum())
+        use["events_left_out"] += late
+        if late:
+            use["events_left_out_reason"] = "; ".join(
+                [r for r in (use.get("events_left_out_reason"), window_reason(opt.window_days)) if r])
     return Prepared(arrays=arrays, coords=coords, data_use=use)
+
+
+def window_end_h(window_days: float) -> float:
+    """End of a data window of ``window_days`` days, in hours from the first infusion start.
+
+    Day 1 begins at the first infusion start (``time_h = 0``), so day N ends at ``24 N`` h: a
+    window of 29 days holds every sample up to and including day 29 (the end of the 28-day
+    infusion of cycle 1 is at 672 h, the start of day 29).
+
+    Examples
+    --------
+    >>> window_end_h(29), window_end_h(8)
+    (696.0, 192.0)
+    """
+    return 24.0 * float(window_days)
+
+
+def window_reason(window_days: float) -> str:
+    """Reason recorded for the rows after a data window (see :class:`TrajectoryOptions`)."""
+    return f"after the biomarker window (day {window_days:g} from the first infusion start)"
 
 
 def concrete_arrays(arrays: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
