@@ -395,7 +395,8 @@ def _loglik(part_eff: _PartEffects, prep: Prepared | None, sub_fam, theta: np.nd
     draws = part_eff.draws_for(theta, sub_idx, ana_idx)
     mu = np.asarray(sub_fam.mean_log(draws, prep), dtype=float)  # (S, M, obs)
     sigma = part_eff.sigma[:, ana_idx][:, A["obs_analyte"]][:, None, :]
-    ll = censored_lognormal_logp_np(mu, sigma, A["log_y"], A["log_limit"], A["is_censored"].astype(bool))
+    ll = censored_lognormal_logp_np(mu, sigma, A["log_y"], A["log_limit"], A["is_censored"].astype(bool),
+                                    A.get("log_lower"))
     # sum over the rows of each prepared subject
     onehot = np.zeros((len(A["obs_subject"]), len(sub_idx)))
     onehot[np.arange(len(A["obs_subject"])), A["obs_subject"]] = 1.0
