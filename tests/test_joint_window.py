@@ -88,7 +88,7 @@ def test_fit_prints_the_window_and_the_rows_it_leaves_out(small_cohort, capsys):
     n = prep.data_use["biomarker_window"]["rows_after"]
     assert n > 0
     assert "after the biomarker window (day 29 from the first infusion start)" in err
-    assert f"biomarker window: trajectory rows with time_h < 696 h (through day 29" in err
+    assert "biomarker window: trajectory rows with time_h < 696 h (through day 29" in err
     assert f"{n} rows after it left out" in err
 
 
