@@ -159,7 +159,8 @@ PARTS: dict[str, tuple[str, str]] = {"tcell": ("kinetics", "tcell_"), "cyt": ("p
 #: Biomarkers the CR part can use.
 BIOMARKERS: dict[str, Biomarker] = {
     "tcell_expansion": Biomarker("tcell", "log_expansion", "CD3",
-                                 "CD3 fold change at day 29 over the pre-treatment baseline", 1.0),
+                                 "CD3 fold change at the end of the biomarker window (day 29 unless set) over "
+                                 "the pre-treatment baseline", 1.0),
     "il10_peak": Biomarker("cyt", "log_peak_first", "IL10",
                            "IL-10 peak after the first infusion start of cycle 1 (pg/mL)", 2.0),
     "il6_peak": Biomarker("cyt", "log_peak_first", "IL6",
