@@ -287,6 +287,11 @@ def _add_prior(idata, model, sampler: SamplerConfig) -> None:
             idata.add_groups({g: getattr(prior, g)})
 
 
+def _array_dims(name: str, ndim: int) -> tuple[str, ...]:
+    """Dimension names of a prepared array in ``constant_data`` (``<name>_dim``, ``<name>_dim_<k>``)."""
+    return (f"{name}_dim",) if ndim == 1 else tuple(f"{name}_dim_{k}" for k in range(ndim))
+
+
 def _add_groups(idata, model, family: ModelFamily, prepared: Prepared) -> None:
     """Add log_likelihood, observed_data and constant_data groups in a back-end-independent way."""
     import pymc as pm
@@ -305,7 +310,7 @@ def _add_groups(idata, model, family: ModelFamily, prepared: Prepared) -> None:
             idata.log_likelihood = idata.log_likelihood.assign(extra)
         else:
             idata.add_groups(log_likelihood=xr.Dataset(extra))
-    const = {k: xr.DataArray(np.asarray(v), dims=(f"{k}_dim",)) for k, v in prepared.arrays.items()}
+    const = {k: xr.DataArray(np.asarray(v), dims=_array_dims(k, np.ndim(v))) for k, v in prepared.arrays.items()}
     if "constant_data" in idata.groups():
         del idata["constant_data"]
     idata.add_groups(constant_data=xr.Dataset(const))

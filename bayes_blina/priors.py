@@ -19,6 +19,8 @@ import math
 import re
 from typing import Any, Mapping
 
+import numpy as np
+
 from bayes_blina.errors import SpecError, UnknownPriorError
 
 #: Distributions a prior may use, with their required parameters (and optional ones).
@@ -121,6 +123,22 @@ class Prior:
         import pymc as pm
 
         return getattr(pm, self.dist)(name, **self.params, **kwargs)
+
+    def quantile(self, q: float, *, draws: int = 20_000, seed: int = 0) -> float:
+        """The prior's ``q`` quantile: exact where PyMC has the inverse CDF, else from seeded draws.
+
+        Examples
+        --------
+        >>> round(Prior("HalfNormal", sigma=1.0).quantile(0.5), 4)
+        0.6745
+        """
+        import pymc as pm
+
+        dist = getattr(pm, self.dist).dist(**self.params)
+        try:
+            return float(pm.icdf(dist, q).eval())
+        except NotImplementedError:
+            return float(np.quantile(pm.draw(dist, draws=draws, random_seed=seed), q))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Prior) and (self.dist, self.params) == (other.dist, other.params)

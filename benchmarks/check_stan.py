@@ -47,7 +47,9 @@ def _response_case():
 
     ds = simulate_response_cohort(400, seed=11)[0]
     sp, fam = _family({"name": "r", "family": "response",
-                       "options": {"factors": ["regimen", "age_group", "blast_burden"], "study_effect": False}})
+                       "options": {"factors": ["regimen", "age_group", "blast_burden"], "study_effect": False,
+                                   # PyMC's coordinates are then Stan's (zero-sum transform, not rotated)
+                                   "parameterization": "noncentered"}})
     return ds, fam
 
 
@@ -69,11 +71,11 @@ def _stan_vector(kind, fam, prepared, point: dict[str, np.ndarray]) -> np.ndarra
         parts.append(point["p_typical_logodds__"].ravel())
         parts.append(np.array([float(point[f"sd_{f}_log__"]) for f in fam.options.factors]))
         for f in fam.options.factors:
-            for nm in (f"z_{f}_zerosum__", f"beta_{f}_zerosum__"):
+            for nm in (f"beta_{f}_raw",):
                 if nm in point:
                     parts.append(point[nm].ravel())
         if "sd_study_log__" in point:
-            parts += [point["sd_study_log__"].ravel(), point["z_study"].ravel()]
+            parts += [point["sd_study_log__"].ravel(), point["study_effect_raw"].ravel()]
     else:
         mode = stan_ref.timing_mode(fam)
         names = ["log_baseline_mu", "sd_log_baseline_log__", "gamma_dose", "delta_reexposure", "kappa_cycle"]

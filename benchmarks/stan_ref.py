@@ -45,7 +45,9 @@ def response_data(family, prepared) -> dict[str, Any]:
     K = [len(prepared.coords[f]) for f in factors]
     S = len(prepared.coords["study"])
     use_study = int(opt.study_effect and S > 1)
-    par = prepared.data_use["parameterization"]
+    # the PyMC model centres each direction partially (weights in data_use); the Stan program
+    # centres a factor's effects or not: centred where most of the weight is
+    weights = prepared.data_use["centring_weights"]
     pt = _prior(family, "p_typical", "Beta")
     sd = [_prior(family, f"sd_{f}", "Gamma") for f in factors]
     data = {
@@ -53,7 +55,7 @@ def response_data(family, prepared) -> dict[str, Any]:
         "cell_y": A["cell_y"].astype(int).tolist(),
         "F": len(factors), "K": K,
         "cell_level": [(A[f"cell_{f}"] + 1).astype(int).tolist() for f in factors],  # -1 -> 0 unknown
-        "centered": [int(par[f] == "centered") for f in factors],
+        "centered": [int(len(weights[f]) > 0 and float(np.mean(weights[f])) > 0.5) for f in factors],
         "S": S, "cell_study": (A["cell_study"] + 1).astype(int).tolist(), "use_study": use_study,
         "p_typical_alpha": pt["alpha"], "p_typical_beta": pt["beta"],
         "sd_alpha": [p["alpha"] for p in sd], "sd_beta": [p["beta"] for p in sd],
@@ -201,7 +203,7 @@ def to_idata(kind: str, fit, family, prepared, *, chains: int, draws: int):
         if family.options.study_effect and len(c["study"]) > 1:
             sds = _draws(fit, "sd_study", chains, draws)[..., 0]
             post["sd_study"] = sds
-            post["study_effect"] = sds[..., None] * _draws(fit, "z_study", chains, draws)
+            post["study_effect"] = _draws(fit, "u_study", chains, draws)
             dims["study_effect"] = ["study"]
     else:
         mode = timing_mode(family)

@@ -20,7 +20,7 @@ def response_spec(name="test-response", *, factors=None, study_effect=False, pri
     """A response-model spec dict for tests."""
     opts = {"factors": factors if factors is not None else [], "study_effect": study_effect, **options}
     return {"name": name, "family": "response", "options": opts, "priors": priors or {},
-            "sampler": {"chains": 4, "draws": draws, "tune": tune, "seed": seed, "target_accept": 0.95}}
+            "sampler": {"chains": 4, "draws": draws, "tune": tune, "seed": seed, "target_accept": 0.99}}
 
 
 def aggregates_frame(rows):

@@ -5,16 +5,23 @@ For patient ``i`` (or aggregate row ``j``) in study ``s``::
     logit P(CR) = alpha + u[s] + sum_f beta_f[level_f]
     alpha       = logit(p_typical),            p_typical ~ Beta(1, 1)
     beta_f      ~ ZeroSumNormal(sd_f),         sd_f ~ Gamma(2, 2)   (partial pooling of levels)
-    u           = sd_study * z_study           (between-study random effect)
+    u           ~ ZeroSumNormal(sd_study),     sd_study ~ HalfNormal(0.5)   (between-study effect)
 
-The level effects of a factor sum to zero, so ``alpha`` is the logit CR probability of a patient
-at the average of the levels of every factor, in a typical study, and ``p_<factor>[level]`` that of
-the level with the other factors at their average. Each factor's effects are centred where every
-level carries at least ``dense_threshold`` patients of information and the factor has at least five
-levels, and non-centred (``beta = sd * z``) otherwise (``parameterization = "auto"``; or set it):
-with two to four levels the spread ``sd_f`` stays weakly identified however many patients there
-are, and the centred form then has a funnel (measured: 29 divergences on 2,000 patients, none
-non-centred).
+The level effects of a factor sum to zero over the levels **with data** (patients or aggregate
+rows used), so ``alpha`` is the logit CR probability of a patient at the average of those levels,
+in the average fitted study, and ``p_<factor>[level]`` that of the level with the other factors at
+their average. A vocabulary level without data (``adult`` in paediatric data) is not a coordinate
+of the fit: like any level not in the fit it is predicted from its factor's spread (recorded in
+``data_use['levels_without_data']``). Study effects sum to zero too, so a new study's effect varies
+around ``alpha`` by ``sd_study^2 (1 + 1/S)`` (``S`` studies): the same predictive as the usual
+``u ~ Normal(0, sd_study)`` with a flat prior on the population mean.
+
+Why: each of these was a direction of the posterior that only the prior informs and that moves
+with the intercept (a level without data, the mean of two study effects), a curved ridge on which
+NUTS diverged (on 800 patients in two studies with this spec's defaults, 4 of 12 fits had a
+divergent transition). The remaining directions are partially centred by the information the data
+carry about them (:mod:`bayes_blina.families.pooling`; ``parameterization = "auto"``, the weights
+recorded in ``data_use['centring_weights']``); ``"centered"`` and ``"noncentered"`` force one form.
 
 Patient rows enter as Bernoulli, aggregate rows (published n/N) as binomial. An aggregate row that
 pools several dose cohorts (regimen ``'5:5;15:7'``) has the cohort-size-weighted mean of the
@@ -59,6 +66,7 @@ from bayes_blina.families.levels import (
     parse_regimen_mix,
     subject_levels,
 )
+from bayes_blina.families.pooling import EffectBlock, effect_block, marginal_block_precision, pooled_effects, zero_sum_basis
 from bayes_blina.priors import Prior
 
 
@@ -73,7 +81,6 @@ class ResponseOptions(BaseModel):
     partition_order: list[str] | None = None
     studies: list[str] | None = None
     parameterization: Literal["auto", "centered", "noncentered"] = "auto"
-    dense_threshold: float = Field(50.0, gt=0)
 
     @field_validator("factors")
     @classmethod
@@ -166,7 +173,15 @@ class ResponseModel(ModelFamily):
                     obs += [lab for lab, _ in r["mix"]]
                 elif r["family"] == f:
                     obs.append(r["level"])
-            levels[f] = factor_vocabulary(f, obs)
+            # only levels with data: a vocabulary level without patients (``adult`` in paediatric
+            # data) would make a direction of the zero-sum effects that only the prior informs and
+            # that moves with the intercept (divergences); it is predicted like any level not in
+            # the fit, from the factor's spread (recorded in data_use)
+            seen = set(obs)
+            levels[f] = [lab for lab in factor_vocabulary(f, obs) if lab in seen]
+            unused = [lab for lab in factor_vocabulary(f, []) if lab not in seen]
+            if unused:
+                use.setdefault("levels_without_data", {})[f] = unused
             if not levels[f]:
                 levels[f] = ["(none)"]
 
@@ -218,8 +233,7 @@ class ResponseModel(ModelFamily):
         coords = {"study": studies, **{f: levels[f] for f in opt.factors},
                   "cell": [f"cell{k}" for k in range(len(arrays["cell_n"]))],
                   "agg_row": [f"{r['study']}|{r['family']}|{r['level']}" for r in rows]}
-        # information per level (patients, aggregate rows counted with their weight): the
-        # parameterisation of each factor's effects follows it (centred where every level is dense)
+        # information per level (patients, aggregate rows counted with their weight)
         info = {}
         for f in opt.factors:
             counts = np.zeros(len(levels[f]))
@@ -231,18 +245,64 @@ class ResponseModel(ModelFamily):
                 np.add.at(counts, ci[ci >= 0], w[ci >= 0])
             info[f] = counts
         use["information_per_level"] = {f: dict(zip(levels[f], np.round(c, 1).tolist())) for f, c in info.items()}
-        use["parameterization"] = {
-            f: (opt.parameterization if opt.parameterization != "auto"
-                else ("centered" if len(levels[f]) >= 5 and info[f].min() >= opt.dense_threshold
-                      else "noncentered"))
-            for f in opt.factors}
+        # each pooled block's sampler coordinates follow the information the data carry about it
+        blocks = self._effect_blocks(arrays, levels, len(studies))
+        use["parameterization"] = {b: blk.describe() for b, blk in blocks.items()}
+        use["centring_weights"] = {b: np.round(blk.weights, 4).tolist() for b, blk in blocks.items()}
         use["aggregate_rows_used"] = [
             {k: r[k] for k in ("study", "population", "family", "level", "regimen", "responders", "n", "weight")}
             for r in rows
         ]
         use["levels"] = levels
         use["studies"] = studies
+        for b, blk in blocks.items():
+            arrays[f"basis_{b}"] = blk.basis
+            arrays[f"centring_{b}"] = blk.weights
         return Prepared(arrays=arrays, coords=coords, data_use=use)
+
+    def _effect_blocks(self, A: dict[str, np.ndarray], levels: dict[str, list[str]], n_studies: int
+                       ) -> dict[str, EffectBlock]:
+        """Sampler coordinates of each pooled block (factor effects, study effects).
+
+        The data's precision about each block comes from the Fisher information of the logistic
+        model at the pooled response rate (patient cells and aggregate components with their
+        composite weights), the other coefficients integrated out under their priors (intercept:
+        the logistic prior of ``logit(p_typical)`` under Beta(1, 1), precision 3 / pi^2); see
+        :mod:`bayes_blina.families.pooling`.
+        """
+        opt = self.options
+        use_study = opt.study_effect and n_studies > 1
+        bases = {f: zero_sum_basis(len(levels[f])) for f in opt.factors}
+        if use_study:  # zero-sum: the intercept is the average of the fitted studies
+            bases["study"] = zero_sum_basis(n_studies)
+        s0 = {f: (self.priors[f"sd_{f}"].quantile(0.001), self.priors[f"sd_{f}"].quantile(0.999)) for f in opt.factors}
+        if use_study:
+            s0["study"] = (self.priors["sd_study"].quantile(0.001), self.priors["sd_study"].quantile(0.999))
+        mode = opt.parameterization
+        if mode != "auto":
+            return {b: effect_block(B, None, s0[b], mode) for b, B in bases.items()}
+        # units: patient cells and aggregate components
+        unit_n = np.r_[A["cell_n"].astype(float),
+                       A["agg_n"][A["comp_row"]] * A["agg_weight"][A["comp_row"]] * A["comp_w"]]
+        unit_study = np.r_[A["cell_study"], A["agg_study"][A["comp_row"]]]
+        yes = float(A["cell_y"].sum() + (A["agg_r"] * A["agg_weight"]).sum())
+        total = float(A["cell_n"].sum() + (A["agg_n"] * A["agg_weight"]).sum())
+        p_bar = float(np.clip(yes / total if total > 0 else 0.5, 0.05, 0.95))
+        cols, prec, slices, k = [np.ones((len(unit_n), 1))], [3.0 / np.pi ** 2], {}, 1
+        for b, B in bases.items():
+            lev = unit_study if b == "study" else np.r_[A[f"cell_{b}"], A[f"comp_{b}"]]
+            rows = np.zeros((len(unit_n), B.shape[1]))
+            ok = lev >= 0
+            rows[ok] = B[lev[ok]]
+            cols.append(rows)
+            prec += [1.0 / float(np.sqrt(s0[b][0] * s0[b][1])) ** 2] * B.shape[1]  # geometric mid-range
+            slices[b] = slice(k, k + B.shape[1])
+            k += B.shape[1]
+        X = np.hstack(cols)
+        weight = unit_n * p_bar * (1.0 - p_bar)
+        return {b: effect_block(B, marginal_block_precision(X, weight, np.array(prec), slices[b]) if B.shape[1] else None,
+                                s0[b], "auto")
+                for b, B in bases.items()}
 
     def _select_partitions(self, a: pd.DataFrame, use: dict) -> list[dict]:
         """Pick the partitions to use in each (study, population) and their composite weights."""
@@ -297,19 +357,13 @@ class ResponseModel(ModelFamily):
             effects = {}
             for f in opt.factors:
                 sd = self.priors[f"sd_{f}"].create(f"sd_{f}")
-                if len(prepared.coords[f]) < 2:  # one level: its effect is absorbed by alpha
-                    beta = pm.Deterministic(f"beta_{f}", pt.zeros(1), dims=f)
-                elif prepared.data_use["parameterization"][f] == "centered":
-                    beta = pm.ZeroSumNormal(f"beta_{f}", sigma=sd, dims=f)
-                else:
-                    z = pm.ZeroSumNormal(f"z_{f}", sigma=1.0, dims=f)
-                    beta = pm.Deterministic(f"beta_{f}", sd * z, dims=f)
+                # zero-sum effects, one level: 0 (absorbed by alpha)
+                beta = pooled_effects(f"beta_{f}", sd, self._block(A, f), dims=f)
                 effects[f] = pt.concatenate([beta, pt.zeros(1)])  # index -1 -> 0 (level unknown)
                 pm.Deterministic(f"p_{f}", pm.math.invlogit(alpha + beta), dims=f)
             if use_study:
                 sd_s = self.priors["sd_study"].create("sd_study")
-                z_s = pm.Normal("z_study", 0.0, 1.0, dims="study")
-                u = pm.Deterministic("study_effect", sd_s * z_s, dims="study")
+                u = pooled_effects("study_effect", sd_s, self._block(A, "study"), dims="study")
             else:
                 u = pt.zeros(len(prepared.coords["study"]))
 
@@ -331,6 +385,11 @@ class ResponseModel(ModelFamily):
                 logp = pm.logp(pm.Binomial.dist(n=A["agg_n"], p=p_agg), A["agg_r"])
                 pm.Potential("agg_loglik", pt.sum(A["agg_weight"] * logp))
         return model
+
+    @staticmethod
+    def _block(A: dict[str, np.ndarray], name: str) -> EffectBlock:
+        return EffectBlock(basis=A[f"basis_{name}"], weights=A[f"centring_{name}"],
+                           precision=np.full(A[f"centring_{name}"].shape, np.nan))
 
     def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:
         """Pointwise log-likelihood: ``y`` per patient and ``y_agg`` per aggregate row (weighted)."""
@@ -425,8 +484,8 @@ def response_draws(idata, subjects: pd.DataFrame, *, factors: list[str], study: 
         new_u = None
         for i, st in enumerate(wanted):
             if st is None:
-                if new_u is None:
-                    new_u = rng.normal(0.0, 1.0, S) * post["sd_study"].values
+                if new_u is None:  # study effects sum to zero: a new study's varies by sd^2 (1 + 1/S)
+                    new_u = rng.normal(0.0, 1.0, S) * post["sd_study"].values * np.sqrt(1.0 + 1.0 / len(studies))
                 eta[i] += new_u
             elif st in studies:
                 eta[i] += u[studies.index(st)]

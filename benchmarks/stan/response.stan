@@ -5,7 +5,8 @@
 //   logit P(CR) = alpha + u[study] + sum_f beta_f[level_f]
 //   alpha = logit(p_typical),  p_typical ~ Beta(a, b)
 //   beta_f ~ ZeroSumNormal(sd_f)   (non-centred: beta_f = sd_f * z_f, z_f ~ ZeroSumNormal(1))
-//   sd_f ~ Gamma(shape_f, rate_f);  u = sd_study * z_study, sd_study ~ HalfNormal, z_study ~ N(0, 1)
+//   sd_f ~ Gamma(shape_f, rate_f);  u = sd_study * zerosum(z_study), sd_study ~ HalfNormal, z_study ~ N(0, 1)
+//   (study effects sum to zero, as in bayes_blina 0.2's ResponseModel)
 //
 // The zero-sum effects use PyMC's own isometric map from R^(K-1) to the sum-zero subspace
 // (pymc.distributions.transforms.ZeroSumTransform.backward), so the unconstrained coordinates
@@ -47,11 +48,13 @@ parameters {
   vector<lower=0>[F] sd_f;
   vector[Z] z_raw;
   vector<lower=0>[use_study] sd_study;
-  vector[use_study ? S : 0] z_study;
+  vector[use_study ? S - 1 : 0] z_study;
 }
 transformed parameters {
   real alpha = logit(p_typical);
+  vector[use_study ? S : 0] u_study;        // study effects (zero-sum)
   vector[L] beta_all;                       // beta of every level of every factor, factor by factor
+  if (use_study) u_study = sd_study[1] * zerosum_backward(z_study);
   {
     int pz = 1;
     int pb = 1;
@@ -88,7 +91,7 @@ model {
   if (use_study) {
     sd_study ~ normal(0, sd_study_sigma);
     z_study ~ std_normal();
-    eta += sd_study[1] * z_study[cell_study];
+    eta += u_study[cell_study];
   }
   cell_y ~ binomial_logit(cell_n, eta);
 }
@@ -103,7 +106,7 @@ generated quantities {
       for (c in 1:C) eta[c] += b0[cell_level[f, c] == 0 ? K[f] + 1 : cell_level[f, c]];
       pb += K[f];
     }
-    if (use_study) eta += sd_study[1] * z_study[cell_study];
+    if (use_study) eta += u_study[cell_study];
     p_cell = inv_logit(eta);
   }
 }
