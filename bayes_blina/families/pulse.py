@@ -89,6 +89,14 @@ improves (on the 36-patient, 3-analyte test cohort: about 27 instead of about 12
 per draw, no divergences). ``peak_coordinates = false`` samples ``z_amp`` and ``w_baseline`` of
 the formula directly (and allows prior predictive sampling).
 
+The event effects ``gamma_dose``, ``delta_reexposure`` and ``kappa_cycle`` are sampled in
+decorrelated coordinates (``event_coordinates = true``, default; :meth:`PulseModel._event_effects`):
+where every patient starts at the same dose and steps up, dose and re-exposure move together and
+the data pin only one combination of the two effects (posterior correlation -0.999 on 60 patients
+all on 5-15; in plain coordinates R-hat 1.029 and bulk ESS 73 for ``delta_reexposure``, in the
+decorrelated ones R-hat 1.007 and the sampler's coordinates uncorrelated). The prior is the
+declared one exactly.
+
 Patient timing is sampled non-centred (``v_tpeak``), with the fitted patients' mean log time to
 peak ``log_tpeak_c`` in place of the population ``log_tpeak`` (option ``timing_sampling =
 "patient_mean"``, the default with peak coordinates; :meth:`PulseModel._timing_coordinates`): the
@@ -183,6 +191,10 @@ class PulseOptions(TrajectoryOptions):
         Shape of the LKJ prior of ``corr_amp`` (1 = uniform over correlation matrices).
     peak_coordinates : bool
         Sample in peak coordinates (same model, better geometry; see the module docstring).
+    event_coordinates : bool
+        Sample the event effects (``gamma_dose``, ``delta_reexposure``, ``kappa_cycle``) in
+        decorrelated coordinates (same model; see :meth:`PulseModel._event_effects`). Needs Normal
+        priors for the three; with another prior they are sampled as they are.
     patient_timing : bool
         Patient-level time to peak (``log_tpeak_i = log_tpeak + sd_log_tpeak * v``); false: one
         time to peak per analyte.
@@ -208,6 +220,7 @@ class PulseOptions(TrajectoryOptions):
     covariates: list[Literal["blast_burden", "age_group"]] = Field(default_factory=list)
     lkj_eta: float = Field(2.0, gt=0)
     peak_coordinates: bool = True
+    event_coordinates: bool = True
     patient_timing: bool = True
     timing_sampling: Literal["patient_mean", "non_centred", "centred"] = "patient_mean"
     exposure: Literal["dose", "css"] = "dose"
@@ -340,9 +353,7 @@ class PulseModel(TrajectoryFamily):
         ana, sub = q + "analyte", q + "subject"
         lbm = self.create_prior("log_baseline_mu", q + "log_baseline_mu", dims=ana)
         sdb = self.create_prior("sd_log_baseline", q + "sd_log_baseline", dims=ana)
-        gamma = self.create_prior("gamma_dose", q + "gamma_dose", dims=ana)
-        delta = self.create_prior("delta_reexposure", q + "delta_reexposure", dims=ana)
-        kappa = self.create_prior("kappa_cycle", q + "kappa_cycle", dims=ana)
+        gamma, delta, kappa = self._event_effects(A, n_ana, prefix=q)
         timing_coords = opt.patient_timing and opt.peak_coordinates and opt.timing_sampling == "patient_mean"
         init_tpeak = _initial_log_tpeak(A, n_sub, n_ana, self._prior_mean_log_tpeak(n_ana))
         if not timing_coords:  # else log_tpeak is implied by the timing coordinates (below)
@@ -453,6 +464,48 @@ class PulseModel(TrajectoryFamily):
         """Prior location of ``log_tpeak`` per analyte (the start when the data say nothing)."""
         _, params = self.analyte_prior("log_tpeak")
         return np.broadcast_to(np.asarray(params.get("mu", math.log(12.0)), dtype=float), (n_ana,)).copy()
+
+    def _event_effects(self, A: dict[str, np.ndarray], n_ana: int, prefix: str = ""):
+        """``gamma_dose``, ``delta_reexposure`` and ``kappa_cycle`` (analyte), in decorrelated coordinates.
+
+        The data inform the event effects through the spread of the event covariates (log dose,
+        re-exposure, cycle): where they move together, so do the effects. In a cohort whose every
+        patient starts at 5 and steps to 15 µg/m²/day, each step is both a higher dose and a
+        re-exposure, so the data pin ``gamma_dose * log 3 + delta_reexposure`` and leave the
+        orthogonal combination to the prior: a posterior correlation near -1 that NUTS with a
+        diagonal mass matrix crosses slowly (on three 200-patient cohorts simulated outside the
+        package, R-hat 1.038 and bulk ESS 236 for ``cyt_delta_reexposure`` and
+        ``cyt_gamma_dose`` of the joint model). With ``event_coordinates = true`` and Normal priors
+        ``beta ~ N(mu, diag(s^2))`` (``beta = (gamma, delta, kappa)`` of an analyte) the sampler
+        moves ``eta ~ N(0, I)`` with ``beta = mu + diag(s) Q eta``, ``Q`` the eigenvectors of
+        ``diag(s) M diag(s)`` and ``M`` the covariance of the event covariates over the fitted
+        events: the prior is exactly the declared one (``Q`` is orthonormal), and the data's
+        information about ``eta`` is about diagonal. The three effects are deterministics of the
+        same names as before.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        names = ("gamma_dose", "delta_reexposure", "kappa_cycle")
+        q, ana = prefix, prefix + "analyte"
+        priors = [self.analyte_prior(n) for n in names]
+        X = np.column_stack([A["event_log_dose"], A["event_reexposure"], A["event_cycle_m1"]]).astype(float)
+        if not self.options.event_coordinates or any(d != "Normal" for d, _ in priors) or len(X) < 2:
+            return tuple(self.create_prior(n, q + n, dims=ana) for n in names)
+        X = X - X.mean(axis=0)
+        M = X.T @ X / len(X)
+        mu = np.column_stack([np.broadcast_to(np.asarray(p["mu"], dtype=float), n_ana) for _, p in priors])
+        sd = np.column_stack([np.broadcast_to(np.asarray(p["sigma"], dtype=float), n_ana) for _, p in priors])
+        basis = np.empty((n_ana, 3, 3))
+        for a in range(n_ana):
+            _, vec = np.linalg.eigh(sd[a][:, None] * M * sd[a][None, :])
+            basis[a] = sd[a][:, None] * vec
+        model = pm.modelcontext(None)
+        if q + "event_direction" not in model.coords:
+            model.add_coord(q + "event_direction", list(range(3)))
+        eta = pm.Normal(q + "event_effects_raw", 0.0, 1.0, dims=(ana, q + "event_direction"))
+        beta = mu + (basis * eta[:, None, :]).sum(axis=-1)  # (analyte, effect)
+        return tuple(pm.Deterministic(q + n, beta[:, k], dims=ana) for k, n in enumerate(names))
 
     @staticmethod
     def _peak_coordinates(prepared: Prepared, P: dict[str, Prior], lbm, sdb, eff, gamma, delta, kappa,
