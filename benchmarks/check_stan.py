@@ -58,9 +58,10 @@ def _pulse_case(correlated: bool, n: int = 12, **options):
 
     ds = simulate_cohort("adult-exploratory", n, seed=5)[0]
     sp, fam = _family("cytokine-core")
-    if not correlated or options:
-        sp, fam = _family({"name": "c", "family": "pulse",
-                           "options": {**sp.options, "correlated": correlated, **options}, "priors": sp.priors})
+    # event_coordinates = false: PyMC's unconstrained coordinates are then Stan's (gamma_dose, ...)
+    sp, fam = _family({"name": "c", "family": "pulse",
+                       "options": {**sp.options, "correlated": correlated, "event_coordinates": False, **options},
+                       "priors": sp.priors})
     return ds, fam
 
 
