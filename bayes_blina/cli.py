@@ -314,10 +314,10 @@ def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, figu
 def _register_subcommands() -> None:
     from bayes_blina.cli_io import export_group, import_group
     from bayes_blina.cli_plan import plan
-    from bayes_blina.cli_checks import prior_check, sbc
+    from bayes_blina.cli_checks import prior_check, sbc, sensitivity
     from bayes_blina.cli_report import figure, loo_pit_command, report, vpc
 
-    for command in (report, vpc, loo_pit_command, figure, sbc, prior_check):
+    for command in (report, vpc, loo_pit_command, figure, sbc, prior_check, sensitivity):
         main.add_command(command)
     main.add_command(import_group)
     main.add_command(export_group)

@@ -1,8 +1,9 @@
-"""``bayes-blina sbc`` and ``bayes-blina prior-check``: calibration and prior predictive checks.
+"""``bayes-blina sbc``, ``prior-check`` and ``sensitivity``: calibration, prior predictive checks
+and prior/likelihood sensitivity.
 
-Thin: parses the arguments and calls :mod:`bayes_blina.checks.sbc` and
-:mod:`bayes_blina.checks.prior`. Both commands are registered on the main command
-(``main.add_command(sbc)``, ``main.add_command(prior_check)``), whose error handling turns the
+Thin: parses the arguments and calls :mod:`bayes_blina.checks.sbc`,
+:mod:`bayes_blina.checks.prior` and :mod:`bayes_blina.checks.sensitivity`. The commands are
+registered on the main command (``main.add_command(sbc)``, ...), whose error handling turns the
 package's errors into a message and exit status 2. ``sbc`` exits with status
 :data:`EXIT_SBC_FAILED` when the calibration fails.
 """
@@ -14,7 +15,7 @@ import click
 
 from bayes_blina.cli_common import write_text
 
-__all__ = ["EXIT_SBC_FAILED", "prior_check", "sbc"]
+__all__ = ["EXIT_SBC_FAILED", "prior_check", "sbc", "sensitivity"]
 
 #: Exit status of ``sbc`` when the ranks are not uniform (calibration failed).
 EXIT_SBC_FAILED = 4
@@ -90,3 +91,31 @@ def prior_check(spec, data, draws, seed, out, figure) -> None:
     if res.flags:
         click.secho(f"{len(res.flags)} flag(s): the priors imply implausible data (see the report)", fg="yellow",
                     err=True)
+
+
+@click.command("sensitivity")
+@click.argument("fitdir", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.05, show_default=True,
+              help="Sensitivity from which a component (prior, likelihood) is said to drive a parameter.")
+@click.option("--allow-unconverged", is_flag=True, help="Assess a fit that fails the convergence gate anyway.")
+@click.option("--out", "out", type=click.Path(), default=None, help="File to write (default: stdout).")
+def sensitivity(fitdir, fmt, threshold, allow_unconverged, out) -> None:
+    """Prior and likelihood power-scaling sensitivity of each parameter of the fit in FITDIR,
+    flagging prior-data conflict and prior-dominated parameters."""
+    from bayes_blina.checks.sensitivity import power_scaling_sensitivity
+    from bayes_blina.report.tables import format_table, gate_or_raise
+    from bayes_blina.store import load_fit
+
+    stored = load_fit(fitdir)
+    gate_or_raise(stored.verdict(), allow_unconverged)
+    df = power_scaling_sensitivity(stored, threshold=threshold)
+    caption = (f"{stored.provenance['model']['name']}: power-scaling sensitivity (prior scaled: "
+               f"{', '.join(df.attrs['scaled_priors'])}; threshold {threshold:g})")
+    write_text(format_table(df, fmt, digits=3, caption=caption), out)
+    flagged = df[df["diagnosis"] != ""]
+    if len(flagged):
+        click.secho(f"{len(flagged)} parameter(s) flagged: "
+                    + "; ".join(f"{r.parameter} ({r.diagnosis})" for r in flagged.itertuples()), fg="yellow", err=True)
+    else:
+        click.secho("no parameter is driven by its prior", fg="green", err=True)

@@ -150,6 +150,43 @@ class ModelFamily(ABC):
         """Variables shown in summaries, in order."""
         return []
 
+    def prior_terms(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The declared priors as ``{variable: (distribution, parameters)}``.
+
+        These are the model's top-level priors (the ones a spec can override), which a
+        power-scaling sensitivity analysis scales. Parameters may be arrays along the variable's
+        last axis (per-analyte priors of the trajectory families).
+        """
+        return {name: (p.dist, dict(p.params)) for name, p in self.priors.items()}
+
+    def log_prior(self, posterior) -> dict[str, Any]:
+        """Log density of each declared prior at every posterior draw.
+
+        Parameters
+        ----------
+        posterior : xarray.Dataset
+            Posterior draws (``chain``, ``draw``, ...).
+
+        Returns
+        -------
+        dict of str to xarray.DataArray
+            One ``(chain, draw)`` array per declared prior whose variable is in the posterior
+            (summed over the variable's other dimensions).
+        """
+        import pymc as pm
+        import xarray as xr
+
+        out = {}
+        for name, (dist, params) in self.prior_terms().items():
+            if name not in posterior:
+                continue
+            da = posterior[name]
+            values = np.asarray(da.values, dtype=float)
+            lp = pm.logp(getattr(pm, dist).dist(**params), values).eval()
+            lp = np.broadcast_to(lp, values.shape).reshape(values.shape[:2] + (-1,)).sum(axis=-1)
+            out[name] = xr.DataArray(lp, dims=("chain", "draw"), coords={"chain": da.chain, "draw": da.draw})
+        return out
+
     def describe(self) -> dict[str, Any]:
         """Plain-data description (options and priors) stored with the fit."""
         return {

@@ -598,6 +598,10 @@ class TrajectoryFamily(ModelFamily):
         dist, params = self.analyte_prior(name)
         return getattr(pm, dist).dist(**params, shape=shape)
 
+    def prior_terms(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Declared priors with per-analyte parameters along the last axis (:meth:`analyte_prior`)."""
+        return {name: self.analyte_prior(name) for name in self.priors}
+
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d["priors"].update({f"{n}[{a}]": p.to_dict() for (n, a), p in self.analyte_priors.items()})

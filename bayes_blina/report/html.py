@@ -398,6 +398,8 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
         parts.append(_note(f"no predictive check for family {fam!r} in this report yet"))
     parts.append(_loo_part(stored, a, fig))
     sec_parts.append("loo")
+    parts.append(_sensitivity_part(stored, a))
+    sec_parts.append("sensitivity")
 
     # family figures
     parts.append("<h3>Figures</h3>")
@@ -486,6 +488,22 @@ def _pcr_expansion_part(stored, prob, fig) -> str:
                                                                 "curve at the covariates' mean)")
                   + "; other biomarkers held at the fitted patients' median; ticks: fitted patients' posterior "
                     "mean expansion (CR at the top, no CR at the bottom)", "pcr-expansion"))
+
+
+def _sensitivity_part(stored, a) -> str:
+    from bayes_blina.checks.sensitivity import power_scaling_sensitivity
+
+    try:
+        df = power_scaling_sensitivity(stored)
+    except BayesBlinaError as err:
+        return _note(f"prior sensitivity not shown: {err}")
+    flagged = int((df["diagnosis"] != "").sum())
+    return ("<h4>Prior and likelihood sensitivity</h4>"
+            + table_html(df, caption=f"power-scaling sensitivity (cumulative Jensen-Shannon distance; scaled "
+                                     f"priors: {', '.join(df.attrs['scaled_priors'])}); flagged at "
+                                     f"{df.attrs['threshold']:g}: prior-data conflict (both sensitive) or "
+                                     f"prior-dominated (prior only); {flagged} flagged",
+                         table_id=f"{a}-sensitivity", flag=lambda r: r["diagnosis"] != ""))
 
 
 def _loo_part(stored, a, fig) -> str:
