@@ -267,3 +267,15 @@ def test_standard_schedule_of_new_patients_stops_when_they_went_off_study(tmp_pa
     d = ds.dosing.groupby("subject_id")["end_h"].max()
     assert d["N1"] == 200.0 and d["N2"] == 672.0
     assert ds.subjects["offstudy_reason"].tolist()[0] == "death"
+
+
+def test_nonmem_offstudy_is_measured_from_the_first_dose(tmp_path):
+    """OFFSTUDY is on the TIME scale: with the first dose at TIME 48 an OFFSTUDY of 248 is 200 h."""
+    text = ("ID,SUBJID,TIME,EVID,MDV,AMT,RATE,CMT,DV,ANALYTE,UNIT,STUDY,REGIMEN,OFFSTUDY,OFFRSN\n"
+            "1,A,10,0,0,0,0,2,900,IL6,pg/mL,S,15,248,death\n"
+            "1,A,48,1,1,125,0.625,1,.,.,.,S,15,248,death\n"
+            "2,B,0,1,1,420,0.625,1,.,.,.,S,15,-99,.\n")
+    (tmp_path / "nm.csv").write_text(text)
+    s = read_nonmem(tmp_path / "nm.csv").subjects.set_index("subject_id")
+    assert s.loc["A", "offstudy_h"] == 200.0 and s.loc["A", "offstudy_reason"] == "death"
+    assert np.isnan(s.loc["B", "offstudy_h"]) and pd.isna(s.loc["B", "offstudy_reason"])
