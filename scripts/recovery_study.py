@@ -261,13 +261,13 @@ def run_one(spec_name: str, n: int, seed: int, *, draws: int | None = None, tune
     res = fit(spec, dataset, draws=draws, tune=tune, chains=chains, seed=1000 + seed)
     wall = time.perf_counter() - t0
     fam_opts = res.family.options.model_dump()
-    truths = TRUTHS[spec.family](truth["population"], list(fam_opts["analytes"]), fam_opts)
+    known = TRUTHS[spec.family](truth["population"], list(fam_opts["analytes"]), fam_opts)
     post = res.idata.posterior
     curves = typical_curves(res, truth, spec.family, list(fam_opts["analytes"]))
     typ_share = float(curves["inside"].mean()) if len(curves) else float("nan")
     typ_err = float(curves["log_err"].max()) if len(curves) else float("nan")
     rows = []
-    for key, value in truths.items():
+    for key, value in known.items():
         name, labels = key[0], key[1:]
         if name not in post:
             continue
