@@ -94,6 +94,21 @@ FINDINGS = """
   Before, both typical baselines (`log_baseline_mu`, truth 1.61) lay above their 90% intervals
   (medians -0.16 to 0.18) in both seeds; now they are inside. Interval censoring recovers what the
   values themselves give. `tests/test_likelihood_interval.py` fits seed 2 (slow test).
+* **Truths away from the priors' centres** (issue 15, part 5; rows `moved`): the simulator's
+  between-patient SD of the log time to peak 0.4 (prior centre 0.25), dose exponent 0.8 (prior
+  centre 1) and CD3 nadir at 10 h (prior centre 24 h); fits with the shipped specs' priors and
+  options (event effects in decorrelated coordinates, session 7). The T-cell model recovers them
+  (n = 36: 8/10, 10/10, 9/10 inside, all pass the gate; the moved nadir 10 h is inside or just
+  below the interval). The cytokine model at n = 36 has 32/36, 31/36 and 34/36 inside (seed 1
+  fails the gate, R-hat 1.016), comparable with the default truths. At n = 200 the two fits run so
+  far have 32/36 and 31/36 inside but the typical IL-10 curve is not tracked (typical share 0.37
+  and 0.56) and seed 2 fails the gate narrowly (R-hat 1.010): IL-10's `log_amp_mu` is high (90%
+  interval 4.75-5.19 and 4.76-5.24 against 4.7), its `gamma_dose` low (0.67-0.77 against 0.8) and
+  its `sd_log_tpeak` low in seed 1 (0.32-0.38 against 0.4). The default-truth n = 200 fit of seed 2
+  shows the same direction for IL-10 (`gamma_dose` 0.87-0.96 against 1.0). This is a systematic
+  IL-10 bias at large n that the n = 36 fits are too wide to show; not yet explained (candidates:
+  the amplitude-timing trade-off of a wide timing spread on a sparse schedule; the IL-10 rows of
+  the simulator's step-dose arms). Open in issue 15.
 """
 PER_FIT_MIN, POOLED_MIN, TYPICAL_MIN = 0.75, 0.80, 0.60
 #: Or the typical trajectory tracks when its median is within 20% of the truth at every point.
