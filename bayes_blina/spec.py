@@ -181,7 +181,15 @@ def available_specs() -> dict[str, Path]:
 
 
 def parse_spec(data: dict[str, Any], *, text: str = "", path: str = "") -> ModelSpec:
-    """Validate a spec given as a dict (e.g. parsed TOML)."""
+    """Validate a spec given as a dict (e.g. parsed TOML or ``ModelSpec.model_dump()``).
+
+    ``text`` and ``path`` given as arguments take precedence over those keys of ``data`` (a dumped
+    spec carries them).
+    """
+    data = dict(data)
+    text = text or data.pop("text", "") or ""
+    path = path or data.pop("path", "") or ""
+    data.pop("text", None), data.pop("path", None)
     try:
         return ModelSpec(**data, text=text, path=path)
     except ValidationError as e:

@@ -178,3 +178,14 @@ def test_numpyro_fits_the_censored_pulse_model():
     assert np.isfinite(res.idata.log_likelihood["y"].values).all()
     # the fit moved from the prior: the residual SD is well below its HalfNormal(1) prior mean 0.8
     assert float(post["sigma_obs"].mean()) < 0.6
+
+
+def test_a_dumped_spec_parses_back_to_the_same_spec():
+    """``parse_spec(spec.model_dump())`` round-trips (it raised TypeError: text and path twice)."""
+    from bayes_blina.spec import parse_spec
+
+    spec = load_spec("response")
+    again = parse_spec(spec.model_dump())
+    assert again == spec
+    assert again.path == spec.path and again.text == spec.text
+    assert parse_spec(spec.model_dump(), path="elsewhere.toml").path == "elsewhere.toml"
