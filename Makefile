@@ -1,18 +1,31 @@
 # bayes_blina: the two commands are `make demo` and `make test` (see README.md).
-PY ?= python3
+# Python 3.12 or newer; found by scripts/find-python unless given: `make test PY=/path/to/python3.13`.
+PY ?= $(shell sh scripts/find-python 2>/dev/null)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
+LOCK := requirements/lock.txt
+BENCH_LOCK := requirements/bench-lock.txt
 OUT ?= out
 BB := $(BIN)/bayes-blina
 
-.PHONY: demo test test-fast install clean bench bench-quick
+.PHONY: demo test test-fast install clean bench bench-quick lock python-check
 
-$(STAMP): pyproject.toml
+## Stops at once, saying what is needed, when no Python 3.12+ was found.
+python-check:
+	@[ -n "$(PY)" ] || { sh scripts/find-python; exit 1; }
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' || \
+	    { echo "PY=$(PY) is Python $$($(PY) -c 'import platform; print(platform.python_version())'); bayes_blina needs 3.12 or newer" >&2; exit 1; }
+
+# The environment CI and `make test` use: exactly the versions in requirements/lock.txt.
+$(STAMP): pyproject.toml $(LOCK) | python-check
+	@if [ -x $(BIN)/python ] && ! $(BIN)/python -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)'; then \
+	    echo "replacing $(VENV): it was made with Python $$($(BIN)/python -c 'import platform; print(platform.python_version())')"; rm -rf $(VENV); fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,approx]"  # approx: the Pathfinder and Laplace tests run too
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[test,approx,numpyro]"  # approx: Pathfinder and Laplace; numpyro: its back end
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -58,7 +71,7 @@ demo: $(STAMP)
 ## Run the whole test suite (what CI runs).
 test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 ## The fast tests only (no MCMC).
 test-fast: $(STAMP)
@@ -74,9 +87,24 @@ bench-quick: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py --quick
 
 ## The benchmarks' extras: numpyro + jax, pystan 3 (httpstan compiles with g++), pymc-extras (Pathfinder, Laplace).
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,numpyro,stan,approx]"
+$(BENCH_STAMP): $(STAMP) $(BENCH_LOCK)
+	$(BIN)/python -m pip install --quiet -c $(BENCH_LOCK) -e ".[test,numpyro,stan,approx]"
 	touch $(BENCH_STAMP)
 
+## Refresh the locks from pyproject.toml's lower bounds (newest versions that resolve), in a scratch
+## environment; commit requirements/*.txt afterwards. CI and `make test` install what they say.
+lock: python-check
+	rm -rf .lock-venv
+	$(PY) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e ".[test,approx,numpyro]"
+	.lock-venv/bin/python -m pip check
+	{ echo "# make lock: $$(.lock-venv/bin/python -c 'import platform; print("Python " + platform.python_version())'); pip freeze of .[test,approx,numpyro]"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -iv '^bayes.blina'; } > $(LOCK)
+	.lock-venv/bin/python -m pip install --quiet -e ".[test,approx,numpyro,stan]"
+	{ echo "# make lock: $$(.lock-venv/bin/python -c 'import platform; print("Python " + platform.python_version())'); pip freeze of .[test,approx,numpyro,stan]"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -iv '^bayes.blina'; } > $(BENCH_LOCK)
+	rm -rf .lock-venv
+
 clean:
-	rm -rf $(VENV) $(OUT) fits/demo-* .pytest_cache
+	rm -rf $(VENV) $(OUT) fits/demo-* .pytest_cache .lock-venv

@@ -29,6 +29,8 @@ simulation studies use, with stated tolerances.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import importlib.util
 import time
 from typing import Any
@@ -67,7 +69,7 @@ def fit_approximate(model, sampler: SamplerConfig, *, timing: dict[str, Any] | N
 
     Returns
     -------
-    arviz.InferenceData
+    xarray.DataTree
         ``posterior`` with dimensions ``(chain=1, draw=chains*draws, ...)`` holding every free and
         deterministic variable (no transformed values), and ``sample_stats`` with ``approximate``.
 
@@ -97,8 +99,7 @@ def fit_approximate(model, sampler: SamplerConfig, *, timing: dict[str, Any] | N
             import pymc_extras as pmx
 
             idata = pmx.fit_pathfinder(model=model, num_draws=n_draws, random_seed=sampler.seed,
-                                       progressbar=progress, concurrent=None, display_summary=False,
-                                       add_pathfinder_groups=False)
+                                       progressbar=progress, parallel=False)  # paths in this process
             extra = {}
         else:  # laplace
             _need_pymc_extras(method)
@@ -116,10 +117,9 @@ def fit_approximate(model, sampler: SamplerConfig, *, timing: dict[str, Any] | N
 
 def _normalise(idata, model, method: str, n_draws: int, extra: dict[str, float]):
     """One chain of ``n_draws`` draws of the model's named variables, marked approximate."""
-    import arviz as az
     import xarray as xr
 
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     names = [v.name for v in model.free_RVs + model.deterministics if v.name in post]
     missing_det = [v.name for v in model.deterministics if v.name not in post]
     post = post[names]
@@ -132,12 +132,10 @@ def _normalise(idata, model, method: str, n_draws: int, extra: dict[str, float])
         stacked = _add_deterministics(stacked, model, missing_det)
     stacked.attrs = {"approximate": 1, "inference": f"{method} (approximate, not MCMC)",
                      **{k: v for k, v in extra.items()}}
-    out = az.InferenceData(posterior=stacked)
     flag = xr.Dataset({"approximate": (("chain", "draw"), np.ones((1, stacked.sizes["draw"]), dtype=bool))},
                       coords={"chain": [0], "draw": stacked.coords["draw"].values})
     flag.attrs = {"approximate": 1, "method": method}
-    out.add_groups(sample_stats=flag)
-    return out
+    return xr.DataTree.from_dict({"posterior": stacked, "sample_stats": flag})
 
 
 def _add_deterministics(post, model, names: list[str]):

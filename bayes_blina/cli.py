@@ -39,7 +39,6 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     # third-party notices that say nothing about the user's analysis
     warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
-    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     for noisy in ("pymc", "pytensor", "numba"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
 

@@ -157,11 +157,11 @@ def sample_model(model, sampler: SamplerConfig, *, progress: bool = False,
                 register_jax_erfcx()
                 device = jax_device()
                 n_dev = len(__import__("jax").devices())
-                kwargs.update(nuts_sampler="numpyro", nuts_sampler_kwargs={
+                kwargs.update(nuts_sampler="numpyro", nuts={
                     "chain_method": "parallel" if n_dev >= sampler.chains else "vectorized"})
                 timing["device"] = device
-            else:
-                kwargs["cores"] = cores
+            else:  # PyMC's own NUTS: PyMC 6 would pick nutpie when it is installed
+                kwargs.update(cores=cores, nuts_sampler="pymc")
             t0 = time.perf_counter()
             idata = pm.sample(**kwargs)
             total = time.perf_counter() - t0
@@ -169,11 +169,11 @@ def sample_model(model, sampler: SamplerConfig, *, progress: bool = False,
             timing["sampling_s"] = round(sampling, 3)
             timing["compile_s"] = round(max(total - sampling, 0.0), 3)
     for g in ("warmup_posterior", "warmup_sample_stats", "unconstrained_posterior"):
-        if g in idata.groups():
+        if g in idata.children:
             del idata[g]
     transformed = [v for v in idata.posterior.data_vars if str(v).endswith("__")]
     if transformed:  # nutpie also stores the unconstrained values: not model quantities
-        idata.posterior = idata.posterior.drop_vars(transformed)
+        idata["posterior"] = idata.posterior.to_dataset().drop_vars(transformed)
     idata.posterior.attrs["inference"] = f"NUTS ({backend})"
     return idata, backend
 
@@ -181,9 +181,8 @@ def sample_model(model, sampler: SamplerConfig, *, progress: bool = False,
 def _sample_nutpie(model, sampler: SamplerConfig, cores: int, progress: bool, timing: dict) -> Any:
     """nutpie: compile (numba), then sample; both timed."""
     import nutpie
-    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
-    from arviz.data.base import dict_to_dataset
     import pymc as pm
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, dict_to_dataset, find_constants, find_observations
 
     t0 = time.perf_counter()
     from bayes_blina.families.base import unjittered_names
@@ -196,16 +195,16 @@ def _sample_nutpie(model, sampler: SamplerConfig, cores: int, progress: bool, ti
     idata = nutpie.sample(compiled, draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
                           cores=cores, seed=sampler.seed, target_accept=sampler.target_accept,
                           progress_bar=progress, save_warmup=False,
-                          low_rank_modified_mass_matrix=sampler.mass_matrix == "low_rank")
+                          adaptation="low_rank" if sampler.mass_matrix == "low_rank" else "diag")
     timing["sampling_s"] = round(time.perf_counter() - t0, 3)
     idata.posterior.attrs["sampling_time"] = timing["sampling_s"]
     coords, dims = coords_and_dims_for_inferencedata(model)
     groups = {}
     for name, values in (("constant_data", find_constants(model)), ("observed_data", find_observations(model))):
         if values:
-            groups[name] = dict_to_dataset(values, library=pm, coords=coords, dims=dims, default_dims=[])
-    if groups:
-        idata.add_groups(groups)
+            groups[name] = dict_to_dataset(values, inference_library=pm, coords=coords, dims=dims, sample_dims=[])
+    for name, ds in groups.items():
+        idata[name] = ds
     return idata
 
 
@@ -283,8 +282,8 @@ def _add_prior(idata, model, sampler: SamplerConfig) -> None:
         warnings.filterwarnings("ignore", message=".*Potentials.*")
         prior = pm.sample_prior_predictive(draws=sampler.prior_draws, random_seed=sampler.seed)
     for g in ("prior", "prior_predictive"):
-        if g in prior.groups():
-            idata.add_groups({g: getattr(prior, g)})
+        if g in prior.children:
+            idata[g] = prior[g].to_dataset()
 
 
 def _array_dims(name: str, ndim: int) -> tuple[str, ...]:
@@ -306,17 +305,17 @@ def _add_groups(idata, model, family: ModelFamily, prepared: Prepared) -> None:
                                   extend_inferencedata=True)
     extra = family.log_likelihood(idata, prepared)
     if extra:
-        if "log_likelihood" in idata.groups():
-            idata.log_likelihood = idata.log_likelihood.assign(extra)
+        if "log_likelihood" in idata.children:
+            idata["log_likelihood"] = idata.log_likelihood.to_dataset().assign(extra)
         else:
-            idata.add_groups(log_likelihood=xr.Dataset(extra))
+            idata["log_likelihood"] = xr.Dataset(extra)
     const = {k: xr.DataArray(np.asarray(v), dims=_array_dims(k, np.ndim(v))) for k, v in prepared.arrays.items()}
-    if "constant_data" in idata.groups():
+    if "constant_data" in idata.children:
         del idata["constant_data"]
-    idata.add_groups(constant_data=xr.Dataset(const))
+    idata["constant_data"] = xr.Dataset(const)
     obs_extra = {k: xr.DataArray(np.asarray(v), dims=(f"{k}_dim",)) for k, v in family.observed_arrays(prepared).items()}
-    if "observed_data" in idata.groups():
+    if "observed_data" in idata.children:
         if obs_extra:
-            idata.observed_data = idata.observed_data.assign(obs_extra)
+            idata["observed_data"] = idata.observed_data.to_dataset().assign(obs_extra)
     elif obs_extra:
-        idata.add_groups(observed_data=xr.Dataset(obs_extra))
+        idata["observed_data"] = xr.Dataset(obs_extra)

@@ -9,6 +9,8 @@ model says.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 from typing import Sequence
 
 import numpy as np
@@ -82,7 +84,7 @@ def predict_trajectories(stored, dataset: Dataset, *, times: Sequence[float] = D
     fam = cls({**opts, "censoring": "m3", "relative_to_baseline": False, "covariates": []})
     prepared = fam.prepare(Dataset(subjects=dataset.subjects, dosing=dataset.dosing, observations=grid))
     A = prepared.arrays
-    post = stored.idata.posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+    post = as_dataset(stored.idata.posterior).stack(sample=("chain", "draw")).transpose("sample", ...)
     fitted_analytes = [str(a) for a in post[fam.sigma_name].coords["analyte"].values]
     order = [fitted_analytes.index(a) for a in analytes]
     pred_subjects = prepared.coords["subject"]

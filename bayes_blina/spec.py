@@ -57,7 +57,7 @@ class SamplerConfig(BaseModel):
 
     ``mass_matrix = "low_rank"`` (nutpie only) adapts a diagonal mass matrix plus a low-rank
     correction from the draws and gradients of warm-up, which captures strong posterior
-    correlations that a diagonal one cannot (nutpie's ``low_rank_modified_mass_matrix``). Each draw
+    correlations that a diagonal one cannot (nutpie's ``adaptation="low_rank"``). Each draw
     costs more; for the six-cytokine pulse fit it raised the smallest bulk ESS about fivefold per
     draw (``models/cytokine.toml``). A spec that names another back end together with it is
     refused; choosing another back end for a low-rank spec at fit time (``--backend pymc``,

@@ -3,7 +3,7 @@
 ``FITDIR/`` holds
 
 ``posterior.nc``
-    ArviZ InferenceData in NetCDF (groups ``posterior``, ``sample_stats``, ``log_likelihood``,
+    ArviZ (1.x) DataTree in NetCDF (groups ``posterior``, ``sample_stats``, ``log_likelihood``,
     ``observed_data``, ``constant_data``, and ``prior`` when sampled).
 ``provenance.json``
     Package and library versions, the model spec as written and as parsed, the SHA-256 of the input
@@ -35,7 +35,10 @@ from bayes_blina.errors import FitExistsError, FitStoreError
 from bayes_blina.spec import ModelSpec, parse_spec
 
 FORMAT = "bayes_blina.fit"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Format versions this release reads: 1 (bayes_blina 0.1, ArviZ 0.x InferenceData) and 2 (ArviZ 1.x
+#: DataTree). Both are the same NetCDF groups, so a version-1 fit loads unchanged.
+READABLE_VERSIONS = (1, 2)
 POSTERIOR = "posterior.nc"
 PROVENANCE = "provenance.json"
 _REQUIRED = ("format", "format_version", "package", "created", "model", "data", "sampler", "diagnostics", "files")
@@ -138,7 +141,7 @@ class StoredFit:
 
     Attributes
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
     provenance : dict
     path : Path
     """
@@ -203,10 +206,14 @@ def load_fit(path: str | os.PathLike, *, verify: bool = True) -> StoredFit:
         raise FitStoreError(f"{prov_file} lacks required field(s) {', '.join(missing)}")
     if prov["format"] != FORMAT:
         raise FitStoreError(f"{path} is not a bayes_blina fit (format {prov['format']!r})")
-    if prov["format_version"] != FORMAT_VERSION:
+    if prov["format_version"] not in READABLE_VERSIONS:
+        wrote = (prov.get("package") or {}).get("version", "unknown")
+        this = _versions().get("bayes_blina", "unknown")
+        newer = isinstance(prov["format_version"], int) and prov["format_version"] > FORMAT_VERSION
         raise FitStoreError(
-            f"{path} was written in fit format version {prov['format_version']}, this bayes_blina reads "
-            f"version {FORMAT_VERSION}; refit with this version")
+            f"{path} was written by bayes_blina {wrote} in fit format version {prov['format_version']}; "
+            f"this bayes_blina ({this}) reads versions {', '.join(map(str, READABLE_VERSIONS))}: "
+            + ("upgrade bayes_blina to read it" if newer else "refit the model with this version"))
     if verify:
         expected = prov["files"].get(POSTERIOR)
         actual = sha256_file(post_file)
@@ -216,11 +223,11 @@ def load_fit(path: str | os.PathLike, *, verify: bool = True) -> StoredFit:
                 "the file was modified or corrupted after the fit was written; refit or restore it")
     try:
         idata = az.from_netcdf(str(post_file), engine="h5netcdf")
-        for g in idata.groups():
-            getattr(idata, g).load()
+        for g in idata.children:
+            idata[g].load()
     except Exception as e:  # any reader failure is a store error, named clearly
-        raise FitStoreError(f"cannot read {post_file} as NetCDF InferenceData ({type(e).__name__}: {e})") from None
-    if "posterior" not in idata.groups():
+        raise FitStoreError(f"cannot read {post_file} as NetCDF (ArviZ DataTree) ({type(e).__name__}: {e})") from None
+    if "posterior" not in idata.children:
         raise FitStoreError(f"{post_file} has no posterior group")
     from bayes_blina.families import get_family
 

@@ -18,6 +18,8 @@ Rows (one per method, quantity and element) are appended to ``results/approx.csv
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import argparse
 import sys
 import time
@@ -53,7 +55,7 @@ def _spec(config):
 
 def quantities(config, res, ds) -> dict[str, np.ndarray]:
     """Draws (n, ) of each named scalar quantity."""
-    post = res.idata.posterior.stack(sample=("chain", "draw"))
+    post = as_dataset(res.idata.posterior).stack(sample=("chain", "draw"))
     out = {}
     if config == "response-300":
         from bayes_blina.families.response import subgroup_rates

@@ -15,6 +15,8 @@ Two checks, each printed with a PASS/FAIL line:
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import argparse
 import sys
 from pathlib import Path
@@ -139,8 +141,8 @@ def check_posterior_means(n: int, chains: int, draws: int, seed: int) -> bool:
     for name in names:
         a, b = idata_pm.posterior[name], idata_st.posterior[name]
         ma, mb = a.mean(("chain", "draw")).values.ravel(), b.mean(("chain", "draw")).values.ravel()
-        sa = az.mcse(idata_pm.posterior[[name]], method="mean")[name].values.ravel()
-        sb = az.mcse(idata_st.posterior[[name]], method="mean")[name].values.ravel()
+        sa = az.mcse(as_dataset(idata_pm.posterior)[[name]], method="mean")[name].values.ravel()
+        sb = az.mcse(as_dataset(idata_st.posterior)[[name]], method="mean")[name].values.ravel()
         keep = (sa > 0) & (sb > 0)  # the diagonal of corr_amp is constant
         z = (ma[keep] - mb[keep]) / np.sqrt(sa[keep] ** 2 + sb[keep] ** 2)
         zs.append(z)

@@ -236,6 +236,6 @@ def to_idata(kind: str, fit, family, prepared, *, chains: int, draws: int):
         "step_size": _draws(fit, "stepsize__", chains, draws),
     }
     coords = {k: v for k, v in c.items() if any(k in d for d in dims.values())}
-    idata = az.from_dict(posterior=post, sample_stats=stats, coords=coords, dims=dims)
+    idata = az.from_dict({"posterior": post, "sample_stats": stats}, coords=coords, dims=dims)
     idata.posterior.attrs["inference"] = "NUTS (Stan, pystan 3)"
     return idata

@@ -103,7 +103,7 @@ def test_cd19_recovery_36_patients(adult):
     assert int(res.idata.sample_stats["diverging"].sum()) == 0
     import arviz as az
 
-    rhat = az.rhat(post[list(POPULATION_PARAMETERS)])
+    rhat = az.rhat(post.to_dataset()[list(POPULATION_PARAMETERS)])
     assert max(float(rhat[v].max()) for v in POPULATION_PARAMETERS) < 1.01, rhat
     d = truth["population"]["depletion"]["CD19"]
     inside, misses = 0, []

@@ -159,7 +159,7 @@ def test_nutpie_fit_times_compilation_apart():
     post = res.idata.posterior
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 200
     assert not [v for v in post.data_vars if str(v).endswith("__")]
-    assert "diverging" in res.idata.sample_stats and "warmup_posterior" not in res.idata.groups()
+    assert "diverging" in res.idata.sample_stats and "warmup_posterior" not in res.idata.children
     assert post.attrs["inference"] == "NUTS (nutpie)"
 
 

@@ -75,7 +75,7 @@ def test_exploratory_cohort_recovers_both_odds_ratios(explo):
     # quantity; the coefficients themselves must have mixed
     import arviz as az
 
-    betas = res.idata.posterior[["beta_tcell_expansion", "beta_il10_peak"]]
+    betas = res.idata.posterior.to_dataset()[["beta_tcell_expansion", "beta_il10_peak"]]
     assert float(az.rhat(betas).to_array().max()) < 1.02
     assert float(az.ess(betas).to_array().min()) > 150
     # the indicator deterministic of the summary table is the same probability

@@ -174,7 +174,7 @@ def test_cd3_recovery_36_patients(adult):
     assert int(res.idata.sample_stats["diverging"].sum()) == 0
     import arviz as az
 
-    rhat = az.rhat(post[list(POPULATION_PARAMETERS)])
+    rhat = az.rhat(post.to_dataset()[list(POPULATION_PARAMETERS)])
     assert max(float(rhat[v].max()) for v in POPULATION_PARAMETERS) < 1.01, rhat
     inside, misses = 0, []
     for k, v in _truth_of(truth, "CD3").items():

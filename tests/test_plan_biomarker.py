@@ -60,5 +60,9 @@ def test_dask_cluster_gives_the_same_studies_as_a_single_process():
     src = source(1.0)
     local = biomarker_power(src, [30], sims=3, workers=0, draws=200, tune=200, progress=False, seed=7)
     dask = biomarker_power(src, [30], sims=3, workers=2, draws=200, tune=200, progress=False, seed=7)
-    cols = ["n", "sim", "posterior_draw", "responders", "p_tcell_expansion_gt0"]
-    assert local.studies[cols].equals(dask.studies[cols])
+    cols = ["n", "sim", "posterior_draw", "responders"]
+    assert local.studies[cols].equals(dask.studies[cols])  # the same virtual studies (seeds per study)
+    # their refits agree within Monte Carlo error: under nutpie 0.16.11 a chain run first in a fresh
+    # worker process is not bit-identical to the same chain run after another fit in this process
+    p_local, p_dask = local.studies["p_tcell_expansion_gt0"], dask.studies["p_tcell_expansion_gt0"]
+    assert (abs(p_local - p_dask) <= 0.03).all(), (p_local.tolist(), p_dask.tolist())

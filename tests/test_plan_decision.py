@@ -1,7 +1,6 @@
 """Decision rules, exact operating characteristics, PoS, sample size and the Monte Carlo check."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -118,18 +117,16 @@ def test_oc_doctest_value_and_table():
         oc(1.5)
 
 
-def test_simulated_oc_agrees_with_exact_within_mc_error_and_is_fast():
+def test_simulated_oc_agrees_with_exact_within_mc_error():
+    """(Its speed, 10,000 trials in milliseconds, is measured in benchmarks/bench_oc.py.)"""
     n = 40
     oc = oc_1s(PRIOR, n, RULE)
     grid = np.linspace(0.05, 0.6, 12)
-    t0 = time.perf_counter()
     sim = simulate_oc_1s(PRIOR, n, RULE, grid, n_trials=10_000, seed=2016)
-    elapsed = time.perf_counter() - t0
     exact = oc(grid)
     se = np.sqrt(exact * (1 - exact) / 10_000)
     assert np.all(np.abs(sim["p_success"].to_numpy() - exact) <= 4 * se + 1e-4)
-    assert elapsed < 5.0, f"10,000 simulated trials at 12 rates took {elapsed:.1f} s"
-    assert sim.attrs["seconds"] == pytest.approx(elapsed, abs=1.0)
+    assert len(sim) == len(grid) and (sim["n_trials"] == 10_000).all()
     again = simulate_oc_1s(PRIOR, n, RULE, grid, n_trials=10_000, seed=2016)
     assert sim.equals(again)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import arviz as az
 import numpy as np
 import pytest
 import xarray as xr
@@ -36,7 +35,7 @@ def _stored(fitted_doses=(5.0, 15.0), analytes=("IL6",), corr=None, sd_tpeak=Non
     const = xr.Dataset({"event_log_dose": ("event", np.log(np.asarray(fitted_doses) / 15.0))})
     options = get_family("pulse")({"analytes": list(analytes)}).options.model_dump()
     return SimpleNamespace(family_name="pulse", options=options,
-                           idata=az.InferenceData(posterior=ds, constant_data=const))
+                           idata=xr.DataTree.from_dict({"posterior": ds, "constant_data": const}))
 
 
 def test_flat_peak_distribution_matches_the_closed_form():

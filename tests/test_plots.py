@@ -35,8 +35,8 @@ def test_odds_ratio_table_and_plot_from_any_or_variables(tmp_path):
     rng = np.random.default_rng(1)
     beta = rng.normal(np.log(2.0), 0.3, size=(2, 500))
     vec = rng.normal([0.0, -1.0], 0.2, size=(2, 500, 2))
-    idata = az.from_dict(posterior={"or_tcell_expansion": np.exp(beta), "or_peak": np.exp(vec),
-                                    "beta_tcell_expansion": beta, "p_or_x_gt_1": (beta > 0).astype(float)},
+    idata = az.from_dict({"posterior": {"or_tcell_expansion": np.exp(beta), "or_peak": np.exp(vec),
+                                        "beta_tcell_expansion": beta, "p_or_x_gt_1": (beta > 0).astype(float)}},
                          coords={"biomarker": ["il10", "il6"]}, dims={"or_peak": ["biomarker"]})
     t = plots.odds_ratio_table(idata, prob=0.9).set_index("parameter")
     assert list(t.index) == ["or_tcell_expansion", "or_peak[il10]", "or_peak[il6]"]  # not beta_*, not p_or_*
@@ -53,7 +53,7 @@ def test_odds_ratio_table_and_plot_from_any_or_variables(tmp_path):
     for ext in (".png", ".svg", ".pdf"):
         assert save_figure(fig, tmp_path / f"or{ext}").stat().st_size > 1000
     with pytest.raises(BayesBlinaError, match="no odds-ratio variables"):
-        plots.odds_ratio_table(az.from_dict(posterior={"beta": beta}))
+        plots.odds_ratio_table(az.from_dict({"posterior": {"beta": beta}}))
 
 
 def test_vpc_figure_draws_every_statistic_censored_ones_as_bounds(fit, tmp_path):
@@ -121,8 +121,9 @@ def test_response_fit_table_is_exact_beside_fitted():
 
     rng = np.random.default_rng(2)
     p = rng.beta([5, 20], [5, 30], size=(2, 300, 2))
-    idata = az.from_dict(posterior={"p_agg": p}, observed_data={"agg_r": np.array([4, 21]), "agg_n": np.array([10, 50]),
-                                                                  "agg_weight": np.array([1.0, 0.5])},
+    idata = az.from_dict({"posterior": {"p_agg": p},
+                          "observed_data": {"agg_r": np.array([4, 21]), "agg_n": np.array([10, 50]),
+                                            "agg_weight": np.array([1.0, 0.5])}},
                          coords={"agg_row": ["A|all|all", "B|age_group|<2"]}, dims={"p_agg": ["agg_row"]})
     stored = SimpleNamespace(idata=idata, path="x")
     t = plots.response_fit_table(stored, prob=0.95)

@@ -105,9 +105,8 @@ def test_sbc_response_passes_and_catches_wrong_inference(tmp_path):
     assert ok.passed, ok.verdict
     assert set(ok.tests["quantity"]) >= {"p_typical", "sd_age_group", "sd_blast_burden", "beta_age_group[<2]"}
     assert len(ok.ranks) == 100 * len(ok.tests) and ok.ranks["rank"].between(0, 99).all()
-    # compiled once: every simulation after the first is one sampler run
-    assert ok.sims["fit_s"].iloc[1:].median() < 1.0
-    assert (ok.sims["compile_s"].iloc[1:] < 0.5).all()
+    # compiled once: every simulation after the first reuses the model, with its data swapped in
+    assert ok.sims["compilations"].iloc[0] <= 1 and (ok.sims["compilations"].iloc[1:] == 0).all()
 
     wrong_prior = run_sbc(RESPONSE_SPEC, settings=SBCSettings(sims=100, misspecify="prior_scale", **CI))
     assert not wrong_prior.passed
@@ -150,6 +149,8 @@ def test_dask_cluster_gives_the_sequential_result():
     s = SBCSettings(sims=4, **CI)  # default (numba) backend: CI installs no jax
     seq = run_sbc(RESPONSE_SPEC, settings=s, workers=1)
     par = run_sbc(RESPONSE_SPEC, settings=s, workers=2)
+    for res in (seq, par):  # a simulation that failed to fit names its error here
+        assert "error" not in res.sims or res.sims["error"].isna().all(), res.sims.get("error").dropna().tolist()
     pd.testing.assert_frame_equal(seq.ranks, par.ranks)
     assert list(par.sims["sim"]) == [0, 1, 2, 3]
 

@@ -173,7 +173,7 @@ def test_sbc_joint_end_to_end(tmp_path):
     assert set(map(tuple, res.ranks[["sim", "quantity"]].to_numpy())) == {(i, x) for i in range(3) for x in q}
     assert res.ranks["rank"].between(0, 49).all()
     assert "error" not in res.sims or res.sims["error"].isna().all()
-    assert (res.sims["compile_s"].iloc[1:] < 1.0).all()  # compiled once, data swapped in
+    assert (res.sims["compilations"].iloc[1:] == 0).all()  # compiled once, data swapped in
     assert {"tcell_censored_fraction", "cyt_censored_fraction", "responders"} <= set(res.sims.columns)
 
     out = tmp_path / "sbc"

@@ -31,7 +31,7 @@ def test_round_trip_keeps_posterior_and_provenance(result, saved):
     st = load_fit(saved)
     np.testing.assert_allclose(st.idata.posterior["p_typical"].values, result.idata.posterior["p_typical"].values)
     for g in ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"):
-        assert g in st.idata.groups(), g
+        assert g in st.idata.children, g
     p = st.provenance
     assert p["data"]["sha256"] == result.data_sha256 and len(p["data"]["sha256"]) == 64
     assert p["model"]["family"] == "response" and p["model"]["spec"]["name"] == "test-response"
@@ -125,6 +125,6 @@ def test_prior_group_is_stored_when_sampled(tmp_path):
     spec = response_spec(draws=200, tune=200)
     spec["sampler"]["prior_draws"] = 300
     st = load_fit(save_fit(fit(spec, ds), tmp_path / "withprior"))
-    assert "prior" in st.idata.groups()
+    assert "prior" in st.idata.children
     prior = st.idata.prior["p_typical"].values.ravel()
     assert prior.size == 300 and 0.4 < prior.mean() < 0.6  # Beta(1, 1) prior

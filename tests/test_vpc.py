@@ -148,13 +148,11 @@ def synthetic_pulse_fit(folder, *, seed: int = 3, n_draws: int = 200, sigma_fact
                             np.exp(g["log_baseline_mu"])[..., None] * (1 + np.exp(log_a_typ)))
     coords = {"chain": [0, 1], "draw": np.arange(n_draws), "analyte": ANALYTES, "subject": prep.coords["subject"],
               "scenario": list(SCENARIOS)}
-    import arviz as az
-
-    idata = az.InferenceData(
-        posterior=xr.Dataset({k: xr.DataArray(v[1], dims=v[0]) for k, v in post.items()}, coords=coords),
-        sample_stats=xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, bool)),
-                                 "energy": (("chain", "draw"), rng.normal(size=shape))},
-                                coords={"chain": [0, 1], "draw": np.arange(n_draws)}))
+    idata = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({k: xr.DataArray(v[1], dims=v[0]) for k, v in post.items()}, coords=coords),
+        "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, bool)),
+                                    "energy": (("chain", "draw"), rng.normal(size=shape))},
+                                   coords={"chain": [0, 1], "draw": np.arange(n_draws)})})
     _add_groups(idata, SimpleNamespace(observed_RVs=[]), fam, prep)
     res = FitResult(idata=idata, spec=spec, family=fam, prepared=prep, verdict=convergence_verdict(idata, spec.gate),
                     dataset_name=dataset.name, dataset_origin=str(data_dir), data_sha256=dataset.sha256(),
@@ -266,7 +264,7 @@ def test_vpc_without_the_dataset_uses_the_limits_of_censored_rows(synthetic):
 
 
 def test_vpc_refuses_a_fit_without_trajectories(tmp_path):
-    stored = SimpleNamespace(idata=SimpleNamespace(groups=lambda: ["posterior"]), family_name="response",
+    stored = SimpleNamespace(idata=xr.DataTree.from_dict({"posterior": xr.Dataset()}), family_name="response",
                              path=tmp_path / "r", options={}, provenance={})
     with pytest.raises(BayesBlinaError, match="no trajectory observations"):
         vpc_from_fit(stored)

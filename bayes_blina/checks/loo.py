@@ -2,6 +2,8 @@
 (leave-one-out probability integral transform) values with their calibration plot."""
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import warnings
 
 import numpy as np
@@ -43,7 +45,7 @@ def loo_table(fits: dict[str, object], var_name: str | None = None) -> tuple[pd.
     loos, rows = {}, []
     for name, f in fits.items():
         idata = f.idata
-        if "log_likelihood" not in idata.groups() or not idata.log_likelihood.data_vars:
+        if "log_likelihood" not in idata.children or not idata.log_likelihood.data_vars:
             raise BayesBlinaError(f"fit {name} has no pointwise log-likelihood")
         names = list(idata.log_likelihood.data_vars)
         v = var_name or ("y" if "y" in names else names[0] if len(names) == 1 else None)
@@ -54,7 +56,7 @@ def loo_table(fits: dict[str, object], var_name: str | None = None) -> tuple[pd.
             res = az.loo(idata, var_name=v, pointwise=True)
         k = np.asarray(res.pareto_k).ravel()
         loos[name] = res
-        rows.append({"fit": name, "elpd_loo": float(res.elpd_loo), "se": float(res.se), "p_loo": float(res.p_loo),
+        rows.append({"fit": name, "elpd_loo": float(res.elpd), "se": float(res.se), "p_loo": float(res.p),
                      "n_obs": int(k.size), "k_good": int((k <= 0.5).sum()), "k_ok": int(((k > 0.5) & (k <= 0.7)).sum()),
                      "k_bad": int(((k > 0.7) & (k <= 1)).sum()), "k_very_bad": int((k > 1).sum())})
     comparison = pd.DataFrame()
@@ -70,7 +72,7 @@ def _reff(idata) -> float:
     """Relative MCMC efficiency of the posterior, as :func:`arviz.loo` computes it."""
     import arviz as az
 
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     n = post.sizes["chain"] * post.sizes["draw"]
     if post.sizes["chain"] == 1:
         return 1.0
@@ -115,7 +117,7 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
     """Leave-one-out probability integral transform (LOO-PIT) of every observation.
 
     ``PIT_i = sum_s w_is F(y_i | theta_s)`` with ``w_is`` the Pareto-smoothed importance weights of
-    leaving observation ``i`` out (:func:`arviz.psislw` of ``-log_likelihood``) and ``F`` the
+    leaving observation ``i`` out (PSIS log weights from arviz-stats) and ``F`` the
     observation's predictive CDF, in closed form (no replicated data needed). For a well-calibrated
     model the values are uniform on (0, 1): too many near 0 and 1 means the predictive
     distributions are too narrow, too many near 0.5 too wide, a slope means bias.
@@ -148,16 +150,16 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
     BayesBlinaError
         If the fit has no pointwise log-likelihood or its family has no predictive CDF here.
     """
-    import arviz as az
+    from arviz_stats.base import array_stats
     from scipy import stats
 
     idata = stored.idata
-    if "log_likelihood" not in idata.groups() or not idata.log_likelihood.data_vars:
+    if "log_likelihood" not in idata.children or not idata.log_likelihood.data_vars:
         raise BayesBlinaError(f"fit {stored.path} has no pointwise log-likelihood: LOO-PIT needs one")
     seed = stored.spec.sampler.seed if seed is None else seed
     rng = np.random.default_rng(seed)
     names = list(idata.log_likelihood.data_vars)
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     if stored.family_name == "response":
         v = var_name or ("y" if "y" in names else "y_agg")
         if v not in names:
@@ -169,7 +171,7 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
             hi, lo = stats.binom.cdf(r, n, p), stats.binom.cdf(r - 1, n, p)
             labels = [str(x) for x in post["p_agg"].coords["agg_row"].values]
         else:
-            const = idata.constant_data
+            const = as_dataset(idata.constant_data)
             p = _stack(post["p_cell"])[:, const["pat_cell"].values.astype(int)]
             y = const["pat_y"].values
             hi = np.where(y >= 1, 1.0, 1 - p)
@@ -191,7 +193,8 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
                               f"{hi.shape[1]}: the fit's stored arrays do not match")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lw, k = az.psislw(-ll.T, reff=_reff(idata))  # (obs, sample)
+        # arviz-stats takes the log-likelihood itself (the log ratios are its negative); (obs, sample)
+        lw, k = array_stats.psislw(ll.T, r_eff=_reff(idata), axis=-1)
     w = np.exp(lw)
     f_hi = np.einsum("os,so->o", w, hi)
     f_lo = np.einsum("os,so->o", w, lo)
@@ -205,7 +208,7 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
 
 def loo_pit_figure(pit: pd.DataFrame, *, title: str | None = None, prob: float = 0.95):
     """ECDF of the LOO-PIT values minus the uniform CDF, with simultaneous confidence bands
-    (:func:`arviz.plot_ecdf`); a calibrated model stays inside the band.
+    (``arviz_stats.ecdf_utils.ecdf_pit``); a calibrated model stays inside the band.
 
     Parameters
     ----------
@@ -219,17 +222,18 @@ def loo_pit_figure(pit: pd.DataFrame, *, title: str | None = None, prob: float =
     -------
     matplotlib.figure.Figure
     """
-    import arviz as az
-    from scipy import stats
+    from arviz_stats.ecdf_utils import ecdf_pit
 
     from bayes_blina.report.figures import _plt
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        az.plot_ecdf(np.array(pit["pit"], dtype=float), cdf=stats.uniform(0, 1).cdf, difference=True,
-                     confidence_bands=True, ci_prob=prob, random_state=np.random.default_rng(0), ax=ax, show=False)
+    # the ECDF and its simultaneous band from arviz-stats; drawn here as ECDF minus the uniform CDF
+    x, ecdf, lower, upper = ecdf_pit(np.sort(np.array(pit["pit"], dtype=float)), prob, n_simulations=1000,
+                                     rng=np.random.default_rng(0))
+    ax.fill_between(x, lower - x, upper - x, step="post", color="C0", alpha=0.2, lw=0,
+                    label=f"{prob:.0%} simultaneous band")
+    ax.step(x, ecdf - x, where="post", color="C0", lw=1.2, label="LOO-PIT ECDF")
     n_r = int(pit.attrs.get("n_randomised", 0))
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel("LOO-PIT")

@@ -31,6 +31,8 @@ model, sampled in its plain form (which also turns off pulse's flat patient-mean
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -121,7 +123,7 @@ def prior_draws(family, prepared, draws: int, seed: int):
         # shape prior draws, which is what PyMC warns about
         warnings.filterwarnings("ignore", message=".*[Pp]otential.*")
         idata = pm.sample_prior_predictive(draws=draws, random_seed=seed)
-    return idata.prior
+    return as_dataset(idata.prior)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ fits poorly.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import numpy as np
 import pandas as pd
 
@@ -26,7 +28,7 @@ def response_ppc(idata, *, factors: list[str], prob: float = 0.9, seed: int = 0)
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         A fitted response model (with ``constant_data`` and ``observed_data`` as stored by
         :func:`bayes_blina.inference.fit`).
     factors : list of str
@@ -43,7 +45,7 @@ def response_ppc(idata, *, factors: list[str], prob: float = 0.9, seed: int = 0)
     """
     rng = np.random.default_rng(seed)
     rows = []
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     if "p_agg" in post:
         p = post["p_agg"].stack(s=("chain", "draw")).transpose("agg_row", "s").values
         r = idata.observed_data["agg_r"].values
@@ -52,7 +54,7 @@ def response_ppc(idata, *, factors: list[str], prob: float = 0.9, seed: int = 0)
         for i, lab in enumerate(labels):
             rep = rng.binomial(n[i], p[i])
             rows.append(_row(lab, r[i], n[i], rep, prob))
-    const = idata.constant_data
+    const = as_dataset(idata.constant_data)
     if "pat_y" in const and const["pat_y"].size:
         y = const["pat_y"].values
         p = post["p_cell"].stack(s=("chain", "draw")).transpose("cell", "s").values[const["pat_cell"].values]

@@ -58,6 +58,8 @@ make SBC fail; they exist to show that it can.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import hashlib
 import json
 import logging
@@ -384,9 +386,15 @@ def _backend(ctx: dict) -> str:
     return "numba" if b == "auto" else b
 
 
+#: Models compiled by this process (``fit_simulation`` reports how many each simulation needed).
+COMPILATIONS = 0
+
+
 def _compile(model, backend: str):
     import nutpie
 
+    global COMPILATIONS
+    COMPILATIONS += 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if backend == "jax":
@@ -621,14 +629,27 @@ def _compiled_for(ctx: dict, data: dict):
             model = _trajectory_shared_model(_fit_family(ctx), ctx["prepared"])
         _COMPILED[key] = None if model is None else _compile(model, _backend(ctx))
     compiled = _COMPILED[key]
-    if compiled is None:  # rebuilt for every simulation
-        once = _joint_model_once if ctx["family"] == "joint" else _trajectory_model_once
-        compiled = _compile(once(ctx, data), _backend(ctx))
-    have = getattr(compiled, "shared_data", None) or getattr(compiled, "_shared_data", None) or {}
+    once = compiled is None
+    if once:  # rebuilt for every simulation
+        build = _joint_model_once if ctx["family"] == "joint" else _trajectory_model_once
+        compiled = _compile(build(ctx, data), _backend(ctx))
+    have = _shared_names(compiled)
     if ctx["settings"].misspecify == "prior_scale" and "sbc_misspecify" not in have:
         raise SpecError("misspecify = 'prior_scale': the spec has no prior with a scale to halve")
     updates = {k: v for k, v in _data_updates(ctx, data).items() if k in have}
+    if not once and not any(k != "sbc_misspecify" for k in updates):
+        # a model compiled once must take this simulation's data, or every fit sees the first data
+        raise SpecError(f"the compiled SBC model has none of the simulated data's shared variables "
+                        f"(it has {sorted(have)}); cannot swap this simulation's data in")
     return compiled.with_data(**updates) if updates else compiled
+
+
+def _shared_names(compiled) -> set[str]:
+    """Names of the shared variables (data) of a compiled nutpie model."""
+    keys = getattr(compiled, "shared_var_keys", None)  # nutpie >= 0.16.9: variable -> internal key
+    if keys:
+        return {str(v.name) for v in keys}
+    return set(getattr(compiled, "shared_data", None) or {})
 
 
 def _thin(x: np.ndarray, L: int) -> np.ndarray:
@@ -659,13 +680,15 @@ def _fit_simulation(ctx: dict, i: int, data: dict) -> dict[str, Any]:
     t0 = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        before = COMPILATIONS
         compiled = _compiled_for(ctx, data)
+        compilations = COMPILATIONS - before
         t1 = time.perf_counter()
         trace = nutpie.sample(compiled, chains=s.chains, tune=s.tune, draws=s.draws, seed=seed,
                               cores=ctx["cores"], progress_bar=False, save_warmup=False,
                               target_accept=s.target_accept)
     t2 = time.perf_counter()
-    post = trace.posterior
+    post = as_dataset(trace.posterior)
     n = s.chains * s.draws
     out = np.empty((len(ctx["quantities"]), s.rank_draws))
     means, sds = np.empty(len(out)), np.empty(len(out))
@@ -688,7 +711,7 @@ def _fit_simulation(ctx: dict, i: int, data: dict) -> dict[str, Any]:
                     ess.append(float(az.ess(x, method="bulk")))
     div = int(trace.sample_stats["diverging"].sum()) if "diverging" in trace.sample_stats else 0
     return {"sim": i, "seed": seed, "draws": out, "posterior_mean": means, "posterior_sd": sds,
-            "fit_s": t2 - t0, "compile_s": t1 - t0, "divergences": div,
+            "fit_s": t2 - t0, "compile_s": t1 - t0, "compilations": compilations, "divergences": div,
             "max_rhat": max(rhat) if rhat else math.nan, "min_ess_bulk": min(ess) if ess else math.nan}
 
 
@@ -744,6 +767,10 @@ def _run_tasks(ctx: dict, payloads: list[tuple[int, dict]], workers: int, schedu
     ctx = dict(ctx, cores=1)  # one thread per worker: chains one after the other
     cluster = None
     if scheduler is None:
+        # compile here first: local workers then load the numba functions from the disk cache
+        # instead of writing it at the same time (pytensor's numba cache is not safe when several
+        # processes compile the same function at once)
+        _compiled_for(ctx, payloads[0][1])
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
@@ -847,6 +874,7 @@ def run_sbc(spec, design=None, *, settings: SBCSettings | None = None, workers: 
                               "posterior_mean": float(r["posterior_mean"][q]), "posterior_sd": float(r["posterior_sd"][q])})
         sim_rows.append({"sim": i, "seed": r["seed"], "wall_s": round(sim_s[i] + r["fit_s"], 3),
                          "fit_s": round(r["fit_s"], 3), "compile_s": round(r["compile_s"], 3),
+                         "compilations": r.get("compilations", 0),
                          "divergences": r["divergences"], "max_rhat": r["max_rhat"],
                          "min_ess_bulk": r["min_ess_bulk"], **summaries[i]})
     if len(errors) == len(results):

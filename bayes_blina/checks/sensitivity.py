@@ -20,6 +20,8 @@ prior and likelihood sensitivity with power-scaling, *Statistics and Computing* 
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import warnings
 from typing import Any
 
@@ -89,11 +91,11 @@ def power_scaling_sensitivity(fit, *, var_names: list[str] | None = None, delta:
     import xarray as xr
 
     idata = fit.idata
-    if "log_likelihood" not in idata.groups():
+    if "log_likelihood" not in idata.children:
         raise SpecError("the fit has no log_likelihood group: power-scaling the likelihood needs it "
                         "(fits written by bayes_blina store it)")
     family = _family_of(fit)
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     terms = family.log_prior(post)
     if not terms:
         raise SpecError("none of the model's declared priors is a posterior variable; nothing to power-scale")
@@ -101,12 +103,20 @@ def power_scaling_sensitivity(fit, *, var_names: list[str] | None = None, delta:
     unknown = [v for v in (var_names or []) if v not in post]
     if unknown:
         raise SpecError(f"not in the posterior: {', '.join(unknown)}")
-    data = az.InferenceData(posterior=post[names], log_likelihood=idata.log_likelihood,
-                            log_prior=xr.Dataset({"log_prior": sum(terms.values())}))
+    log_prior = sum(terms.values())
+    data = xr.DataTree.from_dict({"posterior": post[names],
+                                  "log_likelihood": as_dataset(idata.log_likelihood),
+                                  "log_prior": xr.Dataset({"log_prior": log_prior})})
+    alphas = (1.0 - delta, 1.0 + delta)
     with warnings.catch_warnings():  # ArviZ warns about Pareto k of the importance weights per call
         warnings.simplefilter("ignore")
-        s_prior = az.psens(data, component="prior", var_names=names, delta=delta)
-        s_like = az.psens(data, component="likelihood", var_names=names, delta=delta)
+        s_like = az.psense(data, var_names=names, group="likelihood", alphas=alphas)
+        if np.ptp(np.asarray(log_prior.values)) == 0:
+            # a flat prior (constant density): power-scaling it leaves the posterior exactly as it is
+            # (and Pareto smoothing of constant weights is undefined)
+            s_prior = xr.zeros_like(s_like)
+        else:
+            s_prior = az.psense(data, var_names=names, group="prior", alphas=alphas)
     rows: list[dict[str, Any]] = []
     for v in names:
         a, b = s_prior[v], s_like[v]

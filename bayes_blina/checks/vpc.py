@@ -39,6 +39,8 @@ counts which rule gave each row's limit).
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -313,13 +315,13 @@ def stored_prepared(stored):
     from bayes_blina.families import get_family
     from bayes_blina.families.base import Prepared
 
-    const = stored.idata.constant_data if "constant_data" in stored.idata.groups() else None
+    const = stored.idata.constant_data if "constant_data" in stored.idata.children else None
     if const is None or any(k not in const for k in TRAJECTORY_ARRAYS):
         raise BayesBlinaError(f"fit {stored.path} ({stored.family_name}) has no trajectory observations: "
                               "this check needs a trajectory family (e.g. pulse)")
     family = get_family(stored.family_name)(stored.options, stored.provenance["model"]["resolved"].get("priors"))
     arrays = {k: np.asarray(const[k].values) for k in const.data_vars}
-    post = stored.idata.posterior
+    post = as_dataset(stored.idata.posterior)
     subjects = [str(s) for s in post.coords["subject"].values] if "subject" in post.coords else []
     coords = {"analyte": list(stored.options.get("analytes", [])), "subject": subjects}
     return family, Prepared(arrays=arrays, coords=coords, data_use=stored.provenance["data"].get("use", {})), post
@@ -378,7 +380,7 @@ def trajectory_rows(stored, dataset=None):
         position=A["obs_position"].astype(int) if "obs_position" in A else np.arange(len(cens)),
         log_lower=(np.where(cens, np.asarray(A["log_lower"], dtype=float), np.nan) if "log_lower" in A
                    else None))
-    post = stored.idata.posterior
+    post = as_dataset(stored.idata.posterior)
     if "subject" in post.dims and prepared.coords.get("subject"):
         post = post.sel(subject=list(prepared.coords["subject"]))
     if "analyte" in post.dims:
@@ -387,7 +389,7 @@ def trajectory_rows(stored, dataset=None):
 
 
 def _thin(posterior, n_draws: int, rng: np.random.Generator):
-    stacked = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+    stacked = as_dataset(posterior).stack(sample=("chain", "draw")).transpose("sample", ...)
     total = stacked.sizes["sample"]
     if n_draws and n_draws < total:
         pick = np.sort(rng.choice(total, size=n_draws, replace=False))

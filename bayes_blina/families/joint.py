@@ -105,6 +105,8 @@ CR part, ``tcell_y`` and ``cyt_y`` per observation row of the trajectory parts.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import math
 import re
 from dataclasses import dataclass
@@ -681,7 +683,7 @@ class JointModel(ModelFamily):
         from bayes_blina.families.trajectory import unprefixed
 
         out = {}
-        post = idata.posterior
+        post = as_dataset(idata.posterior)
         if self.options.response_part and "p_cr" in post:
             p = np.clip(np.asarray(post["p_cr"].values, dtype=float), 1e-15, 1.0 - 1e-15)
             y = prepared.arrays["cr_y"].astype(float)
@@ -846,7 +848,7 @@ def derived_summary(idata, *, prob: float = 0.9) -> pd.DataFrame:
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         A joint (or two-stage) fit with ``beta_<biomarker>`` in the posterior.
     prob : float
         Central interval probability.
@@ -857,7 +859,7 @@ def derived_summary(idata, *, prob: float = 0.9) -> pd.DataFrame:
         ``quantity, biomarker, median, mean, lower, upper, p_gt_1`` with ``quantity`` =
         ``or_<biomarker>`` (one row per biomarker in the fit).
     """
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     rows = []
     q = (1.0 - prob) / 2.0
     for b in BIOMARKERS:

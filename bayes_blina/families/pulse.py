@@ -651,7 +651,7 @@ def split_peak_deviation(d, u, sdb, sda, chol, n: int):
         dev_b = d * (var_b / var_s) + u * (sdb * sda / pt.sqrt(var_s))
         logp = -0.5 * pt.sum(pt.sqr(d) / var_s) - 0.5 * n_sub * pt.sum(pt.log(var_s))
         return d - dev_b, dev_b, logp
-    from pytensor.tensor.slinalg import cholesky, solve_triangular
+    from pytensor.tensor.linalg import cholesky, solve_triangular
 
     d_b = pt.diag(var_b)
     s_chol = cholesky(pt.dot(chol, chol.T) + d_b, lower=True)  # S = Sigma_a + D_b

@@ -50,6 +50,8 @@ with its reason in the fit's ``data_use``.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 from typing import Any, Literal
 
 import numpy as np
@@ -436,7 +438,7 @@ def response_draws(idata, subjects: pd.DataFrame, *, factors: list[str], study: 
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         A fitted response model.
     subjects : DataFrame
         Canonical subjects table (``subject_id``, the model's factor columns, ``study`` if
@@ -457,7 +459,7 @@ def response_draws(idata, subjects: pd.DataFrame, *, factors: list[str], study: 
         Per subject, levels that were unknown or not in the training data. Neither study nor
         own_study: a new study, integrating over the between-study effect.
     """
-    post = idata.posterior.stack(sample=("chain", "draw"))
+    post = as_dataset(idata.posterior).stack(sample=("chain", "draw"))
     S = post.sizes["sample"]
     rng = np.random.default_rng(seed)
     eta = np.repeat(post["alpha"].values[None, :], len(subjects), axis=0)

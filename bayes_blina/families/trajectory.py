@@ -44,6 +44,8 @@ and ``cov_<factor>`` (level index per subject) for each covariate.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import re
 from typing import Any, ClassVar, Literal, Mapping
 
@@ -178,6 +180,7 @@ def unprefixed(draws, prefix: str):
     xarray.Dataset
         What :meth:`TrajectoryFamily.mean_log` takes.
     """
+    draws = as_dataset(draws)
     if not prefix:
         return draws
     keep = [v for v in draws.data_vars if str(v).startswith(prefix)]
@@ -681,7 +684,7 @@ class TrajectoryFamily(ModelFamily):
         """Pointwise M3 log-likelihood ``y`` (chain, draw, obs), recomputed with :meth:`mean_log`."""
         import xarray as xr
 
-        post = idata.posterior
+        post = as_dataset(idata.posterior)
         A = prepared.arrays
         sigma = post[self.sigma_name].values[..., A["obs_analyte"]]
         ll = np.empty(sigma.shape)

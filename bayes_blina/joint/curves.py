@@ -13,6 +13,8 @@ the curve, not of a patient's outcome.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 from typing import Sequence
 
 import numpy as np
@@ -64,12 +66,12 @@ def fitted_biomarkers(fit) -> pd.DataFrame:
         ``subject_id, response`` and one column per biomarker (log2 scale of the model).
     """
     fam, idata = _family_and_post(fit)
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     ids = [str(s) for s in post["p_cr"].coords["cr_patient"].values]
     out = pd.DataFrame({"subject_id": ids})
     if "cr" in getattr(idata, "observed_data", {}):
         out["response"] = np.asarray(idata.observed_data["cr"].values, dtype=int)
-    elif "constant_data" in idata.groups() and "cr_y" in idata.constant_data:
+    elif "constant_data" in idata.children and "cr_y" in idata.constant_data:
         out["response"] = np.asarray(idata.constant_data["cr_y"].values, dtype=int)
     for b in fam.options.biomarkers:
         bm = BIOMARKERS[b]
@@ -114,7 +116,7 @@ def pcr_curve(fit, biomarker: str = "tcell_expansion", *, grid: Sequence[float] 
     g = np.asarray(DEFAULT_GRIDS[biomarker] if grid is None else grid, dtype=float)
     if g.size == 0 or np.any(~np.isfinite(g)) or np.any(g <= 0):
         raise SpecError("the grid must hold positive numbers")
-    post = idata.posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+    post = as_dataset(idata.posterior).stack(sample=("chain", "draw")).transpose("sample", ...)
     alpha = np.asarray(post["alpha"].values, dtype=float)
     eta = alpha[:, None] + np.asarray(post[f"beta_{biomarker}"].values, dtype=float)[:, None] \
         * ((np.log(g) - fam.log_ref(biomarker)) / LN2)[None, :]

@@ -43,6 +43,8 @@ predictions and a note saying when and why the patient went off study (never sil
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import math
 import warnings
 from dataclasses import dataclass
@@ -149,7 +151,7 @@ def joint_fit_view(fit, *, n_draws: int | None = 200) -> JointFitView:
             fam, use = fit.family, fit.prepared.data_use
         else:
             raise BayesBlinaError(f"cannot read a joint fit from {type(fit).__name__}")
-        post = fit.idata.posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+        post = as_dataset(fit.idata.posterior).stack(sample=("chain", "draw")).transpose("sample", ...)
     if not fam.options.response_part:
         raise BayesBlinaError("this joint fit has no CR part (response_part = false): it cannot predict CR")
     n_all = post.sizes["sample"]

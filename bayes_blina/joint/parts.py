@@ -49,7 +49,7 @@ class PartView(StoredFit):
 
     Attributes
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         The part's groups, without prefix (see the module docstring).
     provenance : dict
         The joint fit's provenance, with ``model`` and ``data.use`` of the part.
@@ -177,7 +177,7 @@ def part_view(stored, part: str) -> PartView:
     >>> from bayes_blina.checks.vpc import vpc_from_fit     # doctest: +SKIP
     >>> table = vpc_from_fit(part_view(load_fit("fits/joint"), "tcell"))  # doctest: +SKIP
     """
-    import arviz as az
+    import xarray as xr
 
     from bayes_blina.families.joint import PARTS
 
@@ -187,8 +187,8 @@ def part_view(stored, part: str) -> PartView:
     prefix = PARTS[name][1]
     idata = stored.idata
     groups: dict[str, Any] = {}
-    for g in idata.groups():
-        ds = getattr(idata, g)
+    for g in idata.children:
+        ds = idata[g].to_dataset()
         if g == "sample_stats":
             groups[g] = ds
         elif g in ("posterior", "prior", "constant_data", "log_likelihood", "observed_data",
@@ -196,7 +196,7 @@ def part_view(stored, part: str) -> PartView:
             sub = _strip(ds, prefix)
             if sub.data_vars:
                 groups[g] = sub
-    view_idata = az.InferenceData(**groups)
+    view_idata = xr.DataTree.from_dict(groups)
 
     prov = copy.deepcopy(stored.provenance)
     model = prov["model"]

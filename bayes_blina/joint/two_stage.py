@@ -11,6 +11,8 @@ biomarker. :func:`compare_beta` puts the two side by side.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,7 @@ class TwoStageResult:
     ----------
     stage1 : FitResult
         The trajectory-only fit.
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         Stage 2 (the CR part with plugged-in biomarkers).
     plug_in : DataFrame
         ``subject_id`` and the plugged-in value of each biomarker (log2 scale).
@@ -87,7 +89,7 @@ def two_stage_fit(spec, dataset, *, seed: int | None = None, chains: int | None 
     stage1 = fit(stage1_spec(spec), dataset)
     full = JointModel(spec.options, spec.priors)
     prepared = full.prepare(dataset)
-    post = stage1.idata.posterior
+    post = as_dataset(stage1.idata.posterior)
     x: dict[str, np.ndarray] = {}
     for b in full.options.biomarkers:
         bm = BIOMARKERS[b]
@@ -121,7 +123,7 @@ def compare_beta(joint_idata, two_stage_idata, *, truth: dict[str, float] | None
 
     Parameters
     ----------
-    joint_idata, two_stage_idata : arviz.InferenceData
+    joint_idata, two_stage_idata : xarray.DataTree
     truth : dict, optional
         True ``beta`` per biomarker (simulations), to report coverage.
     prob : float

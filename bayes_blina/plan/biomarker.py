@@ -28,6 +28,8 @@ cluster given by its scheduler address; progress is printed as studies finish.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import sys
 import time
 from dataclasses import dataclass, field
@@ -129,10 +131,10 @@ def source_from_joint(stored, *, max_draws: int = 1000, seed: int = 0) -> Biomar
         raise BayesBlinaError(f"biomarker planning needs a fit of the joint family (this fit: {stored.family_name!r})")
     opts = stored.options
     biomarkers = list(opts.get("biomarkers", []))
-    post = stored.idata.posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+    post = as_dataset(stored.idata.posterior).stack(sample=("chain", "draw")).transpose("sample", ...)
     if not biomarkers or "p_cr" not in post:
         raise BayesBlinaError("the joint fit has no CR part with biomarkers (options biomarkers, response_part)")
-    const = stored.idata.constant_data
+    const = as_dataset(stored.idata.constant_data)
     rng = np.random.default_rng(seed)
     n_total = post.sizes["sample"]
     pick = np.sort(rng.choice(n_total, size=min(max_draws, n_total), replace=False))
@@ -225,7 +227,7 @@ def refit_study(study: dict[str, np.ndarray], *, draws: int = 500, tune: int = 5
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=False,
                           cores=1)
     beta = idata.posterior["beta"].values.reshape(-1, k)
-    rhat = az.rhat(idata, var_names=["alpha", "beta"])
+    rhat = az.rhat(idata.posterior.to_dataset()[["alpha", "beta"]])
     return {"p_gt0": (beta > 0).mean(axis=0).tolist(), "beta_mean": beta.mean(axis=0).tolist(),
             "beta_sd": beta.std(axis=0).tolist(),
             "max_rhat": float(max(float(rhat[v].max()) for v in rhat.data_vars)),

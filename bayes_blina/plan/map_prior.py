@@ -22,6 +22,8 @@ issued.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -179,7 +181,7 @@ class MAPResult:
         The studies used (``study, n, r``).
     tau_prior, mu_prior : tuple
         Priors as ``(name, params)``.
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         The MCMC fit (``mu``, ``tau``, ``z``, ``theta``).
     verdict : bayes_blina.diagnostics.Verdict
         The convergence gate's verdict.
@@ -311,7 +313,7 @@ def map_prior(historical: pd.DataFrame, tau_prior: Any = ("HalfNormal", 1.0), mu
                 "to get it flagged as unreliable.")
         warnings.warn(f"the MAP prior's fit FAILED the convergence gate; the prior is unreliable:\n{verdict}",
                       BayesBlinaWarning, stacklevel=2)
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     mu = np.asarray(post["mu"].values).ravel()
     tau = np.asarray(post["tau"].values).ravel()
     rng = np.random.default_rng([seed, 1])

@@ -17,6 +17,8 @@ so that a user sees when this happens.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -50,7 +52,7 @@ class RegimenPrediction:
 
 def _population_draws(post, analytes: list[str], n_draws: int, patients: int, rng: np.random.Generator):
     """Posterior draws (subsampled) and virtual patients' effects, shaped (draw, patient, 1, analyte)."""
-    stacked = post.stack(sample=("chain", "draw")).transpose("sample", ...)
+    stacked = as_dataset(post).stack(sample=("chain", "draw")).transpose("sample", ...)
     fitted = [str(a) for a in stacked["log_amp_mu"].coords["analyte"].values]
     missing = [a for a in analytes if a not in fitted]
     if missing:

@@ -298,7 +298,7 @@ def _verdict_part(stored, verdict) -> str:
 
 
 def _loo_var(stored) -> str | None:
-    ll = stored.idata.log_likelihood if "log_likelihood" in stored.idata.groups() else None
+    ll = stored.idata.log_likelihood if "log_likelihood" in stored.idata.children else None
     if ll is None or not ll.data_vars:
         return None
     names = list(ll.data_vars)
@@ -388,7 +388,7 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
             rt = response_fit_table(stored, prob=prob)
             parts.append(fig(response_fit_figure(rt), "CR by published row: observed (exact interval) beside the "
                                                       "model's fitted rate", "response-forest"))
-    traj = "constant_data" in stored.idata.groups() and "obs_time_h" in stored.idata.constant_data
+    traj = "constant_data" in stored.idata.children and "obs_time_h" in stored.idata.constant_data
     if traj:
         parts.append(_vpc_part(stored, dataset, a, vpc_bins, vpc_draws, check_prob, fig))
         sec_parts.append("vpc")

@@ -9,6 +9,8 @@ no censored value is substituted or left out.
 """
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 from typing import Sequence
 
 import numpy as np
@@ -172,7 +174,7 @@ def responder_band_table(stored, dataset, *, analytes: Sequence[str] | None = No
                               "responder-status bands need it")
     opts = dict(stored.options)
     analytes = list(analytes or opts["analytes"])
-    post = stored.idata.posterior
+    post = as_dataset(stored.idata.posterior)
     fitted = [str(s) for s in post["log_baseline"].coords["subject"].values]
     subj = dataset.subjects[dataset.subjects["subject_id"].astype(str).isin(fitted)]
     resp = pd.to_numeric(subj["response"], errors="coerce")
@@ -355,7 +357,7 @@ def cytokine_peak_table(stored, *, prob: float = 0.9, seed: int = 0) -> pd.DataF
     """
     from bayes_blina.families.pulse import SCENARIOS
 
-    post = stored.idata.posterior
+    post = as_dataset(stored.idata.posterior)
     if "typical_peak" not in post:
         raise BayesBlinaError(f"fit {stored.path} has no typical_peak (a pulse fit is needed)")
     tp = post["typical_peak"].stack(sample=("chain", "draw")).transpose("analyte", "scenario", "sample")
@@ -448,7 +450,7 @@ def odds_ratio_table(idata, var_names: Sequence[str] | None = None, *, prob: flo
     BayesBlinaError
         If there is no ``or_*`` variable.
     """
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     names = list(var_names) if var_names else [v for v in post.data_vars if str(v).startswith("or_")]
     if not names:
         raise BayesBlinaError("the posterior has no odds-ratio variables (named or_*)")
@@ -518,11 +520,11 @@ def response_fit_table(stored, *, prob: float = 0.95) -> pd.DataFrame:
     """
     from bayes_blina.stats import clopper_pearson
 
-    post = stored.idata.posterior
+    post = as_dataset(stored.idata.posterior)
     if "p_agg" not in post:
         raise BayesBlinaError(f"fit {stored.path} has no published rows (p_agg)")
     p = post["p_agg"].stack(s=("chain", "draw")).transpose("agg_row", "s")
-    od = stored.idata.observed_data
+    od = as_dataset(stored.idata.observed_data)
     r, n = od["agg_r"].values.astype(int), od["agg_n"].values.astype(int)
     lo, hi = clopper_pearson(r, n, prob)
     q = (1 - prob) / 2

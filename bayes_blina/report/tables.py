@@ -1,6 +1,8 @@
 """Posterior summary tables and their CSV, Markdown and LaTeX renderings."""
 from __future__ import annotations
 
+from bayes_blina._tree import as_dataset
+
 from typing import Iterable
 
 import numpy as np
@@ -26,7 +28,7 @@ def posterior_table(idata, var_names: Iterable[str] | None = None, *, prob: floa
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
     var_names : iterable of str, optional
         Variables to include (default: all posterior variables).
     prob : float
@@ -45,12 +47,12 @@ def posterior_table(idata, var_names: Iterable[str] | None = None, *, prob: floa
         raise SpecError(f"prob must be between 0 and 1 (found {prob})")
     if interval not in ("eti", "hdi"):
         raise SpecError(f"interval must be 'eti' or 'hdi' (found {interval!r})")
-    post = idata.posterior
+    post = as_dataset(idata.posterior)
     names = [v for v in (var_names or post.data_vars) if v in post.data_vars]
     sub = post[names]
     with np.errstate(invalid="ignore", divide="ignore"):
         rhat, essb, esst = az.rhat(sub), az.ess(sub, method="bulk"), az.ess(sub, method="tail")
-        hdi = az.hdi(sub, hdi_prob=prob) if interval == "hdi" else None
+        hdi = az.hdi(sub, prob=prob) if interval == "hdi" else None
     rows = []
     lo_q, hi_q = (1 - prob) / 2, 1 - (1 - prob) / 2
     for v in names:
@@ -64,7 +66,7 @@ def posterior_table(idata, var_names: Iterable[str] | None = None, *, prob: floa
             x = values[k]
             if interval == "hdi":
                 h = hdi[v].sel(sel)
-                lo, hi = float(h.sel(hdi="lower")), float(h.sel(hdi="higher"))
+                lo, hi = float(h.sel(ci_bound="lower")), float(h.sel(ci_bound="upper"))
             else:
                 lo, hi = np.quantile(x, [lo_q, hi_q])
             rows.append({
