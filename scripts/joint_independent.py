@@ -47,7 +47,7 @@ def run_case(seed: int, dose_exponent: float, n: int, sampler: dict | None = Non
     v = res.verdict
     print(f"seed {seed}: {v}", flush=True)
     names = [n for n in res.family.summary_vars() if n in res.idata.posterior]
-    diag = az.summary(res.idata, var_names=names, kind="diagnostics")
+    diag = az.summary(res.idata, var_names=names, kind="diagnostics", round_to="none")
     worst = diag["r_hat"].idxmax()
     row = {"seed": seed, "n": n, "mass_matrix": spec.sampler.mass_matrix,
            "draws": spec.sampler.draws, "tune": spec.sampler.tune, "dose_exponent": dose_exponent, "cr_rate": round(truth["cr_rate"], 3),
