@@ -67,7 +67,7 @@ def ppc(fitdir, prob, fmt, out) -> None:
     if stored.family_name != "response":
         raise BayesBlinaError(f"ppc for family {stored.family_name!r} is not available yet")
     df = response_ppc(stored.idata, factors=stored.options["factors"], prob=prob, seed=stored.spec.sampler.seed)
-    _write_text(format_table(df, fmt, caption=f"posterior predictive check, {prob:.0%} predictive intervals"), out)
+    _write_text(format_table(df, fmt, caption=f"posterior predictive check, {prob:.0%} predictive intervals"), out=out)
 
 
 @main.command()
@@ -109,16 +109,19 @@ def fit(spec, data, out, force, progress, seed, chains, draws, tune, backend) ->
     from bayes_blina.data import read_dataset
     from bayes_blina.errors import FitExistsError
     from bayes_blina.inference import fit as do_fit
+    from bayes_blina._atomic import make_parent, writer_lock
     from bayes_blina.store import save_fit
 
     if Path(out).exists() and not force:  # fail before sampling, not after
         raise FitExistsError(f"a fit already exists at {out}; choose another --out or pass --force to replace it")
-    ds = read_dataset(data)
-    click.echo(f"data: {ds!r}", err=True)
-    res = do_fit(spec, ds, seed=seed, chains=chains, draws=draws, tune=tune, backend=backend, progress=progress)
-    click.echo(f"data sha256 {res.data_sha256[:12]}", err=True)
-    _echo_data_use(res.prepared.data_use)
-    path = save_fit(res, out, force=force)
+    make_parent(Path(out))
+    with writer_lock(out):  # a second `fit --out` to the same folder is refused now, not after sampling
+        ds = read_dataset(data)
+        click.echo(f"data: {ds!r}", err=True)
+        res = do_fit(spec, ds, seed=seed, chains=chains, draws=draws, tune=tune, backend=backend, progress=progress)
+        click.echo(f"data sha256 {res.data_sha256[:12]}", err=True)
+        _echo_data_use(res.prepared.data_use)
+        path = save_fit(res, out, force=force)
     click.echo(f"sampled with {res.backend} in {res.timing['sampling_s']:.1f} s; wrote {path}", err=True)
     color = "green" if res.verdict.passed else "red"
     click.secho(str(res.verdict), fg=color, err=True)
@@ -172,7 +175,7 @@ def summary(fitdir, fmt, prob, interval, allow_unconverged, out) -> None:
         click.secho(banner, fg="red", bold=True, err=True)
     _write_text(format_table(df, fmt, banner=banner,
                              caption=f"{stored.provenance['model']['name']}: posterior summary, "
-                                     f"{prob:.0%} {'HDI' if interval == 'hdi' else 'equal-tailed'} intervals"), out)
+                                     f"{prob:.0%} {'HDI' if interval == 'hdi' else 'equal-tailed'} intervals"), out=out)
 
 
 @main.command()
@@ -253,7 +256,7 @@ def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data,
 
             obs = read_dataset(data).observations if data else None
             click.echo(f"wrote {save_figure(trajectory_figure(df, obs), figure)}", err=True)
-    _write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out)
+    _write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out=out)
 
 
 @main.command()
@@ -302,7 +305,7 @@ def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, figu
     if "verdict" in df.attrs:
         click.secho(df.attrs["verdict"], fg="green" if df.attrs["converged"] else "red", err=True)
     _write_text(format_table(df, fmt, banner=banner, digits=3,
-                             caption=f"{endpoint} by subgroup, {prob:.0%} intervals"), out)
+                             caption=f"{endpoint} by subgroup, {prob:.0%} intervals"), out=out)
     if figure:
         from bayes_blina.report.figures import forest_cr_subgroups, save_figure
 

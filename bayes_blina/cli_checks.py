@@ -53,7 +53,7 @@ def sbc(spec, sims, data, scheduler, workers, draws, tune, chains, rank_draws, s
     res = run_sbc(spec, data, settings=settings, workers=workers, scheduler=scheduler,
                   progress=lambda msg: click.echo(msg, err=True))
     if out is None:
-        write_text(sbc_markdown(res) + "\n", None)
+        write_text(sbc_markdown(res) + "\n", out=None)
     else:
         for p in write_sbc(res, out):
             click.echo(f"wrote {p}", err=True)
@@ -79,7 +79,7 @@ def prior_check(spec, data, draws, seed, out, figure) -> None:
     from bayes_blina.checks.prior import prior_check_figure, prior_check_markdown
 
     res = run_check(spec, data, draws=draws, seed=seed)
-    write_text(prior_check_markdown(res), out)
+    write_text(prior_check_markdown(res), out=out)
     if figure:
         import matplotlib.pyplot as plt
 
@@ -112,7 +112,7 @@ def sensitivity(fitdir, fmt, threshold, allow_unconverged, out) -> None:
     df = power_scaling_sensitivity(stored, threshold=threshold)
     caption = (f"{stored.provenance['model']['name']}: power-scaling sensitivity (prior scaled: "
                f"{', '.join(df.attrs['scaled_priors'])}; threshold {threshold:g})")
-    write_text(format_table(df, fmt, digits=3, caption=caption), out)
+    write_text(format_table(df, fmt, digits=3, caption=caption), out=out)
     flagged = df[df["diagnosis"] != ""]
     if len(flagged):
         click.secho(f"{len(flagged)} parameter(s) flagged: "

@@ -23,8 +23,12 @@ class ErrorHandlingGroup(click.Group):
             sys.exit(EXIT_UNCONVERGED if isinstance(err, ConvergenceError) else EXIT_INPUT)
 
 
-def write_text(text: str, out: str | None) -> None:
-    """Write to a file atomically (and say so on stderr), or to stdout when ``out`` is None."""
+def write_text(text: str, *, out: str | None) -> None:
+    """Write ``text`` to the file ``out`` atomically (and say so on stderr), or to stdout when ``out`` is None.
+
+    ``out`` is keyword-only: with two positional strings, swapping them once wrote a folder named
+    after a CSV's first line (issue 21).
+    """
     if out is None:
         click.echo(text, nl=False)
         return

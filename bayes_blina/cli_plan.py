@@ -203,7 +203,7 @@ def oc(prior, n, threshold, prob, lower_tail, grid, out) -> None:
         click.echo(f"success iff responders <= {f.critical_value} of {n}", err=True)
     table = f.table(_parse_grid(grid))
     if out:
-        _write_text(table.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out)
+        _write_text(table.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out=out)
     else:
         click.echo(format_table(table, "md", digits=4), nl=False)
 
@@ -291,7 +291,7 @@ def regimen(fitdir, regimens, analytes, thresholds, window_days, draws, patients
         click.echo(f"note: doses outside the fitted range {res.fitted_doses} are extrapolated along the "
                    f"model's log-linear dose effect (regimens: {', '.join(extrap)})", err=True)
     if out:
-        _write_text(out, res.table.to_csv(index=False))
+        _write_text(res.table.to_csv(index=False), out=out)
 
 
 def _parse_sizes(text: str) -> list[int]:
@@ -336,6 +336,6 @@ def biomarker_power_cmd(fitdir, sizes, sims, threshold, scheduler, workers, draw
     click.echo(f"{len(res.studies)} virtual studies in {res.wall_s:.0f} s "
                f"({'scheduler ' + scheduler if scheduler else f'{workers} local worker(s)'})")
     if out:
-        _write_text(out, res.table.to_csv(index=False))
+        _write_text(res.table.to_csv(index=False), out=out)
         studies = Path(out).with_name(Path(out).stem + "-studies.csv")
-        _write_text(str(studies), res.studies.to_csv(index=False))
+        _write_text(res.studies.to_csv(index=False), out=str(studies))

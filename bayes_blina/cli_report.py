@@ -155,7 +155,7 @@ def vpc(fitdir, data, bins, edges, percentiles, prob, draws, seed, fmt, out, fig
     click.echo(f"{flagged} of {len(table)} statistics outside their {prob:.0%} predictive interval", err=True)
     write_text(format_table(table.drop(columns=["observed"]) if fmt != "csv" else table, fmt, banner=banner,
                             caption=f"VPC, {prob:.0%} predictive intervals from {table.attrs['n_replicates']} "
-                                    "replicated data sets censored like the data"), out)
+                                    "replicated data sets censored like the data"), out=out)
     if figure:
         from bayes_blina.report.figures import save_figure
         from bayes_blina.report.plots import vpc_figure
@@ -178,7 +178,7 @@ def loo_pit_command(fitdir, var_name, out, figure, seed) -> None:
     pit = loo_pit(stored, var_name=var_name, seed=seed)
     bad = int((pit["pareto_k"] > 0.7).sum())
     click.echo(f"{len(pit)} observations, {pit.attrs['n_randomised']} randomised; Pareto k > 0.7: {bad}", err=True)
-    write_text(pit.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out)
+    write_text(pit.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out=out)
     if figure:
         from bayes_blina.report.figures import save_figure
 
@@ -210,7 +210,7 @@ def peaks(fitdir, out, table, prob, window, allow_unconverged) -> None:
     obs = observed_peaks(stored, window_h=window)
     click.echo(f"wrote {save_figure(cytokine_peak_figure(pk, obs, title=banner), out)}", err=True)
     if table:
-        write_text(pk.to_csv(index=False, float_format="%.6g", lineterminator="\n"), table)
+        write_text(pk.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out=table)
 
 
 @figure.command("responder-bands")
@@ -261,4 +261,4 @@ def odds_ratios(fitdir, out, var_names, prob, table, allow_unconverged) -> None:
     ort = odds_ratio_table(stored.idata, names, prob=prob)
     click.echo(f"wrote {save_figure(odds_ratio_figure(ort, title=banner), out)}", err=True)
     if table:
-        write_text(ort.to_csv(index=False, float_format="%.6g", lineterminator="\n"), table)
+        write_text(ort.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out=table)

@@ -24,7 +24,8 @@ class Verdict:
     passed : bool
         True when every check passed.
     max_rhat, min_ess_bulk, min_ess_tail : float
-        Worst values over all posterior quantities (NaN-valued quantities, e.g. constants, are skipped).
+        Worst values over all posterior quantities (quantities whose R-hat is undefined, e.g.
+        constants, are skipped; non-finite draws are a failure of their own).
     n_divergent : int
         Divergent transitions after tuning, all chains.
     min_bfmi : float
@@ -120,6 +121,12 @@ def convergence_verdict(idata, gate: GateConfig | None = None, var_names: list[s
                 min_bfmi = float(np.min(az.bfmi(as_dataset(ss)[["energy"]])["energy"].values))
             # energy of another shape (e.g. one chain of approximate draws): reported as missing
     failures = []
+    nonfinite = {name: int((~np.isfinite(np.asarray(da.values, dtype=float))).sum())
+                 for name, da in post.data_vars.items() if np.issubdtype(da.dtype, np.number)}
+    nonfinite = {k: v for k, v in nonfinite.items() if v}
+    if nonfinite:  # R-hat and ESS skip NaN quantities, so such draws would otherwise pass unseen
+        failures.append("non-finite draws (NaN or infinite): "
+                        + ", ".join(f"{v} in {k}" for k, v in sorted(nonfinite.items())))
     if n_chains < 2:
         failures.append("R-hat needs at least 2 chains")
     if not np.isfinite(max_rhat) or max_rhat > gate.max_rhat:

@@ -94,5 +94,9 @@ class FitStoreError(BayesBlinaError):
     """A stored fit is missing, incomplete, corrupted, tampered with or incompatible."""
 
 
+class OutputError(BayesBlinaError, OSError):
+    """An output file or folder could not be written where asked (the message names the path)."""
+
+
 class ConvergenceError(BayesBlinaError):
     """A fit failed the convergence gate and the caller did not override it."""

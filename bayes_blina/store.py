@@ -8,12 +8,19 @@
 ``provenance.json``
     Package and library versions, the model spec as written and as parsed, the SHA-256 of the input
     data and how the data were used, sampler settings and seed, creation time, the convergence
-    verdict, and the SHA-256 of ``posterior.nc``.
+    verdict, the SHA-256 of ``posterior.nc``, and ``integrity``: the SHA-256 of the record itself
+    (canonical JSON without that field), so that a hand-edited provenance is refused.
 
-Writing is atomic: everything goes to a temporary folder beside the target which is then renamed
-into place, so an interrupted write leaves no half-written fit. An existing fit is replaced only
-with ``force=True``. Loading reads plain data (JSON, NetCDF), checks the provenance and the
-checksum, and never executes anything from the files.
+Guarantees (docs/fit-store.md; each has a test in ``tests/test_store*.py``):
+
+* Writing is atomic: everything goes to a temporary folder beside the target, which is then moved
+  into place (on Linux swapped with the old fit in one ``renameat2(RENAME_EXCHANGE)`` call), so a
+  process killed at any point leaves the old fit or the new one, never a mixture.
+* One writer at a time per target: a lock file beside the target (``.NAME.lock``, holding the
+  writer's pid and host) refuses a second writer; a lock left by a killed process is taken over.
+* An existing fit is replaced only with ``force=True``.
+* Loading reads plain data (JSON, NetCDF), checks the format version, the provenance's integrity
+  and the posterior's checksum, and never executes anything from the files.
 """
 from __future__ import annotations
 
@@ -29,16 +36,17 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from bayes_blina._atomic import swap_in
+from bayes_blina._atomic import make_parent, swap_in, writer_lock
 from bayes_blina.diagnostics import Verdict, convergence_verdict
 from bayes_blina.errors import FitExistsError, FitStoreError
 from bayes_blina.spec import ModelSpec, parse_spec
 
 FORMAT = "bayes_blina.fit"
-FORMAT_VERSION = 2
-#: Format versions this release reads: 1 (bayes_blina 0.1, ArviZ 0.x InferenceData) and 2 (ArviZ 1.x
-#: DataTree). Both are the same NetCDF groups, so a version-1 fit loads unchanged.
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+#: Format versions this release reads: 1 (bayes_blina 0.1, ArviZ 0.x InferenceData), 2 (ArviZ 1.x
+#: DataTree) and 3 (2 with the provenance's integrity digest, required from 3 on). All are the same
+#: NetCDF groups, so older fits load unchanged.
+READABLE_VERSIONS = (1, 2, 3)
 POSTERIOR = "posterior.nc"
 PROVENANCE = "provenance.json"
 _REQUIRED = ("format", "format_version", "package", "created", "model", "data", "sampler", "diagnostics", "files")
@@ -107,6 +115,19 @@ def build_provenance(result) -> dict[str, Any]:
     })
 
 
+def _canonical_digest(record: dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "integrity"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=True).encode("ascii")).hexdigest()
+
+
+def seal_provenance(prov: dict[str, Any]) -> str:
+    """The provenance as written: JSON with its ``integrity`` digest over the rest of the record."""
+    plain = json.loads(json.dumps(prov, default=str))  # the record exactly as it will read back
+    plain["integrity"] = {"algorithm": "sha256-canonical-json", "digest": _canonical_digest(plain)}
+    return json.dumps(plain, indent=2)
+
+
 def save_fit(result, out: str | os.PathLike, *, force: bool = False) -> Path:
     """Write a fit atomically to ``out`` (a folder).
 
@@ -114,24 +135,30 @@ def save_fit(result, out: str | os.PathLike, *, force: bool = False) -> Path:
     ------
     FitExistsError
         If ``out`` exists and ``force`` is false.
+    FitStoreError
+        If another process is writing to ``out`` at the same time.
+    OutputError
+        If ``out``'s folder cannot be created (e.g. a parent is a file).
     """
     out = Path(out)
-    if out.exists() and not force:
-        raise FitExistsError(f"a fit already exists at {out}; choose another --out or pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        prov = build_provenance(result)
-        idata = result.idata
-        idata.posterior.attrs["bayes_blina_provenance"] = json.dumps({k: prov[k] for k in ("format", "created", "model")}, default=str)
-        idata.to_netcdf(str(tmp / POSTERIOR), engine="h5netcdf")
-        prov["files"] = {POSTERIOR: sha256_file(tmp / POSTERIOR)}
-        (tmp / PROVENANCE).write_text(json.dumps(prov, indent=2, default=str), encoding="utf-8")
-        swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    make_parent(out)
+    with writer_lock(out):
+        if out.exists() and not force:
+            raise FitExistsError(f"a fit already exists at {out}; choose another --out or pass --force to replace it")
+        tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            prov = build_provenance(result)
+            idata = result.idata
+            idata.posterior.attrs["bayes_blina_provenance"] = json.dumps(
+                {k: prov[k] for k in ("format", "created", "model")}, default=str)
+            idata.to_netcdf(str(tmp / POSTERIOR), engine="h5netcdf")
+            prov["files"] = {POSTERIOR: sha256_file(tmp / POSTERIOR)}
+            (tmp / PROVENANCE).write_text(seal_provenance(prov), encoding="utf-8")
+            swap_in(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return out
 
 
@@ -190,6 +217,10 @@ def load_fit(path: str | os.PathLike, *, verify: bool = True) -> StoredFit:
 
     path = Path(path)
     if not path.is_dir():
+        left = sorted(path.parent.glob(f".{path.name}.old-*")) if path.parent.is_dir() else []
+        if left:  # only where the one-call swap is unavailable: killed between its two renames
+            raise FitStoreError(f"no fit at {path}, but an interrupted replacement left the previous fit at "
+                                f"{left[-1]}: rename it to {path.name} to restore it")
         raise FitStoreError(f"no fit at {path}: expected a folder written by 'bayes-blina fit'")
     prov_file, post_file = path / PROVENANCE, path / POSTERIOR
     for f in (prov_file, post_file):
@@ -214,8 +245,16 @@ def load_fit(path: str | os.PathLike, *, verify: bool = True) -> StoredFit:
             f"{path} was written by bayes_blina {wrote} in fit format version {prov['format_version']}; "
             f"this bayes_blina ({this}) reads versions {', '.join(map(str, READABLE_VERSIONS))}: "
             + ("upgrade bayes_blina to read it" if newer else "refit the model with this version"))
+    seal = prov.get("integrity")
+    if seal is None and prov["format_version"] >= 3:
+        raise FitStoreError(f"{prov_file} lacks its integrity digest: it was edited or not written by bayes_blina")
+    if seal is not None and (not isinstance(seal, dict) or seal.get("digest") != _canonical_digest(prov)):
+        raise FitStoreError(
+            f"{prov_file} was edited after the fit was written (its integrity digest does not match its content); "
+            "the record of how the fit was made cannot be trusted: restore the file or refit")
+    files = prov["files"] if isinstance(prov["files"], dict) else {}
     if verify:
-        expected = prov["files"].get(POSTERIOR)
+        expected = files.get(POSTERIOR)
         actual = sha256_file(post_file)
         if expected != actual:
             raise FitStoreError(

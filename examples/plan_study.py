@@ -20,15 +20,17 @@ Historical studies (CR within two cycles, rows of family ``all``/``cohort`` in
 With three (or two) studies the between-study sd is weakly identified and its prior matters; the
 default HalfNormal(1) on the logit scale is RBesT's conservative recommendation.
 
-    python examples/plan_study.py --draws 1000 --n 40 --threshold 0.2 --prob 0.9
+    python examples/plan_study.py --draws 1000 --n 40 --threshold 0.2 --prob 0.9 --out out/plan
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bayes_blina._atomic import write_text_atomic
 from bayes_blina.data import read_dataset
 from bayes_blina.plan import (
     BetaMixture,
@@ -81,7 +83,8 @@ def main(argv=None) -> None:
     ap.add_argument("--prob", type=float, default=0.9, help="success if P(CR rate > threshold | data) > prob")
     ap.add_argument("--target", type=float, default=0.35, help="CR rate of interest for power and sample size")
     ap.add_argument("--trials", type=int, default=10_000, help="simulated trials per rate for the MC check")
-    ap.add_argument("--out", default=None, help="write the robust prior as JSON")
+    ap.add_argument("--out", default=None,
+                    help="folder to write robust-map-prior.json (the robust prior) and oc.csv (the OC table) into")
     args = ap.parse_args(argv)
 
     hist = historical_studies(args.pediatric_only, not args.no_escalation)
@@ -102,8 +105,9 @@ def main(argv=None) -> None:
     _, ra, rb = robust.components()[-1]
     print(f"robust MAP (weight {args.robust_weight} on Beta({ra:g}, {rb:g})): ESS " + _ess_text(robust))
     if args.out:
-        robust.save(args.out, created_by="examples/plan_study.py", historical=hist.to_dict(orient="records"))
-        print(f"wrote {args.out}")
+        prior_file = Path(args.out) / "robust-map-prior.json"
+        robust.save(str(prior_file), created_by="examples/plan_study.py", historical=hist.to_dict(orient="records"))
+        print(f"wrote {prior_file}")
 
     rule = decision_1s(args.prob, args.threshold)
     print(f"\none-arm design, n = {args.n}, success if {rule}")
@@ -114,6 +118,10 @@ def main(argv=None) -> None:
         table[f"P(success) {name}"] = oc(grid)
         print(f"  {name:<10} success iff CR >= {oc.critical_value} of {args.n}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.out:
+        oc_file = Path(args.out) / "oc.csv"
+        write_text_atomic(oc_file, table.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+        print(f"wrote {oc_file}")
 
     sim = simulate_oc_1s(robust, args.n, rule, grid, n_trials=args.trials, seed=args.seed)
     dev = np.abs(sim["p_success"].to_numpy() - table["P(success) robust MAP"].to_numpy())

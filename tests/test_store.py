@@ -10,7 +10,7 @@ import pytest
 from bayes_blina.data.dataset import Dataset
 from bayes_blina.errors import FitExistsError, FitStoreError
 from bayes_blina.inference import fit
-from bayes_blina.store import POSTERIOR, PROVENANCE, load_fit, save_fit
+from bayes_blina.store import POSTERIOR, PROVENANCE, load_fit, save_fit, seal_provenance
 from conftest import aggregates_frame, response_spec
 
 pytestmark = pytest.mark.slow
@@ -86,7 +86,7 @@ def test_corrupted_netcdf_is_refused_even_with_matching_checksum(saved):
     from bayes_blina.store import sha256_file
 
     prov["files"][POSTERIOR] = sha256_file(saved / POSTERIOR)
-    (saved / PROVENANCE).write_text(json.dumps(prov))
+    (saved / PROVENANCE).write_text(seal_provenance(prov))  # an adversary who also reseals
     with pytest.raises(FitStoreError, match="cannot read .* as NetCDF"):
         load_fit(saved)
 
@@ -98,6 +98,8 @@ def test_corrupted_netcdf_is_refused_even_with_matching_checksum(saved):
     (lambda d: (d / PROVENANCE).write_text("[1, 2]"), "does not hold a provenance record"),
     (lambda d: (d / PROVENANCE).write_text(json.dumps({"format": "bayes_blina.fit"})), "lacks required field"),
     (lambda d: _edit(d, format_version=99), "format version 99"),
+    (lambda d: _edit(d, seed=12345), "was edited after the fit was written"),
+    (lambda d: _edit(d, integrity=None), "lacks its integrity digest"),
     (lambda d: _edit(d, format="something.else"), "is not a bayes_blina fit"),
     (lambda d: shutil.rmtree(d), "no fit at"),
 ])

@@ -54,7 +54,7 @@ def test_a_fit_of_a_newer_format_is_refused_naming_the_version(tmp_path):
     prov = json.loads((fitdir / PROVENANCE).read_text())
     prov.update(format_version=FORMAT_VERSION + 1, package={"name": "bayes_blina", "version": "9.0.0"})
     (fitdir / PROVENANCE).write_text(json.dumps(prov))
-    with pytest.raises(FitStoreError, match=r"written by bayes_blina 9\.0\.0 in fit format version 3.*upgrade bayes_blina"):
+    with pytest.raises(FitStoreError, match=rf"written by bayes_blina 9\.0\.0 in fit format version {FORMAT_VERSION + 1}.*upgrade bayes_blina"):
         load_fit(fitdir)
     prov.update(format_version=0)
     (fitdir / PROVENANCE).write_text(json.dumps(prov))

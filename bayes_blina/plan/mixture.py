@@ -430,11 +430,9 @@ class BetaMixture:
         """Write :meth:`to_json` to ``path`` atomically."""
         from pathlib import Path
 
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(self.to_json(**meta), encoding="utf-8")
-        tmp.replace(p)
+        from bayes_blina._atomic import write_text_atomic
+
+        write_text_atomic(path, self.to_json(**meta))
 
     @classmethod
     def load(cls, path: str) -> "BetaMixture":
