@@ -368,6 +368,9 @@ class _Checker:
         frac = np.isfinite(x) & (np.floor(x) != x)
         self.flag(frac, col, f"{col} must be a whole number")
         x[frac] = np.nan
+        huge = np.isfinite(x) & (np.abs(x) > 2.0**53)  # beyond exact integers (and Int64's range)
+        self.flag(huge, col, f"{col} must be a whole number below 2^53 (9,007,199,254,740,992)")
+        x[huge] = np.nan
         return pd.Series(pd.array([None if np.isnan(v) else int(v) for v in x], dtype="Int64"))
 
     def booleans(self, col: str, true: frozenset[str], false: frozenset[str],
