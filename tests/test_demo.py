@@ -27,7 +27,9 @@ pytestmark = pytest.mark.slow
 
 #: Small sampling effort for every command that samples.
 FIT_ARGS = ["--draws", "100", "--tune", "100", "--chains", "2"]
-PLAN_EXAMPLE_ARGS = ["--draws", "200", "--tune", "200", "--chains", "2", "--trials", "500"]
+#: The planning example refuses a MAP prior failing the gate and has no override: it keeps its own
+#: sampling effort (about 10 s) and only its Monte Carlo check is made small.
+PLAN_EXAMPLE_ARGS = ["--trials", "500"]
 #: Options naming a file or folder the command promises to write.
 OUTPUT_OPTIONS = ("--out", "--figure", "--table")
 
@@ -130,7 +132,7 @@ def test_every_promised_output_is_written(demo_run):
         if f.suffix == ".png":
             assert data[:8] == b"\x89PNG\r\n\x1a\n", p
         elif f.suffix == ".csv":
-            df = pd.read_csv(f)
+            df = pd.read_csv(f, comment="#")  # a fit failing the gate at these settings heads its tables with a warning
             assert len(df) >= 1 and len(df.columns) >= 2, p
         elif f.suffix in (".md", ".tex", ".html"):
             assert data.decode("utf-8").strip(), p
@@ -139,11 +141,11 @@ def test_every_promised_output_is_written(demo_run):
 def test_outputs_have_the_expected_content(demo_run):
     work, _ = demo_run
     out = work / "out"
-    regimen = pd.read_csv(out / "plan" / "regimen-peaks.csv")
+    regimen = pd.read_csv(out / "plan" / "regimen-peaks.csv", comment="#")
     assert set(regimen["regimen"]) == {"15", "5-15", "10-30"}
     assert {"analyte", "regimen"} <= set(regimen.columns)
     assert (out / "plan" / "robust-map-prior.json").is_file() and (out / "plan" / "oc.csv").is_file()
-    cr = pd.read_csv(out / "cr-predictions.csv")
+    cr = pd.read_csv(out / "cr-predictions.csv", comment="#")
     new = pd.read_csv(ROOT / "examples" / "data" / "new-patients.csv")
     assert len(cr) == len(new)
     prob_cols = [c for c in cr.columns if c.startswith("p_cr")] or [c for c in cr.columns if "mean" in c]

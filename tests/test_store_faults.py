@@ -91,12 +91,16 @@ def _killed_at(event: int, res, out, force: bool) -> int:
     return _wait(pid)
 
 
-def _count_lines(res, out) -> int:
-    count = [0]
+def _count_lines(res, out) -> tuple[int, int]:
+    """Traced lines of ``save_fit(res, out, force=True)`` over an existing fit, and the line count
+    at which the old and new folders are exchanged (the commit point)."""
+    count, swapped = [0], [0]
 
     def tracer(frame, why, arg):
         if why == "line":
             count[0] += 1
+        elif why == "return" and frame.f_code.co_name == "_exchange" and not swapped[0]:
+            swapped[0] = count[0]
         return tracer
 
     sys.settrace(tracer)
@@ -104,7 +108,7 @@ def _count_lines(res, out) -> int:
         save_fit(res, out, force=True)
     finally:
         sys.settrace(None)
-    return count[0]
+    return count[0], swapped[0]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (POSIX)")
@@ -112,17 +116,26 @@ def test_a_writer_killed_anywhere_leaves_the_old_fit_or_the_new_one(result, tmp_
     old, new = marked(result, "old"), marked(result, "new")
     target = tmp_path / "fits" / "fit"
     save_fit(old, target)
-    total = _count_lines(new, tmp_path / "probe" / "fit")
+    # The probe replaces an existing fit, as every run below does (a first save takes another path).
+    probe = tmp_path / "probe" / "fit"
+    save_fit(old, probe)
+    total, swap = _count_lines(new, probe)
     assert total > 1000  # the save runs through xarray and h5netcdf: the points below spread over it
+    assert 0 < swap < total, (swap, total)  # the exchange ran (Linux renameat2)
     rng = np.random.default_rng(21)
-    points = sorted(set(rng.integers(1, total, size=40).tolist()) | {1, 2, 3, total - 3, total - 2, total - 1})
+    points = set(rng.integers(1, total, size=40).tolist())
+    points |= {1, 2, 3, swap - 2, swap - 1, swap, swap + 1, swap + 2, total - 2, total - 1}
+    points = sorted(points)
     seen = set()
     for n in points:
         save_fit(old, target, force=True)
         code = _killed_at(n, new, target, force=True)
         assert code in (0, 137), (n, code)
         st = load_fit(target)  # always a complete fit
-        seen.add(st.idata.posterior.attrs["marker"])
+        marker = st.idata.posterior.attrs["marker"]
+        # killed before the exchange: the old fit; from the exchange's return on: the new one
+        assert marker == ("old" if n < swap else "new"), (n, swap, code)
+        seen.add(marker)
         others = [p for p in target.parent.iterdir() if p.name != "fit"]
         for p in others:  # leftovers are hidden temporaries that never load as a fit under the target name
             assert p.name.startswith(".fit."), p
