@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bayes_blina.cli_common import EXIT_INPUT, EXIT_UNCONVERGED, ErrorHandlingGroup, write_text
+from bayes_blina.cli_common import EXIT_INPUT, EXIT_UNCONVERGED, ErrorHandlingGroup, gate_banner, write_text
 from bayes_blina.errors import BayesBlinaError
 
 __all__ = ["EXIT_INPUT", "EXIT_UNCONVERGED", "main"]
@@ -57,7 +57,8 @@ def datasets() -> None:
 @click.option("--prob", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "md", "latex"]), default="md", show_default=True)
 @click.option("--out", type=click.Path(), default=None, help="Write to this file instead of stdout.")
-def ppc(fitdir, prob, fmt, out) -> None:
+@click.option("--allow-unconverged", is_flag=True, help="Check a fit that fails the convergence gate.")
+def ppc(fitdir, prob, fmt, out, allow_unconverged) -> None:
     """Posterior predictive check: observed vs predicted responders per subgroup."""
     from bayes_blina.checks import response_ppc
     from bayes_blina.report.tables import format_table
@@ -66,23 +67,31 @@ def ppc(fitdir, prob, fmt, out) -> None:
     stored = load_fit(fitdir)
     if stored.family_name != "response":
         raise BayesBlinaError(f"ppc for family {stored.family_name!r} is not available yet")
+    banner = gate_banner(stored, allow_unconverged)
     df = response_ppc(stored.idata, factors=stored.options["factors"], prob=prob, seed=stored.spec.sampler.seed)
-    _write_text(format_table(df, fmt, caption=f"posterior predictive check, {prob:.0%} predictive intervals"), out=out)
+    _write_text(format_table(df, fmt, banner=banner,
+                             caption=f"posterior predictive check, {prob:.0%} predictive intervals"), out=out)
 
 
 @main.command()
 @click.argument("fitdirs", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["csv", "md", "latex"]), default="md", show_default=True)
 @click.option("--var", "var_name", default=None, help="log_likelihood variable (default: y).")
-def loo(fitdirs, fmt, var_name) -> None:
+@click.option("--allow-unconverged", is_flag=True, help="Compare fits even if some fail the convergence gate.")
+def loo(fitdirs, fmt, var_name, allow_unconverged) -> None:
     """PSIS-LOO with Pareto-k diagnostics for one or more fits of the same data, and their comparison."""
     from bayes_blina.checks import loo_table
     from bayes_blina.report.tables import format_table
     from bayes_blina.store import load_fit
 
     fits = {Path(d).name: load_fit(d) for d in fitdirs}
+    banners = {name: gate_banner(f, allow_unconverged) for name, f in fits.items()}
+    failing = [name for name, b in banners.items() if b]
+    banner = (f"WARNING: fit(s) {', '.join(failing)} FAILED the convergence gate; these numbers are not reliable "
+              "and must not be published as they are.") if failing else None
     per_fit, comparison = loo_table(fits, var_name)
-    click.echo(format_table(per_fit, fmt, caption="PSIS-LOO (Pareto k: good <= 0.5 < ok <= 0.7 < bad <= 1 < very bad)"), nl=False)
+    click.echo(format_table(per_fit, fmt, banner=banner,
+                            caption="PSIS-LOO (Pareto k: good <= 0.5 < ok <= 0.7 < bad <= 1 < very bad)"), nl=False)
     if len(comparison):
         click.echo(format_table(comparison, fmt, caption="model comparison"), nl=False)
 

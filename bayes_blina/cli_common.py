@@ -33,3 +33,16 @@ def write_text(text: str, *, out: str | None) -> None:
         click.echo(text, nl=False)
         return
     click.echo(f"wrote {write_text_atomic(out, text)}", err=True)
+
+
+def gate_banner(stored, allow_unconverged: bool) -> str | None:
+    """Refuse a stored fit that fails the convergence gate unless allowed; return the warning banner
+    (also printed on stderr) for outputs of an allowed failing fit, None for a fit that passed."""
+    from bayes_blina.report.tables import UNCONVERGED_BANNER, gate_or_raise
+
+    v = stored.verdict()
+    gate_or_raise(v, allow_unconverged)
+    if not v.passed:
+        click.secho(UNCONVERGED_BANNER, fg="red", bold=True, err=True)
+        return UNCONVERGED_BANNER
+    return None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bayes_blina.cli_common import ErrorHandlingGroup, write_text
+from bayes_blina.cli_common import ErrorHandlingGroup, gate_banner, write_text
 from bayes_blina.errors import BayesBlinaError
 
 __all__ = ["figure", "loo_pit_command", "report", "vpc"]
@@ -42,17 +42,6 @@ def _fit_dataset(stored, data: str | None):
     if given is not None and ds is None:
         raise BayesBlinaError(f"--data {data} is not the data of fit {stored.path} (different sha256)")
     return ds, note
-
-
-def _gate(stored, allow_unconverged: bool) -> str | None:
-    from bayes_blina.report.tables import UNCONVERGED_BANNER, gate_or_raise
-
-    v = stored.verdict()
-    gate_or_raise(v, allow_unconverged)
-    if not v.passed:
-        click.secho(UNCONVERGED_BANNER, fg="red", bold=True, err=True)
-        return UNCONVERGED_BANNER
-    return None
 
 
 @click.command("report", cls=click.Command)
@@ -139,7 +128,7 @@ def vpc(fitdir, data, bins, edges, percentiles, prob, draws, seed, fmt, out, fig
 
     stored = load_fit(fitdir)
     checked = _vpc_target(stored, part)
-    banner = _gate(stored, allow_unconverged)
+    banner = gate_banner(stored, allow_unconverged)
     ds, note = _fit_dataset(stored, data)
     if checked is not stored:
         click.echo(f"part: {checked.part} ({checked.family_name} sub-model of the joint fit)", err=True)
@@ -169,20 +158,23 @@ def vpc(fitdir, data, bins, edges, percentiles, prob, draws, seed, fmt, out, fig
 @click.option("--out", type=click.Path(), default=None, help="CSV of the LOO-PIT values (default: stdout).")
 @click.option("--figure", type=click.Path(), default=None, help="Also draw the LOO-PIT ECDF (.png/.svg/.pdf).")
 @click.option("--seed", type=int, default=None, help="Seed of the randomised PIT values (default: the fit's).")
-def loo_pit_command(fitdir, var_name, out, figure, seed) -> None:
+@click.option("--allow-unconverged", is_flag=True, help="Check a fit that failed the convergence gate.")
+def loo_pit_command(fitdir, var_name, out, figure, seed, allow_unconverged) -> None:
     """LOO-PIT values (censored and discrete observations randomised) and their calibration plot."""
     from bayes_blina.checks.loo import loo_pit, loo_pit_figure
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
+    banner = gate_banner(stored, allow_unconverged)
     pit = loo_pit(stored, var_name=var_name, seed=seed)
     bad = int((pit["pareto_k"] > 0.7).sum())
     click.echo(f"{len(pit)} observations, {pit.attrs['n_randomised']} randomised; Pareto k > 0.7: {bad}", err=True)
-    write_text(pit.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out=out)
+    write_text((f"# {banner}\n" if banner else "") + pit.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
+               out=out)
     if figure:
         from bayes_blina.report.figures import save_figure
 
-        click.echo(f"wrote {save_figure(loo_pit_figure(pit), figure)}", err=True)
+        click.echo(f"wrote {save_figure(loo_pit_figure(pit, title=banner), figure)}", err=True)
 
 
 @click.group("figure", cls=ErrorHandlingGroup)
@@ -205,7 +197,7 @@ def peaks(fitdir, out, table, prob, window, allow_unconverged) -> None:
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
-    banner = _gate(stored, allow_unconverged)
+    banner = gate_banner(stored, allow_unconverged)
     pk = cytokine_peak_table(stored, prob=prob, seed=stored.spec.sampler.seed)
     obs = observed_peaks(stored, window_h=window)
     click.echo(f"wrote {save_figure(cytokine_peak_figure(pk, obs, title=banner), out)}", err=True)
@@ -230,7 +222,7 @@ def responder_bands(fitdir, out, data, prob, draws, allow_unconverged) -> None:
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
-    banner = _gate(stored, allow_unconverged)
+    banner = gate_banner(stored, allow_unconverged)
     ds, note = _fit_dataset(stored, data)
     if ds is None:
         raise BayesBlinaError(f"responder-status bands need the fit's dataset: {note}")
@@ -256,7 +248,7 @@ def odds_ratios(fitdir, out, var_names, prob, table, allow_unconverged) -> None:
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
-    banner = _gate(stored, allow_unconverged)
+    banner = gate_banner(stored, allow_unconverged)
     names = [v.strip() for v in var_names.split(",") if v.strip()] if var_names else None
     ort = odds_ratio_table(stored.idata, names, prob=prob)
     click.echo(f"wrote {save_figure(odds_ratio_figure(ort, title=banner), out)}", err=True)
