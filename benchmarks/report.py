@@ -80,6 +80,41 @@ def _slope(x, y) -> float:
     return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
 
 
+
+def _inputs_section(df) -> list[str]:
+    """The inputs-at-scale table (``bench_inputs.py``, issue 21): latest run, slopes per step."""
+    if df is None or df.empty:
+        return []
+    df = df[df["run_id"] == df["run_id"].max()].copy()
+    out = ["## Inputs at scale (issue 21)", "",
+           "`bench_inputs.py`: a canonical dataset folder of N patients x 40 observations (3 cytokines and "
+           "CD3+ T cells, censored rows included), each step in a fresh process: `read` = `read_dataset` "
+           "(parsing, validation, units, canonical form); `features` = `events.time_features` on the read "
+           "data; `prepare-*` = the family's `prepare` for that bundled spec; `error` = a non-number written "
+           "into the last row of `observations.csv` (`row_named`: the refusal names that row). `step_s` "
+           "excludes reading except for `read` and `error`; `peak_mem_mb` is the process's peak resident memory "
+           "(about 120 MiB of it is the interpreter and imports).", ""]
+    order = {k: i for i, k in enumerate(["read", "features", "prepare-cytokine-core", "prepare-tcell",
+                                         "prepare-joint", "error"])}
+    df["_order"] = df["step"].map(lambda v: order.get(v, len(order)))
+    df = df.sort_values(["_order", "patients"])
+    out += _table(df,
+                  ["step", "patients", "observations", "csv_mb", "read_s", "step_s", "peak_mem_mb", "row_named",
+                   "load1_start", "error"])
+    out.append("")
+    slopes = []
+    for step, g in df[df["step_s"].notna()].groupby("step", sort=False):
+        g = g.sort_values("patients")
+        if len(g) >= 2:
+            extra = (g["peak_mem_mb"].iloc[-1] - g["peak_mem_mb"].iloc[-2]) / (
+                (g["observations"].iloc[-1] - g["observations"].iloc[-2]) / 1e6)
+            slopes.append(f"`{step}` time {_slope(g['observations'], g['step_s']):.2f}, peak memory "
+                          f"{_slope(g['observations'], g['peak_mem_mb']):.2f} ({extra:.0f} MiB per million "
+                          f"observations between the two largest)")
+    if slopes:
+        out += ["Log-log slopes against the number of observations (1 = linear): " + "; ".join(slopes) + ".", ""]
+    return out
+
 def write_results_md() -> Path:
     """Regenerate ``RESULTS.md``; return its path."""
     import numpy as np
@@ -256,6 +291,7 @@ def write_results_md() -> Path:
                              "se_tcell_expansion", "power_il10_peak", "se_il10_peak", "failed", "mean_refit_s",
                              "wall_s_curve", "peak_mb"])
         lines.append("")
+    lines += _inputs_section(_read("inputs.csv"))
     ap = _read("approx.csv")
     if ap is not None and not ap.empty:
         ap = _latest(ap, "config")

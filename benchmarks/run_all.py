@@ -9,7 +9,8 @@ cytokine-core-36 with every back end), 200 patients against Stan (``--suite big`
 joint models (``--suite models``, default back end), the scaling series (``bench_scaling.py``, whose
 last point is the 1,000-patient cytokine fit), the approximate mode against NUTS
 (``bench_approx.py``), the operating characteristics (``bench_oc.py``) and the biomarker power
-curve of issue 6 (``bench_biomarker_power.py``). Each script appends to ``benchmarks/results/*.csv``; RESULTS.md
+curve of issue 6 (``bench_biomarker_power.py``) and the inputs at scale of issue 21 (``bench_inputs.py``:
+1,000 to 10,000 patients and a 1 GB ``observations.csv``). Each script appends to ``benchmarks/results/*.csv``; RESULTS.md
 shows the latest run of each configuration.
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
             [py, HERE / "bench_scaling.py", "--patients", "50", "--patients", "100", "--analytes", "1",
              "--analytes", "2", *small],
             [py, HERE / "bench_oc.py", "--repeats", "1", "--model-trials", "2", "--no-report"],
+            [py, HERE / "bench_inputs.py", "--patients", "300", "--patients", "1000", "--no-report"],
         ]
     else:
         steps = [
@@ -46,6 +48,7 @@ def main(argv=None) -> int:
             [py, HERE / "bench_approx.py", "--no-report"],
             [py, HERE / "bench_oc.py", "--no-report"],
             [py, HERE / "bench_biomarker_power.py", "--no-report"],
+            [py, HERE / "bench_inputs.py", "--gb", "1", "--no-report"],
         ]
     failed = 0
     for cmd in steps:

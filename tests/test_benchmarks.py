@@ -83,3 +83,52 @@ def test_run_id_must_name_an_earlier_run(tmp_path, monkeypatch):
     assert bench_fits._run_exists("2026-11-21T14:31:28+00:00")
     with pytest.raises(SystemExit, match="--run-id 2026-01-01: no such run"):
         bench_fits.main(["--config", "response-2000", "--run-id", "2026-01-01", "--no-report"])
+
+
+# ------------------------------------------------------------------------------------------------
+# bench_inputs.py (issue 21): the generator, the spoiled last row, the RESULTS.md section
+# ------------------------------------------------------------------------------------------------
+
+import bench_inputs  # noqa: E402
+
+
+def test_input_generator_writes_a_valid_dataset_of_40_observations_per_patient(tmp_path):
+    from bayes_blina.data.io import read_dataset
+
+    size = bench_inputs.write_cohort(tmp_path / "c", 300)
+    ds = read_dataset(tmp_path / "c")
+    assert len(ds.subjects) == 300 and len(ds.observations) == 300 * bench_inputs.OBS_PER_PATIENT
+    assert ds.observations.groupby("subject_id").size().eq(40).all()
+    assert set(ds.observations["below"].dropna()) - {""} == {"LOD", "LLOQ"}  # censored rows of both kinds
+    # the size constant that turns --gb into a number of patients holds within 5%
+    assert size / 300 == pytest.approx(bench_inputs.BYTES_PER_PATIENT, rel=0.05)
+
+
+def test_a_bad_value_in_the_last_row_of_a_large_file_is_refused_naming_that_row(tmp_path):
+    from bayes_blina.data.io import read_dataset
+    from bayes_blina.errors import DataValidationError
+
+    n = 5_000  # 200,000 observation rows
+    bench_inputs.write_cohort(tmp_path / "c", n)
+    bench_inputs._spoil_last_row(tmp_path / "c")
+    lines = (tmp_path / "c" / "observations.csv").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == n * 40 + 1 and lines[-1].split(",")[3] == "high"
+    with pytest.raises(DataValidationError) as e:
+        read_dataset(tmp_path / "c")
+    assert f"observations.csv, column 'value', row {n * 40}: value must be a number (found 'high')" in str(e.value)
+
+
+def test_inputs_section_shows_the_latest_run_in_step_order_with_slopes():
+    rows = []
+    for run, scale in (("r1", 9.0), ("r2", 1.0)):
+        for step in ("prepare-tcell", "read"):
+            for n in (1000, 10000):
+                rows.append({"run_id": run, "step": step, "patients": n, "observations": 40 * n, "csv_mb": n / 600,
+                             "read_s": 1e-4 * n * scale, "step_s": 1e-4 * n * scale, "peak_mem_mb": 100 + 0.05 * n,
+                             "row_named": np.nan, "load1_start": 0.5, "error": np.nan})
+    text = "\n".join(report._inputs_section(pd.DataFrame(rows)))
+    assert "| read | 1000 |" in text and text.index("| read |") < text.index("| prepare-tcell |")
+    assert "| 0.9 |" not in text  # r1's rows (9x slower) are not shown
+    assert "`read` time 1.00" in text and "`prepare-tcell` time 1.00" in text
+    assert "12 MiB per million observations" not in text and "1250 MiB per million" in text
+    assert report._inputs_section(None) == []
