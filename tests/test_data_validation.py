@@ -584,3 +584,18 @@ def test_minimal_dataset_content():
     assert isinstance(ds, Dataset) and ds.name == "minimal"
     assert len(ds.subjects) == 3 and ds.aggregates is None
     assert (ds.observations["below"] != "").sum() >= 3
+
+
+def test_overlaps_name_the_segment_that_ends_latest_across_unsorted_rows_and_patients(tmp_path):
+    """The vectorised segment check (issue 21: a loop over patients took seconds at 10,000):
+    each overlap names the earlier segment with the latest end, whatever the file's row order."""
+    seg = lambda sid, s, e: dict(subject_id=sid, cycle="1", start_h=s, end_h=e, dose="15", dose_unit="ug/m2/day")  # noqa: E731
+    dosing = [seg("S3", "300", "400"),  # row 1: inside S3's long first segment (row 4)
+              seg("S1", "0", "168"),    # row 2
+              seg("S3", "100", "200"),  # row 3: inside row 4 too
+              seg("S3", "0", "500"),    # row 4
+              seg("S1", "168", "672")]  # row 5: no overlap (touches row 2)
+    message = problems_of(make(tmp_path, dosing=dosing))
+    assert "dosing.csv, column 'start_h', row 3: segments of one patient must not overlap (row 4 ends at 500 h)" in message
+    assert "dosing.csv, column 'start_h', row 1: segments of one patient must not overlap (row 4 ends at 500 h)" in message
+    assert "row 5" not in message and "row 2" not in message

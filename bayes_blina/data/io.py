@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bayes_blina.data.dataset import TABLES, Dataset
@@ -47,7 +48,8 @@ def _drop_blank_rows(df: pd.DataFrame) -> pd.DataFrame:
         return df
     blank = (df.fillna("").astype(str).apply(lambda s: s.str.strip()) == "").all(axis=1)
     out = df.loc[~blank.to_numpy()].reset_index(drop=True)
-    out.attrs["row_numbers"] = [int(i) + 1 for i in (~blank).to_numpy().nonzero()[0]]
+    # an array, not a list: pandas deep-copies attrs on every column access
+    out.attrs["row_numbers"] = (~blank).to_numpy().nonzero()[0].astype(np.int64) + 1
     return out
 
 

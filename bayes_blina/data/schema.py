@@ -263,9 +263,15 @@ def _cell_text(v: object) -> str:
     return str(v).strip()
 
 
+def _column_text(s: pd.Series) -> np.ndarray:
+    if isinstance(s.dtype, pd.StringDtype):  # text columns (the CSV reader's): vectorised, same result
+        return s.fillna("").str.strip().to_numpy(dtype=object)
+    return np.array([_cell_text(v) for v in s.tolist()], dtype=object)
+
+
 def as_text_frame(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` with every cell as stripped text (object dtype), missing cells as ``''``."""
-    return pd.DataFrame({c: [_cell_text(v) for v in df[c].tolist()] for c in df.columns},
+    return pd.DataFrame({c: _column_text(df.iloc[:, i]) for i, c in enumerate(df.columns)},
                         index=pd.RangeIndex(len(df)), dtype=object)
 
 
@@ -277,6 +283,9 @@ class _Checker:
         self.problems: list[Problem] = []
         self.missing: set[str] = set()
         self.rows = row_numbers(df)
+        if df.attrs:  # pandas deep-copies attrs on every column access: not needed from here on
+            df = df.copy(deep=False)
+            df.attrs = {}
         self.t = self._prepare(df, tuple(required))
         self.n = len(self.t)
 
@@ -583,23 +592,27 @@ def _offstudy(ch: _Checker) -> dict[str, object]:
 def _check_segments(ch: _Checker, ids: pd.Series, start: np.ndarray, end: np.ndarray) -> None:
     """Per patient: the first segment starts at 0 and segments do not overlap."""
     ok = np.isfinite(start) & np.isfinite(end) & (end > start) & (ids != "").to_numpy()
-    frame = pd.DataFrame({"id": ids.to_numpy(), "start": start, "end": end,
-                          "row": np.arange(1, ch.n + 1)})[ok]
-    for _, g in frame.sort_values(["id", "start", "row"], kind="mergesort").groupby(
-            "id", sort=False):
-        first = g.iloc[0]
-        if first["start"] != 0:
-            ch.add("start_h", int(first["row"]), "the first infusion segment of each patient "
-                   "must start at 0 h (times are hours since the first infusion start)",
-                   ch.raw("start_h").iloc[int(first["row"]) - 1])
-        prev_end, prev_row = -np.inf, 0
-        for s, e, r in zip(g["start"], g["end"], g["row"]):
-            if s < prev_end:
-                ch.add("start_h", int(r), f"segments of one patient must not overlap (row "
-                       f"{ch.rowno(prev_row)} ends at {_fmt(prev_end)} h)",
-                       ch.raw("start_h").iloc[r - 1])
-            if e > prev_end:
-                prev_end, prev_row = e, int(r)
+    f = pd.DataFrame({"id": ids.to_numpy(), "start": start, "end": end,
+                      "row": np.arange(1, ch.n + 1)})[ok]
+    f = f.sort_values(["id", "start", "row"], kind="mergesort").reset_index(drop=True)
+    if f.empty:
+        return
+    grp = f.groupby("id", sort=False)
+    first = ~f["id"].duplicated().to_numpy()
+    raw_start = ch.raw("start_h")
+    for r in f.loc[first & (f["start"].to_numpy() != 0), "row"]:
+        ch.add("start_h", int(r), "the first infusion segment of each patient "
+               "must start at 0 h (times are hours since the first infusion start)", raw_start.iloc[int(r) - 1])
+    # the latest end so far within the patient, and the row that set it (the first row reaching it)
+    run_end = grp["end"].cummax().to_numpy()
+    prev_end = np.where(first, -np.inf, np.roll(run_end, 1))
+    sets = f["end"].to_numpy() > prev_end
+    setter = pd.Series(np.where(sets, f["row"].to_numpy(), np.nan)).ffill().to_numpy()
+    prev_row = np.where(first, 0, np.roll(setter, 1))
+    for i in np.flatnonzero(f["start"].to_numpy() < prev_end):
+        r = int(f["row"].iat[i])
+        ch.add("start_h", r, f"segments of one patient must not overlap (row "
+               f"{ch.rowno(int(prev_row[i]))} ends at {_fmt(prev_end[i])} h)", raw_start.iloc[r - 1])
 
 
 def validate_dosing(df: pd.DataFrame, file: str = "dosing.csv"

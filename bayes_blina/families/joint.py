@@ -524,7 +524,7 @@ class JointModel(ModelFamily):
             j = sp.coords["analyte"].index(bm.analyte)
             with_rows = {sp.coords["subject"][i] for i in np.unique(sp.arrays["obs_subject"][sp.arrays["obs_analyte"] == j])}
             have &= with_rows
-            lacking = keep & ~np.isin(sid, list(have))
+            lacking = keep & ~pd.Index(sid).isin(list(have))  # hashed: np.isin loops on object arrays
             for s in sid[lacking]:
                 cr["patients_left_out"].append({
                     "subject_id": str(s),

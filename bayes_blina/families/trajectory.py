@@ -263,7 +263,8 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
     # ---- subjects without dosing
     events = infusion_events(dataset.dosing, gap_tol_h=opt.gap_tol_h)
     sid = obs["subject_id"].astype(str).to_numpy()
-    dosed = np.isin(sid, events["subject_id"].astype(str).unique())
+    # hashed membership: np.isin compares object arrays element by element (patients x rows)
+    dosed = pd.Index(sid).isin(events["subject_id"].astype(str).unique())
     for s in pd.unique(sid[keep & ~dosed]):
         leave_out((sid == s) & ~dosed, "subject has no dosing rows with dose > 0", subject_id=str(s))
 
