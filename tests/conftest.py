@@ -69,3 +69,22 @@ FIG2_PRINTED = [
     ("prior_relapses", "2", 14, 29, 48.3, 29.4, 67.5),
     ("prior_relapses", ">=3", 3, 8, 37.5, 8.5, 75.5),
 ]
+
+
+def cli_commands():
+    """Every leaf command of ``bayes-blina`` as ``(path words joined by spaces, click command)``."""
+    import click
+
+    from bayes_blina.cli import main
+
+    found = []
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+        else:
+            found.append((" ".join(path), cmd))
+
+    walk(main, [])
+    return found

@@ -17,6 +17,7 @@ from bayes_blina.cli import main
 from bayes_blina.cli_common import EXIT_UNCONVERGED
 from bayes_blina.diagnostics import Verdict
 from bayes_blina.report.tables import UNCONVERGED_BANNER
+from conftest import cli_commands
 
 FAILED = Verdict(passed=False, max_rhat=1.2, min_ess_bulk=20, min_ess_tail=15, n_divergent=3, min_bfmi=0.5,
                  n_draws=50, n_chains=2, failures=["R-hat 1.2 of mu exceeds 1.01"])
@@ -57,17 +58,8 @@ class FailingFit:
 
 
 def commands_taking_a_fit() -> list[tuple[str, click.Command]]:
-    found = []
-
-    def walk(cmd, path):
-        if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
-                walk(sub, [*path, name])
-        elif any(isinstance(p, click.Argument) and p.name in ("fitdir", "fitdirs") for p in cmd.params):
-            found.append((" ".join(path), cmd))
-
-    walk(main, [])
-    return found
+    return [(name, cmd) for name, cmd in cli_commands()
+            if any(isinstance(p, click.Argument) and p.name in ("fitdir", "fitdirs") for p in cmd.params)]
 
 
 def test_every_command_taking_a_fit_is_listed():

@@ -13,10 +13,9 @@ import ast
 import inspect
 from importlib import import_module
 
-import click
 import pytest
 
-from bayes_blina.cli import main
+from conftest import cli_commands
 from test_demo import demo_recipe
 
 OUTPUT_OPTIONS = ("--out", "--figure", "--table")
@@ -58,18 +57,7 @@ HAPPY_PATHS: dict[tuple[str, str], str] = {
 
 
 def output_options() -> set[tuple[str, str]]:
-    found = set()
-
-    def walk(cmd: click.Command, path: list[str]) -> None:
-        if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
-                walk(sub, [*path, name])
-            return
-        for param in cmd.params:
-            found.update((" ".join(path), o) for o in param.opts if o in OUTPUT_OPTIONS)
-
-    walk(main, [])
-    return found
+    return {(name, o) for name, cmd in cli_commands() for p in cmd.params for o in p.opts if o in OUTPUT_OPTIONS}
 
 
 def test_every_output_option_has_a_named_happy_path():
