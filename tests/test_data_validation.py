@@ -599,3 +599,34 @@ def test_overlaps_name_the_segment_that_ends_latest_across_unsorted_rows_and_pat
     assert "dosing.csv, column 'start_h', row 3: segments of one patient must not overlap (row 4 ends at 500 h)" in message
     assert "dosing.csv, column 'start_h', row 1: segments of one patient must not overlap (row 4 ends at 500 h)" in message
     assert "row 5" not in message and "row 2" not in message
+
+
+_TRICKY_NUMBERS = ["1", "+1", "-0", ".5", "5.", "1e5", "-2.5E-3", "0.1e-0", "00012.5000", "1e400",
+                   "4.9e-325", "1_0", " 1", "inf", "nan", "0x10", "\u0663", "1,5", "", "e5", "."]
+
+
+def test_numbers_parse_the_same_in_arrow_and_in_python(monkeypatch):
+    from bayes_blina.data import schema
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(2000) * 10.0 ** rng.integers(-300, 300, 2000)
+    cells = np.array(_TRICKY_NUMBERS + [repr(float(v)) for v in x], dtype=object)
+    fast = schema._parse_numbers(cells)
+    monkeypatch.setattr(schema, "_pa", None)
+    slow = schema._parse_numbers(cells)
+    assert np.array_equal(fast[0], slow[0])
+    assert np.array_equal(fast[1], slow[1], equal_nan=True)
+    ok = dict(zip(_TRICKY_NUMBERS, fast[0]))
+    assert ok["5."] and ok["+1"] and ok["1e400"] and not ok["\u0663"] and not ok["inf"]
+    assert np.array_equal(fast[1][len(_TRICKY_NUMBERS):], x)  # round trip of repr is exact
+
+
+def test_a_digit_of_another_script_is_not_a_number():
+    subjects = pd.DataFrame({"subject_id": ["P1"], "regimen": ["15"], "age_years": ["40"],
+                             "blast_pct": ["60"], "response": ["1"]})
+    obs = pd.DataFrame({"subject_id": ["P1"], "analyte": ["IL6"], "time_h": ["\u0663"],
+                        "value": ["12"], "unit": ["pg/mL"]})
+    with pytest.raises(DataValidationError) as err:
+        validate_dataset({"subjects": subjects, "observations": obs})
+    assert [(p.column, p.row, p.rule) for p in err.value.problems
+            if p.file == "observations.csv"] == [("time_h", 1, "time_h must be a number")]

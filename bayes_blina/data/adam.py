@@ -98,7 +98,7 @@ class AdamProblem(Problem):
 # ----------------------------------------------------------------------------------------------
 
 _MISSING_TOKENS = frozenset({"", ".", "na", "n/a", "nan", "null", "none", "nat"})
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"  # as schema._NUMBER
 
 
 def _is_missing(v: object) -> bool:

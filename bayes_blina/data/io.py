@@ -29,6 +29,14 @@ from bayes_blina.errors import BayesBlinaError, DataValidationError, Problem
 #: File suffixes read for each table, in order of preference.
 SUFFIXES = (".csv", ".parquet")
 
+#: An ``observations.csv`` larger than this many bytes is read and validated in chunks of
+#: :data:`CHUNK_ROWS` rows, so that memory holds the validated table and one chunk of text, not
+#: the whole file as Python strings (``docs/data-format.md``, "Large files").
+STREAM_BYTES = 64 * 2**20
+
+#: Rows per chunk of a streamed file.
+CHUNK_ROWS = 250_000
+
 
 class DatasetNotFoundError(BayesBlinaError, FileNotFoundError):
     """The dataset source is neither an existing folder nor a bundled dataset name."""
@@ -86,6 +94,95 @@ def _read_csv(path: Path, label: str) -> tuple[pd.DataFrame | None, Problem | No
     return _drop_blank_rows(df), None
 
 
+_UTF8_BLOCK = 16 * 2**20
+
+
+def _utf8_problem(path: Path, label: str) -> Problem | None:
+    """The first byte of a file that is not UTF-8, as a problem naming its line; read in blocks."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    with open(path, "rb") as fh:
+        while data := fh.read(_UTF8_BLOCK):
+            try:
+                decoder.decode(data)
+            except UnicodeDecodeError as err:
+                # the error's position is within the decoder's pending bytes plus this block
+                at = max(0, err.start - (len(err.object) - len(data)))
+                line = lines + data[:at].count(b"\n") + 1
+                return Problem(label, None, None, "file must be UTF-8 encoded (line "
+                               f"{line} has the byte 0x{err.object[err.start]:02x}; save it as "
+                               "UTF-8 CSV)")
+            lines += data.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as err:
+            return Problem(label, None, None, "file must be UTF-8 encoded (it ends inside a "
+                           f"character, byte 0x{err.object[err.start]:02x}; save it as UTF-8 CSV)")
+    return None
+
+
+class CsvChunks:
+    """A large CSV table read lazily: successive raw chunks of text cells.
+
+    Iterating yields DataFrames of at most :data:`CHUNK_ROWS` rows, blank rows dropped, each with
+    the file's data-row numbers in ``attrs['row_numbers']`` (so problems name the row of the
+    file). A file that cannot be read stops the iteration and leaves the reason in
+    :attr:`problem`; the validator then reports it instead of the table, as for a small file.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    label : str
+        Its name in messages.
+    chunk_rows : int, optional
+        Rows per chunk (default :data:`CHUNK_ROWS`).
+    """
+
+    def __init__(self, path: Path, label: str, chunk_rows: int | None = None):
+        self.path = path
+        self.label = label
+        self.chunk_rows = int(chunk_rows or CHUNK_ROWS)
+        self.problem: Problem | None = None
+
+    def __repr__(self) -> str:
+        return f"CsvChunks({self.label!r}, {self.chunk_rows} rows per chunk)"
+
+    def __iter__(self):
+        self.problem = _utf8_problem(self.path, self.label)
+        if self.problem is not None:
+            return
+        seen = 0
+        try:
+            reader = pd.read_csv(self.path, dtype=str, keep_default_na=False, na_filter=False,
+                                 skip_blank_lines=False, encoding="utf-8-sig",
+                                 chunksize=self.chunk_rows)
+            with reader:
+                for raw in reader:
+                    if seen == 0 and len(raw.columns) == 1 and ";" in str(raw.columns[0]):
+                        self.problem = Problem(self.label, None, None, "columns must be "
+                                               "separated by commas (the header line contains "
+                                               "';')", str(raw.columns[0])[:60])
+                        return
+                    chunk = _drop_blank_rows(raw.reset_index(drop=True))
+                    chunk.attrs["row_numbers"] = chunk.attrs.get(
+                        "row_numbers", np.arange(1, len(chunk) + 1)) + seen
+                    seen += len(raw)
+                    yield chunk
+        except pd.errors.EmptyDataError:
+            self.problem = Problem(self.label, None, None, "file is empty")
+        except (pd.errors.ParserError, ValueError) as err:
+            reason = str(err).strip().splitlines()[-1].replace("Error tokenizing data. C error: ",
+                                                                "")
+            self.problem = Problem(self.label, None, None,
+                                   f"file could not be parsed as CSV ({reason})")
+        except OSError as err:
+            self.problem = Problem(self.label, None, None,
+                                   f"file could not be read ({err.strerror or err})")
+
+
 def _read_parquet(path: Path, label: str) -> tuple[pd.DataFrame | None, Problem | None]:
     """Read a Parquet file, or say why it cannot be read."""
     try:
@@ -109,6 +206,13 @@ def _find_files(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def load_tables(folder: Path, prefix: str = ""
                 ) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem]]:
     """Read the table files of a dataset folder without validating them.
@@ -123,7 +227,9 @@ def load_tables(folder: Path, prefix: str = ""
     Returns
     -------
     (dict of DataFrame, dict of str, list of Problem)
-        Raw tables (text cells), the file label of each table, and file-level problems.
+        Raw tables (text cells), the file label of each table, and file-level problems. An
+        ``observations.csv`` over :data:`STREAM_BYTES` is a :class:`CsvChunks` instead, read
+        while it is validated.
     """
     tables: dict[str, pd.DataFrame] = {}
     files: dict[str, str] = {}
@@ -135,6 +241,10 @@ def load_tables(folder: Path, prefix: str = ""
             continue
         path = paths[0]
         label = prefix + path.name
+        if (table == "observations" and path.suffix.lower() == ".csv"
+                and _size(path) > STREAM_BYTES):
+            tables[table], files[table] = CsvChunks(path, label), label
+            continue
         reader = _read_parquet if path.suffix.lower() == ".parquet" else _read_csv
         df, problem = reader(path, label)
         if problem is not None:
@@ -331,8 +441,8 @@ def write_dataset(ds: Dataset, folder: str | os.PathLike[str], *,
     return folder
 
 
-__all__ = ["read_dataset", "write_dataset", "load_tables", "DatasetNotFoundError",
-           "DatasetExistsError", "SUFFIXES"]
+__all__ = ["read_dataset", "write_dataset", "load_tables", "CsvChunks", "DatasetNotFoundError",
+           "DatasetExistsError", "SUFFIXES", "STREAM_BYTES", "CHUNK_ROWS"]
 
 
 def read_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -18,6 +18,12 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+try:  # optional (the ``parquet`` extra; pandas uses it for text): vectorised number parsing
+    import pyarrow as _pa
+    import pyarrow.compute as _pc
+except ImportError:  # pragma: no cover - exercised where pyarrow is absent
+    _pa = _pc = None
+
 from bayes_blina.data.analytes import ANALYTES, resolve_analyte
 from bayes_blina.data.dataset import TABLES, Dataset
 from bayes_blina.data.units import UnitError, convert, is_linear, normalise_dose_unit
@@ -108,7 +114,9 @@ _LEVEL_ALIASES: dict[str, dict[str, str]] = {
 }
 
 _MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+#: A number as a cell may give it: ASCII digits only (not other scripts' digits, which Python's
+#: ``float`` would take), an optional sign, decimal point and exponent.
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _TRUE = frozenset({"1", "1.0", "true", "yes", "y"})
 _FALSE = frozenset({"0", "0.0", "false", "no", "n"})
 
@@ -359,10 +367,7 @@ class _Checker:
     def numbers(self, col: str, *, required: bool = False) -> np.ndarray:
         """Float values of a column (NaN where empty or bad); non-numbers are reported."""
         s = self.raw(col)
-        ok = s.str.fullmatch(_NUMBER).to_numpy(dtype=bool)
-        out = np.full(self.n, np.nan)
-        if ok.any():
-            out[ok] = s[ok].astype(float).to_numpy()
+        ok, out = _parse_numbers(s.to_numpy(dtype=object))
         inf = ok & ~np.isfinite(out)
         out[inf] = np.nan
         bad = (~ok & ~self.is_missing(col)) | inf
@@ -403,9 +408,36 @@ class _Checker:
         return {c: _text_series(self.t[c]) for c in self.t.columns if c not in canon}
 
 
+def _parse_numbers(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which text cells are numbers (:data:`_NUMBER`, whole cell) and their float values (NaN
+    elsewhere); vectorised in Arrow, with a pure-Python path for text Arrow cannot hold."""
+    out = np.full(len(cells), np.nan)
+    if _pa is not None:
+        try:
+            arr = _pa.array(cells, type=_pa.string())
+            ok = np.asarray(_pc.match_substring_regex(arr, f"^(?:{_NUMBER})$")
+                            .to_numpy(zero_copy_only=False), dtype=bool)
+            if ok.any():
+                out[ok] = _pc.cast(arr.filter(_pa.array(ok)), _pa.float64()).to_numpy(
+                    zero_copy_only=False)
+            return ok, out
+        except (_pa.ArrowException, UnicodeError):  # e.g. a lone surrogate: the Python path
+            pass
+    ok = np.array([_NUMBER_RE.fullmatch(c) is not None for c in cells], dtype=bool)
+    if ok.any():
+        out[ok] = [float(c) for c in cells[ok]]
+    return ok, out
+
+
+_NUMBER_RE = re.compile(_NUMBER)
+
+
 def _text_series(values: Iterable[str | None]) -> pd.Series:
     """A text column (pandas ``str`` dtype) with '' and None as missing."""
-    return pd.Series([None if v is None or v == "" else v for v in values], dtype="str")
+    cells = np.array(values if isinstance(values, (list, np.ndarray)) else list(values),
+                     dtype=object)
+    cells[(cells == "") | pd.isna(cells)] = None
+    return pd.Series(cells, dtype="str")
 
 
 def _plain_ints(s: pd.Series) -> pd.Series:
@@ -663,61 +695,66 @@ def validate_dosing(df: pd.DataFrame, file: str = "dosing.csv"
 def _analyte_codes(ch: _Checker, col: str = "analyte", *, required: bool = True
                    ) -> list[str | None]:
     """Canonical codes of an analyte column; unknown names (and, if required, empty) reported."""
-    raw = ch.text(col, required=required).tolist()
-    cache = {v: resolve_analyte(v) for v in set(raw) if v}
-    codes = [cache.get(v) for v in raw]
-    for i, (v, c) in enumerate(zip(raw, codes)):
-        if v and c is None:
-            ch.add(col, i + 1, f"{col} must be a known analyte code or alias "
-                   "(see docs/data-format.md)", v)
-    return codes
+    raw = ch.text(col, required=required)
+    cache = {v: resolve_analyte(v) for v in raw.unique() if v}
+    codes = raw.map(cache)
+    unknown = (raw != "").to_numpy(dtype=bool) & codes.isna().to_numpy(dtype=bool)
+    ch.flag(unknown, col, f"{col} must be a known analyte code or alias "
+            "(see docs/data-format.md)")
+    return codes.astype(object).where(codes.notna(), None).tolist()
 
 
 def _convert_rows(ch: _Checker, codes: list[str | None], arrays: dict[str, np.ndarray]
                   ) -> tuple[dict[str, np.ndarray], list[str | None]]:
     """Convert each array of ``arrays`` row-wise from the row's ``unit`` to canonical units."""
-    units = ch.text("unit", required=True).tolist()
+    units = ch.text("unit", required=True)
     out = {k: np.full(ch.n, np.nan) for k in arrays}
-    canon: list[str | None] = [ANALYTES[c].unit if c else None for c in codes]
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, (u, c) in enumerate(zip(units, codes)):
-        if u and c:
-            groups.setdefault((u, c), []).append(i)
-    for (u, c), rows in groups.items():
-        idx = np.array(rows)
+    code = pd.Series(codes, index=units.index, dtype=object)
+    canon = code.map({c: ANALYTES[c].unit for c in code.dropna().unique()}).to_numpy(
+        dtype=object)
+    both = pd.DataFrame({"u": units, "c": code})
+    both = both[(units != "").to_numpy(dtype=bool) & code.notna().to_numpy(dtype=bool)]
+    for (u, c), idx in both.groupby(["u", "c"], sort=False).indices.items():
+        rows = both.index.to_numpy()[idx]
         try:
             for k, a in arrays.items():
-                out[k][idx] = convert(a[idx], u, c)
+                out[k][rows] = convert(a[rows], u, c)
         except UnitError as err:
             for i in rows:
-                ch.add("unit", i + 1, err.rule, u)
-                canon[i] = None
-    return out, canon
+                ch.add("unit", int(i) + 1, err.rule, u)
+            canon[rows] = None
+    return out, [None if isinstance(v, float) else v for v in canon]
 
 
 def _censoring(ch: _Checker, codes: list[str | None], below: list[str],
                limits: dict[str, np.ndarray]) -> list[str]:
     """Fill missing limits of censored rows with assay defaults; return ``limit_source``."""
-    given = _text_series(ch.raw("limit_source")).tolist() if ch.has("limit_source") else None
-    source: list[str] = []
-    for i, (code, b) in enumerate(zip(codes, below)):
-        if b not in ("LOD", "LLOQ") or code is None:
-            source.append("")
-            continue
+    code = np.array(codes, dtype=object)
+    kind = np.array(below, dtype=object)
+    source = np.full(ch.n, "", dtype=object)
+    if ch.has("limit_source"):
+        given = ch.raw("limit_source").to_numpy(dtype=object)
+        kept = np.where(np.isin(given, ["row", "default"]), given, "row")
+    else:
+        kept = np.full(ch.n, "row", dtype=object)
+    raw_below = ch.raw("below")
+    for b in ("LOD", "LLOQ"):
         col = b.lower()
-        if np.isfinite(limits[col][i]):
-            keep = given[i] if given and given[i] in ("row", "default") else "row"
-            source.append(keep)
-            continue
-        default = ANALYTES[code].default_limit(b)
-        if default is None:
-            ch.add("below", i + 1, f"below is '{b}', so the row must give {col} "
-                   f"({code} has no default assay {b})", ch.raw("below").iloc[i])
-            source.append("")
-        else:
-            limits[col][i] = default
-            source.append("default")
-    return source
+        rows = (kind == b) & pd.notna(code)
+        has = rows & np.isfinite(limits[col])
+        source[has] = kept[has]
+        need = rows & ~has
+        for c in pd.unique(code[need]):
+            at = need & (code == c)
+            default = ANALYTES[c].default_limit(b)
+            if default is None:
+                for i in np.flatnonzero(at):
+                    ch.add("below", int(i) + 1, f"below is '{b}', so the row must give {col} "
+                           f"({c} has no default assay {b})", raw_below.iloc[i])
+            else:
+                limits[col][at] = default
+                source[at] = "default"
+    return source.tolist()
 
 
 def validate_observations(df: pd.DataFrame, file: str = "observations.csv", *,
@@ -752,13 +789,13 @@ def validate_observations(df: pd.DataFrame, file: str = "observations.csv", *,
              f"time_h must not be more than {_fmt(screening_window_h)} h before the first "
              "infusion start (screening window)")
     raw_below = ch.raw("below")
-    below = [v.upper() if v.upper() in ("LOD", "LLOQ") else v for v in raw_below.tolist()]
-    ch.flag(np.array([b not in ("", "LOD", "LLOQ") for b in below], dtype=bool), "below",
-            "below must be empty, 'LOD' or 'LLOQ'")
+    upper = raw_below.str.upper()
+    known = upper.isin(["LOD", "LLOQ"]).to_numpy(dtype=bool)
+    given = (raw_below != "").to_numpy(dtype=bool)
+    ch.flag(given & ~known, "below", "below must be empty, 'LOD' or 'LLOQ'")
     value = ch.numbers("value")
     if "value" not in ch.missing:
-        uncensored = np.array([b == "" for b in below], dtype=bool)
-        ch.check(ch.is_missing("value") & uncensored, "value",
+        ch.check(ch.is_missing("value") & ~given, "value",
                  "value is required unless below is set")
     nums = {"value": value, "lod": ch.numbers("lod"), "lloq": ch.numbers("lloq")}
     for k, a in nums.items():
@@ -766,7 +803,7 @@ def validate_observations(df: pd.DataFrame, file: str = "observations.csv", *,
         a[a < 0] = np.nan
     conv, canon = _convert_rows(ch, codes, nums)
     ch.check(conv["lod"] > conv["lloq"], "lod", "lod must not exceed lloq")
-    below = [b if b in ("LOD", "LLOQ") else "" for b in below]
+    below = np.where(known, upper.to_numpy(dtype=object), "").tolist()
     source = _censoring(ch, codes, below, conv)
     cols = {"subject_id": _text_series(ids), "analyte": _text_series(codes), "time_h": time,
             "value": conv["value"], "unit": _text_series(canon), "lod": conv["lod"],
@@ -917,10 +954,10 @@ def _membership(df: pd.DataFrame, file: str, known: set[str] | None,
     if known is None:
         return [Problem(file, "subject_id", None, f"subject_id must be in {subjects_file}, "
                         "but the dataset has no subjects table")]
+    sid = df["subject_id"]
+    bad = (sid.notna() & ~sid.isin(list(known))).to_numpy(dtype=bool)
     return [Problem(file, "subject_id", int(rows[i]), f"subject_id must be in {subjects_file}",
-                    sid)
-            for i, sid in enumerate(df["subject_id"].tolist())
-            if isinstance(sid, str) and sid not in known]
+                    sid.iloc[i]) for i in np.flatnonzero(bad)]
 
 
 def _dose_per_m2(dosing: pd.DataFrame, subjects: pd.DataFrame | None, file: str,
@@ -1002,6 +1039,56 @@ def check_cross_tables(tables: Mapping[str, pd.DataFrame], files: Mapping[str, s
     return out, problems
 
 
+#: A streamed table stops being validated after this many problems (they are listed, with a note).
+MAX_STREAM_PROBLEMS = 1000
+
+
+def validate_observation_chunks(chunks: Iterable[pd.DataFrame], file: str = "observations.csv",
+                                *, screening_window_h: float = 504.0
+                                ) -> tuple[pd.DataFrame | None, list[Problem], np.ndarray]:
+    """Validate ``observations`` given as successive raw chunks (a large file, read lazily).
+
+    Each chunk is validated by :func:`validate_observations` (its ``attrs['row_numbers']`` give the
+    file's row numbers) and the canonical chunks are stacked, so the result and the problems are
+    those of the whole table validated at once. Whole-column problems are reported once. After
+    :data:`MAX_STREAM_PROBLEMS` problems validation stops with a note naming the last row read.
+    When the reader could not go on (``chunks.problem``), that file problem is returned alone and
+    no table, as for a small file that cannot be read.
+
+    Returns
+    -------
+    (DataFrame or None, list of Problem, ndarray)
+        The canonical table, the problems, and the row number of each row of the table.
+    """
+    parts: list[pd.DataFrame] = []
+    rows: list[np.ndarray] = []
+    problems: list[Problem] = []
+    header: pd.DataFrame | None = None
+    for raw in chunks:
+        if header is None:
+            header = raw.iloc[:0]
+        if len(raw) == 0:  # a chunk of blank lines only
+            continue
+        clean, found = validate_observations(raw, file, screening_window_h=screening_window_h)
+        problems += [p for p in found if p.row is not None or not parts]
+        parts.append(clean)
+        rows.append(row_numbers(raw))
+        if len(problems) > MAX_STREAM_PROBLEMS:
+            problems.append(Problem(file, None, None, f"validation stopped after row "
+                                    f"{int(rows[-1][-1])}: more than {MAX_STREAM_PROBLEMS} "
+                                    "problems; fix those listed and read the file again"))
+            break
+    stopped = getattr(chunks, "problem", None)
+    if stopped is not None:
+        return None, [stopped], np.arange(0)
+    if not parts:
+        clean, found = validate_observations(header if header is not None else pd.DataFrame(),
+                                             file, screening_window_h=screening_window_h)
+        return clean, found, np.arange(0)
+    out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return out, problems, np.concatenate(rows)
+
+
 _VALIDATORS = {"subjects": validate_subjects, "dosing": validate_dosing,
                "aggregates": validate_aggregates, "summaries": validate_summaries}
 
@@ -1019,7 +1106,8 @@ def validate_tables(tables: Mapping[str, pd.DataFrame], files: Mapping[str, str]
     ----------
     tables : mapping of str to DataFrame
         Raw tables by name (a subset of ``subjects``, ``dosing``, ``observations``,
-        ``aggregates``, ``summaries``).
+        ``aggregates``, ``summaries``); ``observations`` may also be an iterable of raw chunks
+        (see :func:`validate_observation_chunks`).
     files : mapping of str to str, optional
         File name per table, used in messages (default ``NAME.csv``).
     screening_window_h : float, default 504
@@ -1034,6 +1122,7 @@ def validate_tables(tables: Mapping[str, pd.DataFrame], files: Mapping[str, str]
     files = dict(files or {})
     problems: list[Problem] = []
     clean: dict[str, pd.DataFrame] = {}
+    rows: dict[str, np.ndarray] = {}
     for name in tables:
         if name not in TABLES:
             problems.append(Problem(where, None, None, f"unknown table '{name}'; tables are "
@@ -1042,18 +1131,25 @@ def validate_tables(tables: Mapping[str, pd.DataFrame], files: Mapping[str, str]
         if name not in tables or tables[name] is None:
             continue
         file = files.setdefault(name, f"{name}.csv")
-        if name == "observations":
-            df, found = validate_observations(tables[name], file,
-                                              screening_window_h=screening_window_h)
+        raw = tables[name]
+        if name == "observations" and not isinstance(raw, pd.DataFrame):  # streamed chunks
+            df, found, rows[name] = validate_observation_chunks(
+                raw, file, screening_window_h=screening_window_h)
+            if df is None:
+                problems += found
+                continue
+        elif name == "observations":
+            df, found = validate_observations(raw, file, screening_window_h=screening_window_h)
         else:
-            df, found = _VALIDATORS[name](tables[name], file)
+            df, found = _VALIDATORS[name](raw, file)
         clean[name] = df
+        if name not in rows:
+            rows[name] = row_numbers(raw)
         problems += found
     if "subjects" not in clean and "aggregates" not in clean:
         problems.append(Problem(where, None, None, "a dataset must hold subjects.csv or "
                                 "aggregates.csv (or the .parquet equivalent)"))
-    clean, cross = check_cross_tables(clean, files,
-                                      {k: row_numbers(tables[k]) for k in clean})
+    clean, cross = check_cross_tables(clean, files, rows)
     order = {files[t]: i for i, t in enumerate(TABLES) if t in files}
     problems = sorted(problems + cross,
                       key=lambda p: (order.get(p.file, len(order)), *_row_order(p)))
@@ -1096,4 +1192,4 @@ __all__ = ["COLUMNS", "REQUIRED", "OPTIONAL_COLUMNS", "OFFSTUDY_REASONS", "FAMIL
            "parse_regimen_mixture", "format_regimen_mixture", "age_group_of", "blast_burden_of",
            "prior_relapses_group_of", "as_text_frame", "validate_subjects", "validate_dosing",
            "validate_observations", "validate_aggregates", "validate_summaries",
-           "check_cross_tables", "validate_tables", "validate_dataset"]
+           "check_cross_tables", "validate_observation_chunks", "validate_tables", "validate_dataset"]
