@@ -304,7 +304,7 @@ def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, figu
                  backend) -> None:
     """CR by subgroup: exact (Clopper-Pearson), unpooled and partially pooled estimates."""
     from bayes_blina.data import read_dataset
-    from bayes_blina.report.subgroups import cr_subgroup_table
+    from bayes_blina.subgroup_table import cr_subgroup_table
     from bayes_blina.report.tables import UNCONVERGED_BANNER, format_table
 
     ds = read_dataset(data)

@@ -46,7 +46,8 @@ def sbc(spec, sims, data, scheduler, workers, draws, tune, chains, rank_draws, s
         misspecify) -> None:
     """Simulation-based calibration of model SPEC: prior draw, simulated data, fit, rank; repeated
     --sims times in parallel with dask; ranks tested for uniformity."""
-    from bayes_blina.checks.sbc import SBCSettings, run_sbc, sbc_markdown, write_sbc
+    from bayes_blina.checks.sbc import SBCSettings, run_sbc
+    from bayes_blina.report.calibration import sbc_markdown, write_sbc
 
     settings = SBCSettings(sims=sims, chains=chains, tune=tune, draws=draws, rank_draws=rank_draws, seed=seed,
                            target_accept=target_accept, misspecify=misspecify)
@@ -76,7 +77,7 @@ def prior_check(spec, data, draws, seed, out, figure) -> None:
     """Prior predictive check of model SPEC on the design of --data: what the priors imply on the
     data scale, with absurd implications flagged."""
     from bayes_blina.checks.prior import prior_check as run_check
-    from bayes_blina.checks.prior import prior_check_figure, prior_check_markdown
+    from bayes_blina.report.prior_check import prior_check_figure, prior_check_markdown
 
     res = run_check(spec, data, draws=draws, seed=seed)
     write_text(prior_check_markdown(res), out=out)

@@ -161,7 +161,8 @@ def vpc(fitdir, data, bins, edges, percentiles, prob, draws, seed, fmt, out, fig
 @click.option("--allow-unconverged", is_flag=True, help="Check a fit that failed the convergence gate.")
 def loo_pit_command(fitdir, var_name, out, figure, seed, allow_unconverged) -> None:
     """LOO-PIT values (censored and discrete observations randomised) and their calibration plot."""
-    from bayes_blina.checks.loo import loo_pit, loo_pit_figure
+    from bayes_blina.checks.loo import loo_pit
+    from bayes_blina.report.figures import loo_pit_figure
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from bayes_blina.errors import ConvergenceError
 from bayes_blina.spec import GateConfig
 
 
@@ -145,3 +146,13 @@ def convergence_verdict(idata, gate: GateConfig | None = None, var_names: list[s
         worst={"rhat": rhat_name, "ess_bulk": eb_name, "ess_tail": et_name},
         failures=failures, thresholds=gate.model_dump(),
     )
+
+
+def gate_or_raise(verdict: Verdict, allow_unconverged: bool) -> None:
+    """Refuse (raise :class:`~bayes_blina.errors.ConvergenceError`) a fit that failed the gate
+    unless explicitly allowed (the fit's numbers are then shown marked as unreliable)."""
+    if not verdict.passed and not allow_unconverged:
+        raise ConvergenceError(
+            f"refusing to summarise a fit that failed the convergence gate:\n{verdict}\n"
+            "Refit with more draws/tuning or a better parameterisation, or pass --allow-unconverged "
+            "(allow_unconverged=True) to see the numbers anyway, marked as unreliable.")

@@ -468,9 +468,11 @@ def time_features(
     seg = _segments(dosing)
     ev = _event_table(seg, tol)
 
-    q_ids = observations["subject_id"].astype(str).to_numpy(dtype=object)
     t = _float_column(observations, "time_h", "observations")
-    q_p = seg.patients.get_indexer(q_ids).astype(np.int64)  # -1: patient without dosing
+    # codes of the ids, then one lookup per distinct id: no Python string per row
+    id_codes, id_values = pd.factorize(observations["subject_id"].astype(str))
+    q_p = seg.patients.get_indexer(pd.Index(id_values, dtype=object)).astype(np.int64)
+    q_p = np.where(id_codes >= 0, q_p[np.maximum(id_codes, 0)], -1)  # -1: no dosing
     m = len(t)
 
     # most recent segment start, most recent event
@@ -536,7 +538,7 @@ def time_features(
     if pk is not None:
         features["conc_pk"] = _pk_by_patient(pk, seg, q_p, t, m)
 
-    out = observations.copy()
+    out = observations.copy(deep=False)  # copy-on-write: new columns never touch the input
     for name, values in features.items():
         out[name] = values if isinstance(values, pd.Series) else pd.Series(values, index=out.index)
     return out

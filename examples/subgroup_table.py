@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from bayes_blina.data import read_dataset
-from bayes_blina.report.subgroups import cr_subgroup_table
+from bayes_blina.subgroup_table import cr_subgroup_table
 from bayes_blina.report.tables import format_table
 
 

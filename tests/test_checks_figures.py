@@ -9,7 +9,7 @@ from bayes_blina.data.dataset import Dataset
 from bayes_blina.errors import SpecError
 from bayes_blina.inference import fit
 from bayes_blina.report.figures import forest_cr_subgroups, save_figure
-from bayes_blina.report.subgroups import cr_subgroup_table
+from bayes_blina.subgroup_table import cr_subgroup_table
 from bayes_blina.simulate import simulate_response_cohort
 from conftest import aggregates_frame, response_spec
 

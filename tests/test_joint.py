@@ -411,7 +411,7 @@ def _fake_joint_fit():
 
 
 def test_pcr_curve_is_the_logistic_formula_by_regimen():
-    from bayes_blina.joint.curves import fitted_biomarkers, pcr_curve, pcr_curve_figure
+    from bayes_blina.joint.cr_curves import fitted_biomarkers, pcr_curve, pcr_curve_figure
 
     fit_ = _fake_joint_fit()
     fb = fitted_biomarkers(fit_)
@@ -435,7 +435,7 @@ def test_pcr_curve_is_the_logistic_formula_by_regimen():
 def test_pcr_curve_holds_numeric_covariates_at_the_fitted_median():
     from types import SimpleNamespace
 
-    from bayes_blina.joint.curves import pcr_curve
+    from bayes_blina.joint.cr_curves import pcr_curve
 
     fit_ = _fake_joint_fit()
     fam = JointModel({"covariates": ["regimen"], **PLT})

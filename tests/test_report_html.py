@@ -314,7 +314,7 @@ def test_the_browser_check_catches_broken_figures_and_external_resources(chromiu
 @pytest.mark.slow
 def test_report_of_real_fits_renders_in_chromium(chromium, fits, tmp_path):
     """A real (small) MCMC fit of the response model beside the synthetic pulse fit."""
-    from bayes_blina.checks.response import response_ppc
+    from bayes_blina.checks.response_ppc import response_ppc
     from bayes_blina.inference import fit
     from bayes_blina.simulate import simulate_response_cohort
     from bayes_blina.store import load_fit, save_fit

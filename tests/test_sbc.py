@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_blina.checks import sbc
-from bayes_blina.checks.sbc import SBCSettings, run_sbc, uniformity, write_sbc
+from bayes_blina.checks.sbc import SBCSettings, run_sbc, uniformity
+from bayes_blina.report.calibration import write_sbc
 from bayes_blina.cli_checks import EXIT_SBC_FAILED
 from bayes_blina.cli_checks import sbc as sbc_command
 from bayes_blina.cli_common import ErrorHandlingGroup

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from bayes_blina.data import read_dataset
-from bayes_blina.report.subgroups import COLUMNS, cr_subgroup_table, exact_table
+from bayes_blina.subgroup_table import COLUMNS, cr_subgroup_table, exact_table
 from bayes_blina.stats import clopper_pearson
 from conftest import FIG2_PRINTED
 

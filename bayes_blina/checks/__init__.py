@@ -1,5 +1,5 @@
 """Posterior (and prior) predictive checks."""
 from bayes_blina.checks.loo import loo_table
-from bayes_blina.checks.response import response_ppc
+from bayes_blina.checks.response_ppc import response_ppc
 
 __all__ = ["loo_table", "response_ppc"]

@@ -41,7 +41,7 @@ Trajectory families (any family with ``mean_log(draws, prepared)``; ``pulse`` al
 ``response``
     Binary responses: each patient's replicate is ``Bernoulli(p_cell[pat_cell])``, each aggregate
     row's ``Binomial(agg_n, p_agg)`` (the same draws as
-    :func:`bayes_blina.checks.response.response_ppc`), from the draws' ``p_cell`` and ``p_agg``.
+    :func:`bayes_blina.checks.response_ppc.response_ppc`), from the draws' ``p_cell`` and ``p_agg``.
 ``joint``
     Each trajectory part by its own family as above (its unprefixed arrays and draws; results keyed
     with the part's prefix), and each CR patient's outcome ``Bernoulli(p_cr)``

@@ -45,7 +45,7 @@ def forest_cr_subgroups(table: pd.DataFrame, *, families: list[str] | None = Non
     Parameters
     ----------
     table : DataFrame
-        Output of :func:`bayes_blina.report.subgroups.cr_subgroup_table`.
+        Output of :func:`bayes_blina.subgroup_table.cr_subgroup_table`.
     families : list of str, optional
         Families to show, in order (default: those of the pediatric Fig 2 that are present).
 
@@ -148,5 +148,41 @@ def trajectory_figure(pred: pd.DataFrame, observations: pd.DataFrame | None = No
             unit = "canonical unit"
         ax.set_ylabel(f"{a} ({unit})", fontsize=8)
     axes[0][-1].legend(fontsize=6, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def loo_pit_figure(pit: pd.DataFrame, *, title: str | None = None, prob: float = 0.95):
+    """ECDF of the LOO-PIT values minus the uniform CDF, with simultaneous confidence bands
+    (``arviz_stats.ecdf_utils.ecdf_pit``); a calibrated model stays inside the band.
+
+    Parameters
+    ----------
+    pit : DataFrame
+        Output of :func:`loo_pit`.
+    title : str, optional
+    prob : float
+        Probability of the simultaneous band.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from arviz_stats.ecdf_utils import ecdf_pit
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    # the ECDF and its simultaneous band from arviz-stats; drawn here as ECDF minus the uniform CDF
+    x, ecdf, lower, upper = ecdf_pit(np.sort(np.array(pit["pit"], dtype=float)), prob, n_simulations=1000,
+                                     rng=np.random.default_rng(0))
+    ax.fill_between(x, lower - x, upper - x, step="post", color="C0", alpha=0.2, lw=0,
+                    label=f"{prob:.0%} simultaneous band")
+    ax.step(x, ecdf - x, where="post", color="C0", lw=1.2, label="LOO-PIT ECDF")
+    n_r = int(pit.attrs.get("n_randomised", 0))
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel("LOO-PIT")
+    ax.set_ylabel("ECDF - uniform CDF")
+    ax.set_title(title or f"LOO-PIT, {len(pit)} observations ({n_r} randomised), {prob:.0%} simultaneous band",
+                 fontsize=8)
     fig.tight_layout()
     return fig

@@ -374,7 +374,7 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
     # checks
     parts.append("<h3>Checks</h3>")
     if fam == "response":
-        from bayes_blina.checks.response import response_ppc
+        from bayes_blina.checks.response_ppc import response_ppc
         from bayes_blina.report.plots import response_fit_figure, response_fit_table
 
         ppc = response_ppc(stored.idata, factors=stored.options.get("factors", []), prob=check_prob,
@@ -471,8 +471,8 @@ def _joint_vpc_parts(stored, dataset, a, bins, n_draws, prob, fig, sec_parts: li
 
 
 def _pcr_expansion_part(stored, prob, fig) -> str:
-    """P(CR) against T-cell expansion by regimen (:mod:`bayes_blina.joint.curves`)."""
-    from bayes_blina.joint.curves import fitted_biomarkers, pcr_curve, pcr_curve_figure
+    """P(CR) against T-cell expansion by regimen (:mod:`bayes_blina.joint.cr_curves`)."""
+    from bayes_blina.joint.cr_curves import fitted_biomarkers, pcr_curve, pcr_curve_figure
 
     title = "P(CR) against T-cell expansion by regimen"
     try:
@@ -507,7 +507,8 @@ def _sensitivity_part(stored, a) -> str:
 
 
 def _loo_part(stored, a, fig) -> str:
-    from bayes_blina.checks.loo import loo_pit, loo_pit_figure, loo_table
+    from bayes_blina.checks.loo import loo_pit, loo_table
+    from bayes_blina.report.figures import loo_pit_figure
 
     v = _loo_var(stored)
     if v is None:

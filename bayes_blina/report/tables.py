@@ -8,7 +8,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from bayes_blina.errors import ConvergenceError, SpecError
+from bayes_blina.diagnostics import gate_or_raise  # noqa: F401 - re-exported for callers
+from bayes_blina.errors import SpecError
 
 UNCONVERGED_BANNER = (
     "WARNING: this fit FAILED the convergence gate; these numbers are not reliable and must not be "
@@ -77,15 +78,6 @@ def posterior_table(idata, var_names: Iterable[str] | None = None, *, prob: floa
     df = pd.DataFrame(rows)
     df.attrs.update({"prob": prob, "interval": interval})
     return df
-
-
-def gate_or_raise(verdict, allow_unconverged: bool) -> None:
-    """Refuse (raise ConvergenceError) a fit that failed the gate unless explicitly allowed."""
-    if not verdict.passed and not allow_unconverged:
-        raise ConvergenceError(
-            f"refusing to summarise a fit that failed the convergence gate:\n{verdict}\n"
-            "Refit with more draws/tuning or a better parameterisation, or pass --allow-unconverged "
-            "(allow_unconverged=True) to see the numbers anyway, marked as unreliable.")
 
 
 def format_table(df: pd.DataFrame, fmt: str = "csv", *, digits: int = 3, caption: str | None = None,

@@ -1,7 +1,7 @@
 """Virtual cohorts with known truth."""
 from bayes_blina.simulate.cohort import simulate_cohort, true_curve, write_cohort
 from bayes_blina.simulate.presets import PRESETS, CohortConfig, get_preset
-from bayes_blina.simulate.response import ResponseTruth, simulate_response_cohort
+from bayes_blina.simulate.cr_data import ResponseTruth, simulate_response_cohort
 
 __all__ = [
     "CohortConfig",

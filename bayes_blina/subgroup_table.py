@@ -1,5 +1,7 @@
 """The CR-by-subgroup table (the pediatric paper's Fig 2 as numbers, plus Bayesian estimates).
 
+Computation only (it fits the pooled model when asked); ``report/figures.py`` draws it.
+
 For every aggregate row of the endpoint: ``responders, n, rate`` and the exact Clopper-Pearson
 interval (as papers print it), then
 
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_blina.families.subgroups import subgroup_blocks
-from bayes_blina.report.tables import gate_or_raise
+from bayes_blina.diagnostics import gate_or_raise
 from bayes_blina.stats import beta_binomial_posterior, clopper_pearson
 
 COLUMNS = ["study", "family", "level", "regimen", "responders", "n", "rate", "exact_lower", "exact_upper",

@@ -1,0 +1,59 @@
+"""The package's layers, as ``docs/architecture.md`` draws them, checked on the source (issue 17).
+
+Every import statement counts, at module level or inside a function: an import deferred into a
+function is still a dependency.
+"""
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "bayes_blina"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``bayes_blina`` module a file imports (``from X import Y`` counts as X and X.Y)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return {m for m in found if m == "bayes_blina" or m.startswith("bayes_blina.")}
+
+
+def _modules(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+#: (importing layer, imported prefixes it must not reach, why)
+RULES = [
+    ("checks", ("bayes_blina.report",), "checks compute tables and datasets; report renders them"),
+    ("report", ("bayes_blina.inference", "bayes_blina.approx"), "nothing in report/ fits a model"),
+    ("data", ("bayes_blina.families", "bayes_blina.inference", "bayes_blina.store",
+              "bayes_blina.checks", "bayes_blina.report"), "data never imports models"),
+    ("families", ("bayes_blina.inference", "bayes_blina.store", "bayes_blina.report",
+                  "bayes_blina.cli"), "families never import inference, the store or outputs"),
+]
+
+
+@pytest.mark.parametrize("layer,forbidden,why", RULES, ids=[r[0] for r in RULES])
+def test_layers_import_only_downwards(layer, forbidden, why):
+    bad = [f"{p.relative_to(PACKAGE)} imports {m}" for p in _modules(layer)
+           for m in sorted(_imports(p)) if m.startswith(forbidden)]
+    assert not bad, f"{why}:\n" + "\n".join(bad)
+
+
+def test_the_rules_see_deferred_imports(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from bayes_blina.report.figures import _plt\n    return _plt\n")
+    assert "bayes_blina.report.figures" in _imports(probe)
+
+
+def test_no_two_modules_share_a_name():
+    names = Counter(p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
+    assert not [n for n, k in names.items() if k > 1]
