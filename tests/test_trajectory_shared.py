@@ -208,3 +208,20 @@ def test_model_specs_load_and_build(cohort):
     assert lab.options["relative_to_baseline"] is True
     cells = get_family("kinetics")(load_spec("cells").options, load_spec("cells").priors)
     np.testing.assert_allclose(cells.analyte_prior("t_nadir")[1]["mu"], [math.log(120.0), math.log(48.0)], atol=1e-5)
+
+
+def test_event_pairs_do_not_depend_on_the_pairing_block(cohort, monkeypatch):
+    """The (observation, event) pairs are built block by block of subjects to bound memory; the
+    blocks must not change a single pair (nor their order)."""
+    import bayes_blina.families.trajectory as trajectory
+
+    opts = {"analytes": ["IL6", "IL10"]}
+    whole = PulseModel(opts).prepare(cohort).arrays
+    monkeypatch.setattr(trajectory, "PAIR_BLOCK_SUBJECTS", 5)  # 12 patients: three blocks
+    blocked = PulseModel(opts).prepare(cohort).arrays
+    assert len(whole["pair_obs"]) > 100
+    for k in ("pair_obs", "pair_lag", "pair_subject", "pair_log_dose", "obs_subject", "obs_analyte"):
+        np.testing.assert_array_equal(blocked[k], whole[k])
+    lag = whole["pair_lag"]
+    assert lag.min() > 0 and lag.max() <= 336.0
+    assert "_pos" not in cohort.observations.columns  # prepare never changes the dataset

@@ -201,6 +201,34 @@ def _values(draws, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
+#: Subjects per block when pairing observations with events (bounds the memory of the pairing).
+PAIR_BLOCK_SUBJECTS = 20_000
+
+
+def _event_pairs(obs_subject: np.ndarray, t_obs: np.ndarray, ev_subject: np.ndarray,
+                 ev_time: np.ndarray, max_lag_h: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(observation, event) pairs of the same subject with a lag in ``(0, max_lag_h]``, sorted by
+    observation then event; paired block by block of subjects, so that the candidate pairs of
+    only one block are ever held at once."""
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    n_sub = int(max(obs_subject.max(initial=-1), ev_subject.max(initial=-1))) + 1
+    o_all, e_all = np.arange(len(obs_subject)), np.arange(len(ev_subject))
+    for lo in range(0, max(n_sub, 1), PAIR_BLOCK_SUBJECTS):
+        hi = lo + PAIR_BLOCK_SUBJECTS
+        o_in = (obs_subject >= lo) & (obs_subject < hi)
+        e_in = (ev_subject >= lo) & (ev_subject < hi)
+        left = pd.DataFrame({"o": o_all[o_in], "s": obs_subject[o_in], "t": t_obs[o_in]})
+        right = pd.DataFrame({"e": e_all[e_in], "s": ev_subject[e_in], "te": ev_time[e_in]})
+        pairs = left.merge(right, on="s", how="inner")
+        lag = pairs["t"].to_numpy() - pairs["te"].to_numpy()
+        ok = (lag > 0) & (lag <= max_lag_h)
+        found.append((pairs["o"].to_numpy(np.int64)[ok], pairs["e"].to_numpy(np.int64)[ok], lag[ok]))
+    pair_obs, pair_event, pair_lag = (np.concatenate([f[i] for f in found]) for i in range(3))
+    order = np.lexsort((pair_event, pair_obs))
+    return pair_obs[order], pair_event[order], pair_lag[order]
+
+
 def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_events: bool = True) -> Prepared:
     """Rows, events, pairs and covariates of a trajectory family (see the module docstring).
 
@@ -239,7 +267,7 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
         "rows_total": int(len(obs_all)), "rows_used": 0, "rows_left_out": [],
         "positions": "0-based row positions in the observations table",
     }
-    obs = obs_all.reset_index(drop=True).copy()
+    obs = obs_all.reset_index(drop=True)  # a new frame (copy-on-write): the input is never changed
     obs["_pos"] = np.arange(len(obs), dtype=np.int64)
     keep = np.ones(len(obs), dtype=bool)
 
@@ -365,9 +393,8 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
     rows = rows[np.lexsort((time_h[rows], ana[rows], sid[rows], kind[rows]))]
     subjects_used = list(pd.unique(sid[rows]))
     s_lut = {s: i for i, s in enumerate(subjects_used)}
-    a_lut = {a: j for j, a in enumerate(opt.analytes)}
-    obs_subject = np.array([s_lut[s] for s in sid[rows]], dtype=np.int64)
-    obs_analyte = np.array([a_lut[a] for a in ana[rows]], dtype=np.int64)
+    obs_subject = pd.Index(subjects_used).get_indexer(sid[rows]).astype(np.int64)
+    obs_analyte = pd.Index(list(opt.analytes)).get_indexer(ana[rows]).astype(np.int64)
     cens_used = is_cens[rows]
     log_y = np.where(cens_used, 0.0, np.log(np.where(cens_used, 1.0, y[rows])))
     log_limit = np.where(cens_used, np.log(np.where(cens_used, limit[rows], 1.0)), 0.0)
@@ -387,15 +414,9 @@ def prepare_trajectory(dataset, opt: TrajectoryOptions, *, family: str, uses_eve
 
     # ---- (observation, event) pairs with lag in (0, max_event_lag_h]
     if uses_events:
-        left = pd.DataFrame({"o": np.arange(len(rows)), "s": obs_subject, "t": t_obs})
-        right = pd.DataFrame({"e": np.arange(len(ev)), "s": ev_subject, "te": ev["time_h"].to_numpy(float)})
-        pairs = left.merge(right, on="s", how="inner")
-        lag = pairs["t"].to_numpy() - pairs["te"].to_numpy()
-        ok = (lag > 0) & (lag <= opt.max_event_lag_h)
-        pair_obs = pairs["o"].to_numpy(np.int64)[ok]
-        pair_event = pairs["e"].to_numpy(np.int64)[ok]
-        order = np.lexsort((pair_event, pair_obs))
-        pair_obs, pair_event, pair_lag = pair_obs[order], pair_event[order], lag[ok][order]
+        pair_obs, pair_event, pair_lag = _event_pairs(obs_subject, t_obs, ev_subject,
+                                                      ev["time_h"].to_numpy(float),
+                                                      opt.max_event_lag_h)
     else:
         pair_obs = pair_event = np.zeros(0, dtype=np.int64)
         pair_lag = np.zeros(0)
