@@ -155,9 +155,11 @@ def _spoil_last_row(folder: Path) -> None:
         fh.write(b",".join(last) + b"\n")
 
 
-def run(patients: list[int], steps: list[str], work: Path, timeout: float, no_report: bool) -> None:
+def run(patients: list[int], steps: list[str], work: Path, timeout: float, no_report: bool,
+        big: int | None = None, big_steps: list[str] | None = None) -> None:
     run_id = now()
-    for n in patients:
+    cohorts = [(n, steps) for n in patients] + ([(big, big_steps or steps)] if big else [])
+    for n, steps in cohorts:
         folder = work / f"cohort-{n}"
         t0 = time.perf_counter()
         size = write_cohort(folder, n)
@@ -189,6 +191,9 @@ def main(argv=None) -> None:
     ap.add_argument("--patients", type=int, action="append", help="cohort sizes (default 1000, 3000, 10000)")
     ap.add_argument("--gb", type=float, default=0.0, help="also a cohort whose observations.csv is about this many GB")
     ap.add_argument("--step", action="append", choices=STEPS, help="steps to run (default all)")
+    ap.add_argument("--gb-step", action="append", choices=STEPS,
+                    help="steps for the --gb cohort (default: read, features, prepare-cytokine-core, error; "
+                         "the T-cell and joint preparations of a 1 GB cohort need about 20 GB of memory)")
     ap.add_argument("--work", default=None, help="folder for the generated cohorts (default: a temporary folder)")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--no-report", action="store_true")
@@ -197,14 +202,14 @@ def main(argv=None) -> None:
         _child(*args.child)
         return
     patients = list(args.patients or [1000, 3000, 10_000])
-    if args.gb:
-        patients.append(int(args.gb * 2**30 / BYTES_PER_PATIENT))
+    big = int(args.gb * 2**30 / BYTES_PER_PATIENT) if args.gb else None
     steps = args.step or STEPS
+    big_steps = args.gb_step or [s for s in ("read", "features", "prepare-cytokine-core", "error") if s in steps]
     if args.work:
-        run(patients, steps, Path(args.work), args.timeout, args.no_report)
+        run(patients, steps, Path(args.work), args.timeout, args.no_report, big, big_steps)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-inputs-") as tmp:
-            run(patients, steps, Path(tmp), args.timeout, args.no_report)
+            run(patients, steps, Path(tmp), args.timeout, args.no_report, big, big_steps)
 
 
 if __name__ == "__main__":
