@@ -52,23 +52,12 @@ Derived quantities
 
 Sampling coordinates
 --------------------
-Every observation informs ``log B`` and the weekly counts of the first cycle inform ``E`` of every
-patient well (residual SD about 0.15 on the log scale), so with ``centred = true`` (default) these
-are sampled centred (``log_baseline`` and ``log_expansion`` themselves); the dip ``D`` is seen only
-by patients sampled within a day of an event (the "frequent" arms: 2 and 6 h after events; the
-others are sampled 48 h after, when a 6-h dip is over) and is always sampled non-centred (``v``).
-``centred = false`` samples ``w`` and ``z`` (non-centred), better for sparse data. On the
-36-patient adult CD3 cohort (2 chains x 1,000 draws) both converge without divergences; the
-centred form needs half the leapfrog steps per draw (about 62) and has six times the
-bulk ESS of ``log_baseline_mu`` and ``expansion_mu`` (about 1,850 to 2,000; non-centred 137 steps and
-285 to 320).
-
-Neutrophils are harder than T cells and platelets: with the laboratory schedule (days 2, 3, 8,
-15, 22 and 29 of each cycle) a slow, wide dip and a falling expansion explain the fall of the
-count almost equally well, dips after close events overlap and reach the ``bracket_floor`` (where
-the likelihood is flat in ``D``), and on the adult test cohort one of two chains stayed in a
-poorer local mode (residual SD 0.4 instead of 0.15) even with the paper's timing as priors
-(``models/cells.toml``). Check the convergence gate of every neutrophil fit; platelets converge.
+With ``centred = true`` (default) ``log_baseline`` and ``log_expansion`` are sampled centred (every
+observation informs them); the dip ``D`` is always non-centred (``v``), and ``centred = false``
+samples ``w`` and ``z`` too, for sparse data. The centred ``log_baseline`` starts at each patient's
+mean pre-treatment log result (:func:`_initial_log_baseline`), ``t_nadir`` and ``k_shape``
+unjittered at their prior means. Neutrophil fits can stop in a poorer local mode: check their
+convergence gate. The measurements behind these choices are in ``docs/sampling.md``.
 
 Priors per analyte
 ------------------
@@ -79,11 +68,6 @@ default timing priors, from the adult paper's frequently sampled patients (nadir
 infusion start): ``t_nadir`` LogNormal(log 6, 0.5) and ``k_shape`` LogNormal(log 2, 0.35)
 (:meth:`KineticsModel.default_analyte_priors`); a prior given by the caller (for all analytes or
 for one) replaces them.
-
-Starting values: the centred ``log_baseline`` starts at each patient's mean log result before the
-first infusion start (else in the first 24 h; :func:`_initial_log_baseline`), so that early warm-up
-does not explain a misplaced baseline by a slow, wide dip; ``t_nadir`` and ``k_shape`` start
-unjittered at their prior means (:func:`bayes_blina.families.base.start_unjittered`).
 
 Every row left out is recorded with its reason in ``data_use``.
 """

@@ -79,48 +79,15 @@ Patient-analytes without an uncensored pre-treatment value are left out.
 
 Sampling coordinates
 --------------------
-With mostly censored baselines the data determine each peak ``log B + log A`` well but its split
-into baseline and amplitude poorly, which in the coordinates of the formula above gives posterior
-correlations near -1 (``log_baseline_mu`` with ``log_amp_mu``, every ``w_ij`` with ``z_ij``) and
-funnels. With ``peak_coordinates = true`` (default) the sampler moves the typical and per-patient
-log peaks and the baseline given the peak instead (see :meth:`PulseModel._peak_coordinates`); the
-map is exact, so the model and every named quantity are unchanged; only the sampler's geometry
-improves (on the 36-patient, 3-analyte test cohort: about 27 instead of about 120 leapfrog steps
-per draw, no divergences). ``peak_coordinates = false`` samples ``z_amp`` and ``w_baseline`` of
-the formula directly (and allows prior predictive sampling).
-
-The event effects ``gamma_dose``, ``delta_reexposure`` and ``kappa_cycle`` are sampled in
-decorrelated coordinates (``event_coordinates = true``, default; :meth:`PulseModel._event_effects`):
-where every patient starts at the same dose and steps up, dose and re-exposure move together and
-the data pin only one combination of the two effects (posterior correlation -0.999 on 60 patients
-all on 5-15; in plain coordinates R-hat 1.029 and bulk ESS 73 for ``delta_reexposure``, in the
-decorrelated ones R-hat 1.007 and the sampler's coordinates uncorrelated). The prior is the
-declared one exactly.
-
-Patient timing is sampled non-centred (``v_tpeak``), with the fitted patients' mean log time to
-peak ``log_tpeak_c`` in place of the population ``log_tpeak`` (option ``timing_sampling =
-"patient_mean"``, the default with peak coordinates; :meth:`PulseModel._timing_coordinates`): the
-data identify each patient's timing fairly well (posterior SD of ``log_tpeak_i`` about 0.08
-against a population SD of 0.25 on the 36-patient adult cohort), so in plain non-centred
-coordinates ``log_tpeak`` and the common shift of every ``v`` move only together. On that cohort
-(4 chains x 1,000 draws) the plain non-centred coordinates failed the gate on every seed tried
-(R-hat 1.010 to 1.020, lowest bulk ESS about 330 to 430); the patient-mean coordinates raised the
-lowest bulk ESS to about 460 to 540 (``sd_log_tpeak[IFNG]``) and passed on seed 1 (and the demo
-cohort) but not on seed 2 (R-hat 1.0105): still marginal at 1,000 draws per chain. Centred
-``log_tpeak_i`` left one chain in a mode in which two patients' IFNG timings wandered (R-hat
-1.5). Each of them takes about 31 leapfrog steps per draw, as without patient timing.
-
-Starting values: a sparsely sampled pulse has poor local modes in its timing. Started, as PyMC
-and nutpie do by default, at the prior's location with a random jitter, one of four chains on the
-36-patient adult cohort (seed 1) settled for IL-6 at a 6-h peak with a between-patient SD of 2 on
-the log scale and twice the residual SD, and stayed there (R-hat 1.5 to 2.4 with 3 to 5 cytokines).
-So ``log_tpeak_c`` (or ``log_tpeak``) starts at a data-driven value (:func:`_initial_log_tpeak`:
-the median time since the latest event of each patient's highest result) and the patient
-deviations near 0, both without jitter (:func:`bayes_blina.families.base.start_unjittered`); with
-that, the same fits pass the gate (3 cytokines at 1,000 draws; 6 cytokines: see
-``models/cytokine.toml``, which also uses nutpie's low-rank mass matrix). The peak coordinates use small
-Cholesky factors; with nutpie's chains running in parallel threads, limit BLAS to one thread
-(``threadpoolctl.threadpool_limits(1, "blas")``) or the BLAS thread pools contend for the cores.
+The formula above is what the model means; the sampler moves other, exactly equivalent
+coordinates where the formula's own are badly shaped: ``peak_coordinates = true`` (default) samples
+log peaks and the baseline given the peak (:meth:`PulseModel._peak_coordinates`),
+``event_coordinates = true`` decorrelates the dose and re-exposure effects
+(:meth:`PulseModel._event_effects`), ``timing_sampling = "patient_mean"`` centres patient timing on
+the fitted patients' mean (:meth:`PulseModel._timing_coordinates`), and the timing starts,
+unjittered, at a data-driven value (:func:`_initial_log_tpeak`). What each was measured to do, and
+what was tried instead, is in ``docs/sampling.md``. With nutpie's parallel chains limit BLAS to
+one thread (``threadpoolctl.threadpool_limits(1, "blas")``), as :mod:`bayes_blina.inference` does.
 
 Every row left out is recorded with its reason in ``data_use``. The data preparation, the
 pointwise likelihood and the ``add_to_model`` / ``mean_log`` interface are shared with the other
