@@ -251,18 +251,21 @@ def test_corpus_inputs_load_or_are_refused(case, tmp_path):
         shutil.copytree(ADAM, folder)
         (folder / target).write_bytes(raw)
         call = lambda: read_adam_folder(folder)  # noqa: E731
+        names = (target, target.upper(), Path(target).stem.upper(), "mapping", folder.name)
     elif reader == "nonmem":
         (tmp_path / "nm.csv").write_bytes(raw)
         call = lambda: read_nonmem(tmp_path / "nm.csv")  # noqa: E731
+        names = ("nm.csv",)
     elif reader == "spec":
         (tmp_path / "spec.toml").write_bytes(raw)
         call = lambda: load_spec(str(tmp_path / "spec.toml"))  # noqa: E731
+        names = ("spec",)
     else:
         raise AssertionError(f"unknown reader folder {reader}")
     try:
         call()
-    except BayesBlinaError:
-        pass
+    except BayesBlinaError as e:  # the package's own error, naming the file (not an empty list)
+        _assert_own_error(e, names)
 
 
 def test_damaged_sas_transport_files_load_or_are_refused_naming_the_file(tmp_path):

@@ -751,7 +751,10 @@ def _read_csv(path: Path, label: str) -> tuple[pd.DataFrame | None, Problem | No
         lines = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as err:
         return None, AdamProblem(label, None, None, f"file could not be parsed as CSV ({err})")
-    header_at = next(i for i, r in enumerate(lines) if any(c.strip() for c in r))
+    header_at = next((i for i, r in enumerate(lines) if any(c.strip() for c in r)), None)
+    if header_at is None:
+        return None, AdamProblem(label, None, None, "file has no header line (every line is "
+                                 "empty or empty cells only)")
     header = lines[header_at]
     if len(header) == 1 and ";" in header[0]:
         return None, AdamProblem(label, None, None, "columns must be separated by commas (the "

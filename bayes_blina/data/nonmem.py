@@ -105,6 +105,11 @@ def _split_lines(text: str, label: str, problems: list[Problem]
     split = ((lambda ln: next(csv.reader([ln]))) if comma
              else (lambda ln: ln.split()))
     names = [n.strip().upper() for n in split(header_line)]
+    if not any(names):
+        problems.append(Problem(label, None, None, "the header line names no columns (a NONMEM "
+                                "data file starts with its column names, e.g. '#ID TIME AMT DV "
+                                "EVID MDV CMT')", lines[h].strip()[:60]))
+        return [], []
     if len(names) == 1 and ";" in names[0]:
         problems.append(Problem(label, None, None, "columns must be separated by commas or "
                                 "spaces (the header line contains ';')", header_line[:60]))
