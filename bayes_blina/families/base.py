@@ -83,6 +83,15 @@ class ModelFamily(ABC):
     is_trajectory: ClassVar[bool] = False
     #: Name of the residual SD per analyte (trajectory families).
     sigma_name: ClassVar[str] = "sigma_obs"
+    #: Predictive checks the HTML report shows for a fit of this family, in order, by the names of
+    #: :data:`bayes_blina.report.html.CHECKS` (``"vpc"``, ``"response_ppc"``, ``"joint_vpc"``, ...).
+    #: The family says what applies to it; the report renders it and never tests a family's name.
+    report_checks: ClassVar[tuple[str, ...]] = ()
+    #: Family figures of the report, by the names of :data:`bayes_blina.report.html.FIGURES`.
+    report_figures: ClassVar[tuple[str, ...]] = ()
+    #: The fit is made of trajectory parts with their own pointwise log-likelihoods and a binary
+    #: outcome (the joint model): LOO-PIT is computed per part (:mod:`bayes_blina.joint.parts`).
+    loo_pit_by_part: ClassVar[bool] = False
 
     class Options(BaseModel):
         """Family options (override in subclasses)."""

@@ -324,6 +324,9 @@ class JointModel(ModelFamily):
     """
 
     name = "joint"
+    report_checks = ("joint_vpc",)
+    report_figures = ("pcr_expansion",)
+    loo_pit_by_part = True
     Options = JointOptions
 
     def __init__(self, options=None, priors=None):

@@ -228,6 +228,7 @@ class PulseModel(TrajectoryFamily):
     """
 
     name = "pulse"
+    report_figures = ("pulse_figures",)
     Options = PulseOptions
     patient_vars = ("log_baseline", "log_amp", "log_tpeak_i")
     #: Patient variables that fits without them (``patient_timing = false``, or fits stored before

@@ -103,6 +103,7 @@ class ResponseModel(ModelFamily):
     """
 
     name = "response"
+    report_checks = ("response_ppc",)
     Options = ResponseOptions
 
     def default_priors(self) -> dict[str, Prior]:

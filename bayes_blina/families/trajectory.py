@@ -542,6 +542,7 @@ class TrajectoryFamily(ModelFamily):
     """
 
     is_trajectory: ClassVar[bool] = True
+    report_checks: ClassVar[tuple[str, ...]] = ("vpc",)
     #: Whether the curve depends on the infusion events ((observation, event) pairs are built).
     uses_events: ClassVar[bool] = True
     #: Variables (dims ``(subject, analyte)``) of one patient's curve that :meth:`mean_log` reads.

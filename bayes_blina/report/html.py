@@ -371,30 +371,14 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
         n_fig += 1
         return figure_html(f, caption=caption + (f" - {banner}" if banner else ""), fmt=fig_format, name=f"{a}-{key}")
 
-    # checks
+    # checks: those the family declares (ModelFamily.report_checks)
     parts.append("<h3>Checks</h3>")
-    if fam == "response":
-        from bayes_blina.checks.response_ppc import response_ppc
-        from bayes_blina.report.plots import response_fit_figure, response_fit_table
-
-        ppc = response_ppc(stored.idata, factors=stored.options.get("factors", []), prob=check_prob,
-                           seed=stored.spec.sampler.seed)
-        parts.append(table_html(ppc, caption=f"posterior predictive check of CR: observed vs predicted responders, "
-                                             f"{check_prob:.0%} predictive intervals (ppp: two-sided posterior "
-                                             "predictive p-value)", table_id=f"{a}-ppc",
-                                flag=lambda r: r["ppp"] < 0.05))
-        sec_parts.append("ppc")
-        if "p_agg" in stored.idata.posterior:
-            rt = response_fit_table(stored, prob=prob)
-            parts.append(fig(response_fit_figure(rt), "CR by published row: observed (exact interval) beside the "
-                                                      "model's fitted rate", "response-forest"))
-    traj = "constant_data" in stored.idata.children and "obs_time_h" in stored.idata.constant_data
-    if traj:
-        parts.append(_vpc_part(stored, dataset, a, vpc_bins, vpc_draws, check_prob, fig))
-        sec_parts.append("vpc")
-    elif fam == "joint":
-        parts.append(_joint_vpc_parts(stored, dataset, a, vpc_bins, vpc_draws, check_prob, fig, sec_parts))
-    elif fam != "response":
+    ctx = _Ctx(stored=stored, dataset=dataset, ds_note=ds_note, anchor=a, prob=prob, check_prob=check_prob,
+               vpc_bins=vpc_bins, vpc_draws=vpc_draws, fig=fig, sec_parts=sec_parts)
+    family = _family_class(fam)
+    for key in family.report_checks:
+        parts.append(CHECKS[key](ctx))
+    if not family.report_checks:
         parts.append(_note(f"no predictive check for family {fam!r} in this report yet"))
     parts.append(_loo_part(stored, a, fig))
     sec_parts.append("loo")
@@ -404,8 +388,6 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
     # family figures
     parts.append("<h3>Figures</h3>")
     n_before = n_fig
-    if fam == "pulse":
-        parts.append(_pulse_figures(stored, dataset, ds_note, check_prob, fig))
     if any(str(v).startswith("or_") for v in stored.idata.posterior.data_vars):
         from bayes_blina.report.plots import odds_ratio_figure, odds_ratio_table
 
@@ -414,14 +396,93 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
                                 table_id=f"{a}-odds-ratios"))
         parts.append(fig(odds_ratio_figure(ort), "odds ratios of CR for the biomarker links", "odds-ratios"))
         sec_parts.append("odds-ratios")
-    if fam == "joint" and "beta_tcell_expansion" in stored.idata.posterior:
-        parts.append(_pcr_expansion_part(stored, prob, fig))
-        sec_parts.append("pcr-expansion")
+    for key in family.report_figures:
+        parts.append(FIGURES[key](ctx))
     if n_fig == n_before:
         parts.append(_note("no further figures for this family"))
     parts.append("</section>")
     return Section(name=name, anchor=f"fit-{a}", family=fam, passed=verdict.passed, html="".join(parts),
                    n_figures=n_fig, parts=sec_parts)
+
+
+@dataclass
+class _Ctx:
+    """What a report part of one fit needs (the fit, its data and the report's settings)."""
+
+    stored: Any
+    dataset: Any
+    ds_note: str
+    anchor: str
+    prob: float
+    check_prob: float
+    vpc_bins: int
+    vpc_draws: int
+    fig: Callable
+    sec_parts: list[str]
+
+
+def _family_class(name: str):
+    """The registered family class of a stored fit (a family this version does not know: none)."""
+    from bayes_blina.errors import SpecError
+    from bayes_blina.families import ModelFamily, get_family
+
+    try:
+        return get_family(name)
+    except SpecError:
+        return ModelFamily
+
+
+def _check_response_ppc(c: _Ctx) -> str:
+    from bayes_blina.checks.response_ppc import response_ppc
+    from bayes_blina.report.plots import response_fit_figure, response_fit_table
+
+    stored = c.stored
+    ppc = response_ppc(stored.idata, factors=stored.options.get("factors", []), prob=c.check_prob,
+                       seed=stored.spec.sampler.seed)
+    out = table_html(ppc, caption=f"posterior predictive check of CR: observed vs predicted responders, "
+                                  f"{c.check_prob:.0%} predictive intervals (ppp: two-sided posterior "
+                                  "predictive p-value)", table_id=f"{c.anchor}-ppc",
+                     flag=lambda r: r["ppp"] < 0.05)
+    c.sec_parts.append("ppc")
+    if "p_agg" in stored.idata.posterior:
+        rt = response_fit_table(stored, prob=c.prob)
+        out += c.fig(response_fit_figure(rt), "CR by published row: observed (exact interval) beside the "
+                                              "model's fitted rate", "response-forest")
+    return out
+
+
+def _check_vpc(c: _Ctx) -> str:
+    stored = c.stored
+    if not ("constant_data" in stored.idata.children and "obs_time_h" in stored.idata.constant_data):
+        return _note("no VPC: the fit holds no observation times")
+    c.sec_parts.append("vpc")
+    return _vpc_part(stored, c.dataset, c.anchor, c.vpc_bins, c.vpc_draws, c.check_prob, c.fig)
+
+
+def _check_joint_vpc(c: _Ctx) -> str:
+    return _joint_vpc_parts(c.stored, c.dataset, c.anchor, c.vpc_bins, c.vpc_draws, c.check_prob, c.fig,
+                            c.sec_parts)
+
+
+def _figures_pulse(c: _Ctx) -> str:
+    return _pulse_figures(c.stored, c.dataset, c.ds_note, c.check_prob, c.fig)
+
+
+def _figures_pcr_expansion(c: _Ctx) -> str:
+    if "beta_tcell_expansion" not in c.stored.idata.posterior:
+        return ""
+    c.sec_parts.append("pcr-expansion")
+    return _pcr_expansion_part(c.stored, c.prob, c.fig)
+
+
+#: Predictive checks a family may declare in ``report_checks``, by name.
+CHECKS: dict[str, Callable[[_Ctx], str]] = {
+    "response_ppc": _check_response_ppc, "vpc": _check_vpc, "joint_vpc": _check_joint_vpc,
+}
+#: Family figures a family may declare in ``report_figures``, by name.
+FIGURES: dict[str, Callable[[_Ctx], str]] = {
+    "pulse_figures": _figures_pulse, "pcr_expansion": _figures_pcr_expansion,
+}
 
 
 def _vpc_part(stored, dataset, a, bins, n_draws, prob, fig, *,
@@ -525,7 +586,7 @@ def _loo_part(stored, a, fig) -> str:
     if bad:
         out.append(_note(f"{bad} observations have Pareto k > 0.7: the LOO estimate is unreliable for them"))
     targets = [(stored, v, "", "loo-pit")]
-    if stored.family_name == "joint":  # CR is binary: LOO-PIT of each trajectory part's rows instead
+    if _family_class(stored.family_name).loo_pit_by_part:  # CR is binary: each trajectory part's rows
         from bayes_blina.joint.parts import PART_LABELS, fit_parts, part_view
 
         targets = []
