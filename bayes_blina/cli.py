@@ -64,9 +64,12 @@ def ppc(fitdir, prob, fmt, out, allow_unconverged) -> None:
     from bayes_blina.report.tables import format_table
     from bayes_blina.store import load_fit
 
+    from bayes_blina.families import family_class
+
     stored = load_fit(fitdir)
-    if stored.family_name != "response":
-        raise BayesBlinaError(f"ppc for family {stored.family_name!r} is not available yet")
+    if family_class(stored.family_name).outcome != "binary":
+        raise BayesBlinaError(f"ppc checks binary outcomes (response fits); {fitdir} is a {stored.family_name!r} "
+                              "fit: use `bayes-blina vpc` for trajectories")
     banner = gate_banner(stored, allow_unconverged)
     df = response_ppc(stored.idata, factors=stored.options["factors"], prob=prob, seed=stored.spec.sampler.seed)
     _write_text(format_table(df, fmt, banner=banner,
@@ -226,12 +229,15 @@ def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data,
     from bayes_blina.report.tables import gate_or_raise
     from bayes_blina.store import load_fit
 
+    from bayes_blina.families import family_class
+
     stored = load_fit(fitdir)
     gate_or_raise(stored.verdict(), allow_unconverged)
-    if stored.family_name != "joint" and (observations is not None or landmark_day is not None):
+    outcome = family_class(stored.family_name).outcome
+    if outcome != "composite" and (observations is not None or landmark_day is not None):
         raise BayesBlinaError(f"--observations and --landmark-day are for joint-model fits; {fitdir} is a "
                               f"{stored.family_name!r} fit")
-    if stored.family_name == "joint":
+    if outcome == "composite":
         from bayes_blina.joint.landmark import LANDMARK_DAYS, predict_landmark, read_landmark_inputs
 
         try:
@@ -241,7 +247,7 @@ def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data,
             raise BayesBlinaError(f"--landmark-day must be numbers separated by commas (found {landmark_day!r})") from None
         new = read_landmark_inputs(subjects, observations, dosing)
         df = predict_landmark(stored, new, landmark_days=days, prob=prob, seed=stored.spec.sampler.seed)
-    elif stored.family_name == "response":
+    elif outcome == "binary":
         from bayes_blina.data.io import read_subjects_file
         from bayes_blina.families.response import predict_response
 

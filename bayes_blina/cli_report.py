@@ -84,9 +84,10 @@ def report(fitdirs, out, data, title, prob, interval, check_prob, bins, edges, v
 
 def _vpc_target(stored, part: str | None):
     """The fit the VPC checks: the fit itself, or the ``--part`` of a joint fit."""
+    from bayes_blina.families import family_class
     from bayes_blina.joint.parts import describe_parts, fit_parts, part_view
 
-    if stored.family_name == "joint":
+    if family_class(stored.family_name).outcome == "composite":
         if part is None:
             raise BayesBlinaError(f"fit {stored.path} is a joint fit: choose its trajectory part with --part "
                                   f"(parts: {describe_parts(fit_parts(stored))})")

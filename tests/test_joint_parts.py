@@ -53,7 +53,7 @@ def _cli(*args):
 
 
 def test_part_view_of_a_non_joint_fit_is_refused():
-    with pytest.raises(BayesBlinaError, match="'pulse' fit, not a joint fit"):
+    with pytest.raises(BayesBlinaError, match="needs a fit of the 'joint' family; .* is a 'pulse' fit"):
         part_view(SimpleNamespace(family_name="pulse", path="somewhere"), "tcell")
 
 

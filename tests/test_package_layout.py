@@ -61,7 +61,9 @@ def test_no_two_modules_share_a_name():
 
 #: Modules outside families/ that no longer test a family's name (issue 17: the family declares
 #: what applies to it). The list grows as the remaining branches move onto the protocol.
-NO_FAMILY_BRANCHES = ["report/html.py"]
+NO_FAMILY_BRANCHES = ["report/html.py", "report/prior_check.py", "report/plots.py", "checks/prior.py",
+                      "checks/sbc.py", "checks/loo.py", "joint/landmark.py", "joint/parts.py", "joint/cr_curves.py",
+                      "joint/two_stage.py", "plan/regimen.py", "plan/biomarker.py", "cli.py", "cli_report.py"]
 _FAMILY_NAMES = ("response", "subgroups", "pulse", "kinetics", "depletion", "joint")
 
 
@@ -70,7 +72,9 @@ def test_no_family_name_branches(module):
     bad = []
     for node in ast.walk(ast.parse((PACKAGE / module).read_text())):
         if isinstance(node, ast.Compare):
-            consts = [c for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)]
+            # `"response" in table` looks up a column or key, not a family: left operands of `in` pass
+            lookup = all(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops)
+            consts = [c for c in ([] if lookup else [node.left]) + node.comparators if isinstance(c, ast.Constant)]
             consts += [e for c in node.comparators if isinstance(c, (ast.Tuple, ast.List, ast.Set))
                        for e in c.elts if isinstance(e, ast.Constant)]
             if any(c.value in _FAMILY_NAMES for c in consts):

@@ -82,7 +82,7 @@ def test_correlated_amplitudes_are_drawn_with_the_fitted_correlation():
 
 
 def test_clear_errors():
-    with pytest.raises(BayesBlinaError, match="pulse family"):
+    with pytest.raises(BayesBlinaError, match="needs a fit of the 'pulse' family"):
         predict_regimen_peaks(SimpleNamespace(family_name="response"), ["15"])
     with pytest.raises(BayesBlinaError, match="not in the fit"):
         predict_regimen_peaks(_stored(), ["15"], analytes=["IL10"])

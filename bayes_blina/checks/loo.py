@@ -160,7 +160,9 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
     rng = np.random.default_rng(seed)
     names = list(idata.log_likelihood.data_vars)
     post = as_dataset(idata.posterior)
-    if stored.family_name == "response":
+    from bayes_blina.families import family_class
+
+    if family_class(stored.family_name).outcome == "binary":
         v = var_name or ("y" if "y" in names else "y_agg")
         if v not in names:
             raise BayesBlinaError(f"fit {stored.path} has no log-likelihood variable {v!r} (has {names})")

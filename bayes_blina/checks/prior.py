@@ -90,14 +90,7 @@ def prior_family(spec):
     from bayes_blina.families import get_family
 
     cls = get_family(spec.family)
-    options = dict(spec.options)
-    if "peak_coordinates" in cls.Options.model_fields:
-        options["peak_coordinates"] = False
-    if spec.family == "joint":
-        # the pulse sub-model's peak coordinates (and with them its patient-mean timing
-        # coordinate log_tpeak_c) are flat: draw the cytokine part in its plain form
-        options["cytokines"] = {**dict(options.get("cytokines") or {}), "peak_coordinates": False}
-    return cls(options, spec.prior_objects())
+    return cls(cls.plain_options(spec.options), spec.prior_objects())
 
 
 def prior_draws(family, prepared, draws: int, seed: int):
@@ -174,19 +167,8 @@ def _named_quantities(family, prepared, prior, rep) -> list[tuple[str, str, np.n
         vals = latent[:, sel]
         mx = [vals[:, subs == s].max(axis=1) for s in np.unique(subs)]
         out.append((a, "patient maximum on the design", np.concatenate(mx)))
-    if hasattr(family, "prior_quantities"):  # extension point for other families
+    if hasattr(family, "prior_quantities"):  # the family's own named quantities
         out += list(family.prior_quantities(prior, prepared))
-    elif family.name == "pulse":
-        d = flatten_draws(prior, [v for v in ("typical_peak", "log_peak_first", "log_tpeak") if v in prior])
-        scen = list(prepared.coords.get("scenario", []))
-        for j, a in enumerate(analytes):
-            if "typical_peak" in d:
-                for k, s in enumerate(scen):
-                    out.append((a, f"typical_peak {s}", d["typical_peak"][:, j, k]))
-            if "log_peak_first" in d:
-                out.append((a, "peak after first infusion start (patients)", np.exp(d["log_peak_first"][:, :, j]).ravel()))
-            if "log_tpeak" in d:
-                out.append((a, "time to peak t_peak (h)", np.exp(d["log_tpeak"][:, j])))
     return out
 
 
@@ -404,12 +386,12 @@ def prior_check(spec, dataset, *, draws: int = 500, seed: int = 20240501, absurd
     prior = prior_draws(family, prepared, int(draws), int(seed))
     res = PriorCheck(spec_name=spec.name, family=family.name, dataset=dataset.name, draws=int(draws), seed=int(seed))
     rng = np.random.default_rng(int(seed) + 1)
-    if family.name == "response":
+    if family.outcome == "binary":
         _response_check(res, prepared, prior, rng, extreme_mass=extreme_mass)
-    elif family.name == "joint":
+    elif family.outcome == "composite":
         _joint_check(res, family, prepared, prior, dataset, rng, absurd_high=absurd_high, absurd_ratio=absurd_ratio,
                      extreme_mass=extreme_mass)
-    elif "log_y" in prepared.arrays:
+    elif family.outcome == "trajectory":
         _trajectory_check(res, family, prepared, prior, dataset, rng, absurd_high=absurd_high,
                           absurd_ratio=absurd_ratio)
     else:

@@ -67,8 +67,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -204,27 +203,32 @@ def _response_design(options: dict[str, Any], n: int = 60):
 def builtin_design(spec, n: int | None = None):
     """The small fixed design SBC uses when no dataset is given.
 
-    ``response``: ``n = 60`` patients (default) crossing every level of the spec's factors, in
-    three studies when the spec has a study effect (one otherwise). Trajectory families: the
-    ``adult-exploratory`` virtual cohort of ``n = 10`` patients (seed :data:`DESIGN_SEED`), whose
-    sampling times, dosing and assay limits are used (its values are replaced by simulated ones);
-    ``joint``: the same cohort with ``n = 20`` patients (their responses become the CR rows; the
-    joint model uses cycle-1 data by default).
+    The family's :attr:`~bayes_blina.families.ModelFamily.outcome` decides. Binary outcomes
+    (``response``): ``n = 60`` patients (the family's ``sbc_patients``) crossing every level of the
+    spec's factors, in three studies when the spec has a study effect (one otherwise). Trajectory
+    families: the ``adult-exploratory`` virtual cohort of ``n = 10`` patients (seed
+    :data:`DESIGN_SEED`), whose sampling times, dosing and assay limits are used (its values are
+    replaced by simulated ones); ``joint``: the same cohort with ``n = 20`` patients (their
+    responses become the CR rows; the joint model uses cycle-1 data by default).
+
+    Raises
+    ------
+    SpecError
+        For a family no simulation-based check applies to (``subgroups``: fit it per partition).
     """
+    from bayes_blina.families import get_family
     from bayes_blina.spec import load_spec
 
     spec = load_spec(spec)
-    if spec.family == "response":
-        return _response_design(spec.options, n or 60)
-    if spec.family == "subgroups":
-        raise SpecError("SBC is not available for the 'subgroups' family (fit it per partition instead)")
+    cls = get_family(spec.family)
+    if cls.outcome == "binary":
+        return _response_design(spec.options, n or cls.sbc_patients)
+    if cls.outcome not in ("trajectory", "composite"):
+        raise SpecError(f"SBC is not available for the {spec.family!r} family (it declares no outcome a "
+                        "simulation-based check can replicate)")
     from bayes_blina.simulate import simulate_cohort
 
-    if spec.family == "joint":
-        # more patients: the CR part has one binary outcome per patient
-        ds, _ = simulate_cohort("adult-exploratory", n=n or 20, seed=DESIGN_SEED)
-        return ds
-    ds, _ = simulate_cohort("adult-exploratory", n=n or 10, seed=DESIGN_SEED)
+    ds, _ = simulate_cohort("adult-exploratory", n=n or cls.sbc_patients, seed=DESIGN_SEED)
     return ds
 
 
@@ -239,8 +243,8 @@ def _quantities(family, prior) -> list[tuple[str, str, tuple[int, ...]]]:
     for v in family.summary_vars():
         if v not in prior:
             continue
-        if family.name == "joint" and v.startswith(("or_", "p_or_")):
-            continue  # exp(beta_<biomarker>) and its sign: the ranks of beta_<biomarker> again
+        if family.derived_summary_prefixes and v.startswith(family.derived_summary_prefixes):
+            continue  # a transform of another variable (an odds ratio): its ranks again
         da = prior[v]
         dims = [d for d in da.dims if d not in ("chain", "draw")]
         shape = [da.sizes[d] for d in dims]
@@ -592,7 +596,7 @@ def _trajectory_model_once(ctx: dict, data: dict):
 
 def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
     on = np.float64(1.0 if ctx["settings"].misspecify == "prior_scale" else 0.0)
-    if ctx["family"] == "joint":
+    if _outcome(ctx) == "composite":
         out = {"sbc_misspecify": on}
         for q in _joint_prefixes(data):
             cens = data[q + "censored"]
@@ -604,7 +608,7 @@ def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
         if "cr_y" in data:
             out["sbc_cr_y"] = np.asarray(data["cr_y"]).astype(np.int64)
         return out
-    if ctx["family"] == "response":
+    if _outcome(ctx) == "binary":
         return {"sbc_cell_y": data["cell_y"].astype(np.int64), "sbc_agg_r": data["agg_r"].astype(np.int64),
                 "sbc_misspecify": on}
     cens = data["censored"]
@@ -620,9 +624,9 @@ def _compiled_for(ctx: dict, data: dict):
     """The compiled model with this simulation's data (compiled once per process when possible)."""
     key = ctx["token"]
     if key not in _COMPILED:
-        if ctx["family"] == "response":
+        if _outcome(ctx) == "binary":
             model = _response_model(ctx)
-        elif ctx["family"] == "joint":
+        elif _outcome(ctx) == "composite":
             model = _joint_shared_model(_fit_family(ctx), ctx["prepared"])
         else:
             model = _trajectory_shared_model(_fit_family(ctx), ctx["prepared"])
@@ -630,7 +634,7 @@ def _compiled_for(ctx: dict, data: dict):
     compiled = _COMPILED[key]
     once = compiled is None
     if once:  # rebuilt for every simulation
-        build = _joint_model_once if ctx["family"] == "joint" else _trajectory_model_once
+        build = _joint_model_once if _outcome(ctx) == "composite" else _trajectory_model_once
         compiled = _compile(build(ctx, data), _backend(ctx))
     have = _shared_names(compiled)
     if ctx["settings"].misspecify == "prior_scale" and "sbc_misspecify" not in have:
@@ -719,16 +723,23 @@ def _fit_simulation(ctx: dict, i: int, data: dict) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 
+def _outcome(ctx: dict) -> str:
+    """The declared outcome (:attr:`~bayes_blina.families.ModelFamily.outcome`) of the run's family."""
+    from bayes_blina.families import get_family
+
+    return ctx.get("outcome") or get_family(ctx["family"]).outcome
+
+
 def _simulate_data(family, prepared, theta: dict[str, np.ndarray], seed: int, design) -> tuple[dict, dict]:
     from bayes_blina.checks.predictive import censored_row_limits, simulate_observations
 
     rng = np.random.default_rng(seed)
     rep = simulate_observations(family, prepared, theta, rng, dataset=design)
-    if family.name == "response":
+    if family.outcome == "binary":
         data = {"cell_y": rep["cell_y"][0], "agg_r": rep["agg_r"][0]}
         n = len(prepared.arrays["pat_y"]) + int(prepared.arrays["agg_n"].sum())
         summary = {"responders": int(data["cell_y"].sum() + data["agg_r"].sum()), "patients": n}
-    elif family.name == "joint":
+    elif family.outcome == "composite":
         data, summary = {}, {}
         for q in rep["parts"]:
             lim, low = censored_row_limits(rep, q)  # below the LOD: its LOD; between LOD and LLOQ: both
@@ -843,7 +854,8 @@ def run_sbc(spec, design=None, *, settings: SBCSettings | None = None, workers: 
 
     token = hashlib.sha256(json.dumps({"spec": spec.to_toml_dict(), "design": design.sha256(),
                                        "backend": s.compile_backend}, sort_keys=True, default=str).encode()).hexdigest()
-    ctx = {"spec": spec, "family": spec.family, "prepared": prepared, "settings": s, "quantities": quantities,
+    ctx = {"spec": spec, "family": spec.family, "outcome": fit_fam.outcome, "prepared": prepared, "settings": s,
+           "quantities": quantities,
            "token": token, "cores": min(s.chains, os.cpu_count() or 1),
            "run": hashlib.sha256(f"{time.time_ns()}".encode()).hexdigest()[:8]}
 

@@ -1,7 +1,7 @@
 """Model families, registered by name (the ``family`` key of a spec)."""
 from __future__ import annotations
 
-from bayes_blina.errors import SpecError
+from bayes_blina.errors import BayesBlinaError, SpecError
 from bayes_blina.families.base import ModelFamily, Prepared
 from bayes_blina.families.joint import JointModel
 from bayes_blina.families.depletion import DepletionModel
@@ -37,5 +37,47 @@ def get_family(name: str) -> type[ModelFamily]:
         raise SpecError(f"unknown model family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
 
 
+def family_class(name: str) -> type[ModelFamily]:
+    """The family class of a stored fit's family ``name``; for a name this version does not know,
+    :class:`ModelFamily` itself, whose declarations say that no family-specific part applies."""
+    return FAMILIES.get(name, ModelFamily)
+
+
+def require_family(family_name: str, cls: type[ModelFamily], what: str, *, fit: object = "this fit",
+                   error: type[BayesBlinaError] = BayesBlinaError) -> type[ModelFamily]:
+    """The class of ``family_name`` when it is ``cls`` (or derives from it); otherwise ``error``.
+
+    Tools built on one family's parameters (regimen planning on the pulse model, landmark
+    prediction on the joint model) say so through this check, by class, not by name.
+
+    Parameters
+    ----------
+    family_name : str
+        The family of the fit or spec at hand.
+    cls : type
+        The family class the tool needs.
+    what : str
+        The tool, for the message (``"regimen planning"``).
+    fit : object, optional
+        The fit or spec, for the message (a path).
+    error : type, optional
+        The exception raised (:class:`~bayes_blina.errors.BayesBlinaError`).
+
+    Examples
+    --------
+    >>> from bayes_blina.families import PulseModel, require_family
+    >>> require_family("pulse", PulseModel, "regimen planning").name
+    'pulse'
+    >>> require_family("response", PulseModel, "regimen planning", fit="fits/demo-response")
+    Traceback (most recent call last):
+    ...
+    bayes_blina.errors.BayesBlinaError: regimen planning needs a fit of the 'pulse' family; fits/demo-response is a 'response' fit
+    """
+    found = family_class(family_name)
+    if not issubclass(found, cls):
+        raise error(f"{what} needs a fit of the {cls.name!r} family; {fit} is a {family_name!r} fit")
+    return found
+
+
 __all__ = ["FAMILIES", "TRAJECTORY_FAMILIES", "DepletionModel", "JointModel", "KineticsModel", "ModelFamily",
-           "Prepared", "get_family", "ResponseModel", "SubgroupModel", "PulseModel"]
+           "Prepared", "family_class", "get_family", "require_family", "ResponseModel", "SubgroupModel", "PulseModel"]

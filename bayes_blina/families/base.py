@@ -92,6 +92,17 @@ class ModelFamily(ABC):
     #: The fit is made of trajectory parts with their own pointwise log-likelihoods and a binary
     #: outcome (the joint model): LOO-PIT is computed per part (:mod:`bayes_blina.joint.parts`).
     loo_pit_by_part: ClassVar[bool] = False
+    #: What the family's observed data are, for the checks that simulate and compare them
+    #: (:mod:`bayes_blina.checks`): ``"trajectory"`` (log values with LOD/LLOQ censoring),
+    #: ``"binary"`` (patient outcomes and aggregate counts), ``"composite"`` (trajectory parts and a
+    #: binary outcome) or ``""`` (no simulation-based check applies).
+    outcome: ClassVar[str] = ""
+    #: Patients in the built-in design of simulation-based calibration
+    #: (:func:`bayes_blina.checks.sbc.builtin_design`).
+    sbc_patients: ClassVar[int] = 10
+    #: Prefixes of summary variables that are transforms of others (an odds ratio of its log):
+    #: SBC does not rank them again.
+    derived_summary_prefixes: ClassVar[tuple[str, ...]] = ()
 
     class Options(BaseModel):
         """Family options (override in subclasses)."""
@@ -106,6 +117,15 @@ class ModelFamily(ABC):
             )
             raise SpecError(f"invalid options for model family {self.name!r}: {msgs}") from None
         self.priors: dict[str, Prior] = merge_priors(self.default_priors(), priors, model=f"model family {self.name!r}")
+
+    @classmethod
+    def plain_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` for the same model in its plain parameterisation (no flat sampling
+        coordinates), which prior draws need (:func:`bayes_blina.checks.prior.prior_family`)."""
+        out = dict(options)
+        if "peak_coordinates" in cls.Options.model_fields:
+            out["peak_coordinates"] = False
+        return out
 
     @abstractmethod
     def default_priors(self) -> dict[str, Prior]:

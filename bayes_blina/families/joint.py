@@ -326,6 +326,9 @@ class JointModel(ModelFamily):
     name = "joint"
     report_checks = ("joint_vpc",)
     report_figures = ("pcr_expansion",)
+    outcome = "composite"
+    sbc_patients = 20  # the CR part has one binary outcome per patient
+    derived_summary_prefixes = ("or_", "p_or_")  # exp(beta_<biomarker>) and its sign
     loo_pit_by_part = True
     Options = JointOptions
 
@@ -333,6 +336,14 @@ class JointModel(ModelFamily):
         super().__init__(options, priors)
         #: The sub-models, by part name (``tcell``, ``cyt``), with their (unprefixed) priors.
         self.parts: dict[str, ModelFamily] = self._sub_families(with_priors=True)
+
+    @classmethod
+    def plain_options(cls, options):
+        """The options with the pulse sub-model's peak coordinates (and with them its
+        patient-mean timing coordinate ``log_tpeak_c``), which are flat, in their plain form."""
+        out = super().plain_options(options)
+        out["cytokines"] = {**dict(out.get("cytokines") or {}), "peak_coordinates": False}
+        return out
 
     # ------------------------------------------------------------------ structure
     def part_names(self) -> list[str]:

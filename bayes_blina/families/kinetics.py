@@ -81,7 +81,17 @@ from pydantic import ConfigDict, Field
 
 from bayes_blina.curves import DAY29_H, pulse, saturating
 from bayes_blina.families.base import Prepared, start_unjittered
-from bayes_blina.families.trajectory import TrajectoryFamily, TrajectoryOptions, _values, concrete_arrays, pair_sum
+from bayes_blina.families.trajectory import (
+    PatientEffects,
+    TrajectoryFamily,
+    TrajectoryOptions,
+    _values,
+    analyte_values,
+    concrete_arrays,
+    correlated_chol,
+    diagonal_chol,
+    pair_sum,
+)
 from bayes_blina.likelihood import censored_lognormal_logp
 from bayes_blina.priors import Prior
 
@@ -226,6 +236,33 @@ class KineticsModel(TrajectoryFamily):
         if self.options.correlated and len(self.options.analytes) < 2:
             prepared.data_use["note"] = "one analyte: correlated = true has no effect"
         return prepared
+
+    # ------------------------------------------------------------------ new patients
+    def patient_effects(self, post, analytes, n, shift) -> PatientEffects:
+        """Baselines and dip depths (logit scale; independent across analytes) and expansions
+        (correlated with ``corr_expansion``, shifted by the covariates)."""
+        def rep(name):
+            return np.repeat(analyte_values(post, name, analytes)[:, None, :], n, 1)
+
+        return PatientEffects(
+            ["log_baseline", "logit_depth", "log_expansion"],
+            [rep("log_baseline_mu"), rep("logit_depth_mu"),
+             analyte_values(post, "expansion_mu", analytes)[:, None, :] + shift],
+            [diagonal_chol(post, "sd_log_baseline", analytes), diagonal_chol(post, "sd_logit_depth", analytes),
+             correlated_chol(post, "sd_expansion", "corr_expansion", analytes)])
+
+    def effect_draws(self, blocks):
+        """The dip depth on its own scale (``logit_depth`` → ``depth``)."""
+        from scipy import special
+
+        out = {k: v for k, v in blocks.items() if k != "logit_depth"}
+        if "logit_depth" in blocks:
+            out["depth"] = special.expit(blocks["logit_depth"])
+        return out
+
+    def log_feature(self, blocks, post, analytes, j, context):
+        """``log_expansion``: the log fold change of the count by the expansion day."""
+        return blocks["log_expansion"][..., j]
 
     # ------------------------------------------------------------------ model
     def add_to_model(self, prepared: Prepared, prefix: str = "") -> dict[str, Any]:

@@ -108,9 +108,13 @@ from bayes_blina.families.base import Prepared, start_unjittered
 from bayes_blina.families.levels import subject_numbers
 from bayes_blina.families.trajectory import (
     REFERENCE_DOSE,
+    PatientEffects,
     TrajectoryFamily,
     TrajectoryOptions,
+    analyte_values,
     concrete_arrays,
+    correlated_chol,
+    diagonal_chol,
     pair_sum,
     prepare_trajectory,
 )
@@ -387,10 +391,11 @@ class PulseModel(TrajectoryFamily):
         pm.Potential(q + "loglik", pt.sum(logp))
 
         # derived quantities
-        log_a_first = (log_amp + gamma * A["first_log_dose"][:, None]
-                       + kappa * A["first_cycle_m1"][:, None])
-        peak_first = pm.Deterministic(q + "log_peak_first", log_base + pt.softplus(log_a_first),
-                                      dims=(sub, ana))
+        peak_first = pm.Deterministic(
+            q + "log_peak_first",
+            log_peak_first(log_base, log_amp, gamma, kappa, A["first_log_dose"][:, None],
+                           A["first_cycle_m1"][:, None], softplus=pt.softplus),
+            dims=(sub, ana))
         x = np.array(list(SCENARIOS.values()))  # (scenario, 3)
         log_a_typ = (lam[:, None] + gamma[:, None] * x[:, 0] + delta[:, None] * x[:, 1]
                      + kappa[:, None] * x[:, 2])
@@ -547,6 +552,99 @@ class PulseModel(TrajectoryFamily):
             v.append("corr_amp")
         v += [f"beta_{f}" for f in self.options.covariates]
         return v + ["typical_peak"]
+
+    # ------------------------------------------------------------------ new patients
+    def patient_effects(self, post, analytes, n, shift) -> PatientEffects:
+        """Baselines (independent across analytes), amplitudes (correlated with ``corr_amp``,
+        shifted by the covariates) and, with ``patient_timing``, the patients' times to peak."""
+        def rep(name):
+            return np.repeat(analyte_values(post, name, analytes)[:, None, :], n, 1)
+
+        blocks = ["log_baseline", "log_amp"]
+        mean = [rep("log_baseline_mu"), analyte_values(post, "log_amp_mu", analytes)[:, None, :] + shift]
+        chol = [diagonal_chol(post, "sd_log_baseline", analytes),
+                correlated_chol(post, "sd_log_amp", "corr_amp", analytes)]
+        if "sd_log_tpeak" in post:  # patient-level time to peak (option patient_timing)
+            blocks.append("log_tpeak_i")
+            mean.append(rep("log_tpeak"))
+            chol.append(diagonal_chol(post, "sd_log_tpeak", analytes))
+        return PatientEffects(blocks, mean, chol)
+
+    def patient_context(self, dosing, subjects):
+        """The first infusion's exposure and cycle of each patient (:func:`first_infusion`)."""
+        log_dose, cycle_m1 = first_infusion(dosing, subjects, self.options)
+        return {"first_log_dose": log_dose, "first_cycle_m1": cycle_m1}
+
+    def log_feature(self, blocks, post, analytes, j, context):
+        """``log_peak_first``: the log peak after the first infusion start (:func:`log_peak_first`)."""
+        gamma = analyte_values(post, "gamma_dose", analytes)[:, j][:, None, None]
+        kappa = analyte_values(post, "kappa_cycle", analytes)[:, j][:, None, None]
+        return log_peak_first(blocks["log_baseline"][..., j], blocks["log_amp"][..., j], gamma, kappa,
+                              context["first_log_dose"], context["first_cycle_m1"],
+                              softplus=lambda x: np.logaddexp(0.0, x))
+
+    def prior_quantities(self, prior, prepared: Prepared):
+        """(analyte, label, draws) of the named pulse quantities a prior predictive check
+        (:func:`bayes_blina.checks.prior.prior_check`) summarises: the typical peak per scenario,
+        the patients' peaks after the first infusion start and the time to peak."""
+        def flat(v):
+            da = prior[v]
+            return np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", ...).values, dtype=float)
+
+        analytes = list(prepared.coords["analyte"])
+        scen = list(prepared.coords.get("scenario", []))
+        out = []
+        for j, a in enumerate(analytes):
+            if "typical_peak" in prior:
+                tp = flat("typical_peak")
+                out += [(a, f"typical_peak {s}", tp[:, j, k]) for k, s in enumerate(scen)]
+            if "log_peak_first" in prior:
+                out.append((a, "peak after first infusion start (patients)",
+                            np.exp(flat("log_peak_first")[:, :, j]).ravel()))
+            if "log_tpeak" in prior:
+                out.append((a, "time to peak t_peak (h)", np.exp(flat("log_tpeak")[:, j])))
+        return out
+
+
+def log_peak_first(log_baseline, log_amp, gamma, kappa, first_log_dose, first_cycle_m1, *, softplus):
+    """Log peak after the first infusion start, ``log B + softplus(log A + gamma d + kappa c)``.
+
+    The one formula of the pulse family's biomarker feature, for the PyMC graph (``softplus =
+    pytensor.tensor.softplus``) and for numpy (``softplus = lambda x: np.logaddexp(0, x)``): ``d``
+    is the first event's log exposure, ``c`` its cycle minus 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(log_peak_first(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, softplus=lambda x: np.logaddexp(0, x)))
+    0.6931471805599453
+    """
+    return log_baseline + softplus(log_amp + gamma * first_log_dose + kappa * first_cycle_m1)
+
+
+def first_infusion(dosing: pd.DataFrame | None, subjects: pd.DataFrame, opt) -> tuple[np.ndarray, np.ndarray]:
+    """Log exposure and cycle - 1 of each subject's first infusion event (zeros without dosing).
+
+    The exposure is ``log(dose / 15)``, plus the patient's log Css offset with ``exposure = "css"``
+    (:func:`css_offsets`): what :meth:`PulseModel.extend_prepared` derives for fitted patients.
+    """
+    from bayes_blina.events import infusion_events
+
+    ids = subjects["subject_id"].astype(str).tolist()
+    log_dose = np.zeros(len(ids))
+    cyc = np.zeros(len(ids))
+    if dosing is None or not len(dosing):
+        return log_dose, cyc
+    ev = infusion_events(dosing, gap_tol_h=opt.gap_tol_h)
+    first = ev.sort_values(["subject_id", "time_h"], kind="mergesort").groupby("subject_id", sort=False).head(1)
+    lut = {str(s): (math.log(float(d) / REFERENCE_DOSE), float(c) - 1.0)
+           for s, d, c in zip(first["subject_id"], first["dose"], first["cycle"])}
+    for i, s in enumerate(ids):
+        if s in lut:
+            log_dose[i], cyc[i] = lut[s]
+    if getattr(opt, "exposure", "dose") == "css":  # pulse exposure = log Css (see the module docstring)
+        log_dose = log_dose + css_offsets(subjects, ids, opt.css_per_dose)[0]
+    return log_dose, cyc
 
 
 def css_offsets(subjects: pd.DataFrame | None, subject_ids: list[str], css_per_dose: float

@@ -104,6 +104,8 @@ class ResponseModel(ModelFamily):
 
     name = "response"
     report_checks = ("response_ppc",)
+    outcome = "binary"
+    sbc_patients = 60
     Options = ResponseOptions
 
     def default_priors(self) -> dict[str, Prior]:

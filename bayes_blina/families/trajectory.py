@@ -47,7 +47,7 @@ from __future__ import annotations
 from bayes_blina._tree import as_dataset
 
 import re
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -194,6 +194,51 @@ def _values(draws, name: str) -> np.ndarray:
     """``draws[name]`` as a float array (xarray or plain arrays)."""
     v = draws[name]
     return np.asarray(v.values if hasattr(v, "values") else v, dtype=float)
+
+
+def analyte_values(post, name: str, analytes: list[str] | None = None) -> np.ndarray:
+    """``post[name]`` as a float array, its ``analyte`` axis in the order of ``analytes``."""
+    da = post[name]
+    if analytes is not None and "analyte" in da.dims:
+        da = da.sel(analyte=analytes)
+    return np.asarray(da.values, dtype=float)
+
+
+def diagonal_chol(post, sd_name: str, analytes: list[str]) -> np.ndarray:
+    """Cholesky factor (S, a, a) of independent patient effects with SDs ``post[sd_name]`` (S, a)."""
+    return np.einsum("sa,ab->sab", analyte_values(post, sd_name, analytes), np.eye(len(analytes)))
+
+
+def correlated_chol(post, sd_name: str, corr_name: str, analytes: list[str]) -> np.ndarray:
+    """Cholesky factor (S, a, a) of ``diag(sd) corr diag(sd)``; ``diag(sd)`` when the draws have no
+    correlation matrix ``corr_name`` (one analyte, or ``correlated = false``)."""
+    if corr_name not in post:
+        return diagonal_chol(post, sd_name, analytes)
+    sd = analyte_values(post, sd_name, analytes)
+    corr = post[corr_name].sel(analyte=analytes)
+    other = [d for d in corr.dims if d not in ("sample", "analyte")][0]
+    corr = np.asarray(corr.sel({other: analytes}).transpose("sample", "analyte", other).values, dtype=float)
+    cov = sd[:, :, None] * corr * sd[:, None, :]
+    return np.linalg.cholesky(cov + 1e-12 * np.eye(len(analytes)))
+
+
+class PatientEffects(NamedTuple):
+    """The population distribution of a trajectory family's patient effects, per posterior draw:
+    what landmark prediction (:mod:`bayes_blina.joint.landmark`) samples new patients' effects from.
+
+    Attributes
+    ----------
+    blocks : list of str
+        Names of the effect blocks, each one value per analyte, in the order of the effect vector.
+    mean : list of numpy.ndarray
+        Per block, the population mean (S, n, a) of the ``n`` patients (covariate shifts included).
+    chol : list of numpy.ndarray
+        Per block, the Cholesky factor (S, a, a) of its between-patient covariance.
+    """
+
+    blocks: list[str]
+    mean: list[np.ndarray]
+    chol: list[np.ndarray]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -543,6 +588,7 @@ class TrajectoryFamily(ModelFamily):
 
     is_trajectory: ClassVar[bool] = True
     report_checks: ClassVar[tuple[str, ...]] = ("vpc",)
+    outcome: ClassVar[str] = "trajectory"
     #: Whether the curve depends on the infusion events ((observation, event) pairs are built).
     uses_events: ClassVar[bool] = True
     #: Variables (dims ``(subject, analyte)``) of one patient's curve that :meth:`mean_log` reads.
@@ -701,6 +747,43 @@ class TrajectoryFamily(ModelFamily):
             For every name of :attr:`patient_vars`: an array (..., analyte).
         """
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ new patients
+    def patient_effects(self, post, analytes: list[str], n: int, shift: np.ndarray) -> PatientEffects:
+        """The population distribution of ``n`` new patients' effects under each posterior draw.
+
+        Parameters
+        ----------
+        post : xarray.Dataset
+            Posterior draws stacked to ``sample`` (names without prefix).
+        analytes : list of str
+            The analytes, in the order of the effect blocks' last axis.
+        n : int
+            Number of patients.
+        shift : numpy.ndarray
+            (S, n, a) covariate shift of the block the family's covariates act on.
+
+        Returns
+        -------
+        PatientEffects
+        """
+        raise NotImplementedError(f"the {self.name!r} family has no patient-effect distribution for new patients")
+
+    def patient_context(self, dosing: pd.DataFrame | None, subjects: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per-patient values (one per row of ``subjects``) that :meth:`log_feature` needs besides
+        the effects (the pulse family: the first infusion's exposure and cycle); none by default."""
+        return {}
+
+    def effect_draws(self, blocks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What :meth:`mean_log` reads, from the named effect blocks of :meth:`patient_effects`
+        (blocks on a transformed scale are transformed back); the blocks themselves by default."""
+        return dict(blocks)
+
+    def log_feature(self, blocks: dict[str, np.ndarray], post, analytes: list[str], j: int,
+                    context: dict[str, np.ndarray]) -> np.ndarray:
+        """Natural log of the family's biomarker feature of analyte ``analytes[j]`` implied by the
+        effect blocks (..., n, a): the quantity the joint model links to CR."""
+        raise NotImplementedError(f"the {self.name!r} family defines no biomarker feature")
 
     # ------------------------------------------------------------------ afterwards
     def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:

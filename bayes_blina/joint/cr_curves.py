@@ -23,6 +23,7 @@ from scipy import special
 
 from bayes_blina.errors import BayesBlinaError, SpecError
 from bayes_blina.families.joint import BIOMARKERS, LN2, PARTS, JointModel
+from bayes_blina.families import require_family
 
 __all__ = ["pcr_curve", "pcr_curve_figure", "fitted_biomarkers", "DEFAULT_GRIDS"]
 
@@ -37,8 +38,7 @@ DEFAULT_GRIDS: dict[str, np.ndarray] = {
 
 def _family_and_post(fit):
     if hasattr(fit, "provenance"):
-        if fit.family_name != "joint":
-            raise BayesBlinaError(f"P(CR) curves need a joint-model fit (found {fit.family_name!r})")
+        require_family(fit.family_name, JointModel, "P(CR) curves", fit=getattr(fit, "path", "this fit"))
         fam = JointModel(fit.options, fit.provenance["model"]["resolved"]["priors"])
     elif hasattr(fit, "family"):
         fam = fit.family

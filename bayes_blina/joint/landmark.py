@@ -58,7 +58,9 @@ from bayes_blina.data.dataset import Dataset
 from bayes_blina.errors import BayesBlinaError, BayesBlinaWarning, DataValidationError, Problem, SpecError
 from bayes_blina.families.base import Prepared
 from bayes_blina.families.joint import BIOMARKERS, LN2, PARTS, JointModel, cr_baseline_eta
+from bayes_blina.families import require_family
 from bayes_blina.families.levels import subject_levels
+from bayes_blina.families.trajectory import analyte_values
 from bayes_blina.likelihood import censored_lognormal_logp_np
 
 __all__ = ["LANDMARK_DAYS", "landmark_cutoff_h", "on_study_at", "predict_landmark",
@@ -140,9 +142,7 @@ def joint_fit_view(fit, *, n_draws: int | None = 200) -> JointFitView:
         fam, use, post = fit.family, fit.data_use, fit.post
     else:
         if hasattr(fit, "provenance"):
-            if fit.family_name != "joint":
-                raise BayesBlinaError(f"landmark prediction needs a joint-model fit; {fit.path} is a "
-                                      f"{fit.family_name!r} fit")
+            require_family(fit.family_name, JointModel, "landmark prediction", fit=getattr(fit, "path", "this fit"))
             fam = JointModel(fit.options, fit.provenance["model"]["resolved"]["priors"])
             use = fit.provenance["data"]["use"]
         elif hasattr(fit, "family") and hasattr(fit, "prepared"):
@@ -172,13 +172,6 @@ def _unprefixed(post, prefix: str):
     return unprefixed(post, prefix)
 
 
-def _arr(post, name: str, analytes: list[str] | None = None) -> np.ndarray:
-    da = post[name]
-    if analytes is not None and "analyte" in da.dims:
-        da = da.sel(analyte=analytes)
-    return np.asarray(da.values, dtype=float)
-
-
 def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
     """Block-diagonal (S, k, k) from (S, k_b, k_b) blocks."""
     S = blocks[0].shape[0]
@@ -190,18 +183,6 @@ def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
         out[:, i:i + kb, i:i + kb] = b
         i += kb
     return out
-
-
-def _chol_from(post, sd_name: str, corr_name: str, analytes: list[str]) -> np.ndarray:
-    """Cholesky factor (S, a, a) of diag(sd) corr diag(sd) (or diag(sd) without a correlation)."""
-    sd = _arr(post, sd_name, analytes)
-    if corr_name in post:
-        corr = post[corr_name].sel(analyte=analytes)
-        other = [d for d in corr.dims if d not in ("sample", "analyte")][0]
-        corr = np.asarray(corr.sel({other: analytes}).transpose("sample", "analyte", other).values, dtype=float)
-        cov = sd[:, :, None] * corr * sd[:, None, :]
-        return np.linalg.cholesky(cov + 1e-12 * np.eye(len(analytes)))
-    return np.einsum("sa,ab->sab", sd, np.eye(len(analytes)))
 
 
 class _PartEffects:
@@ -221,36 +202,14 @@ class _PartEffects:
         self.n = len(subjects)
         self.notes: list[list[str]] = [[] for _ in range(self.n)]
         eff = self._covariate_shift(data_use.get(part, {}))
-        P = self.post
-        A = self.analytes
-        if self.fam.name == "pulse":
-            self.blocks = ["log_baseline", "log_amp"]
-            mean = [np.repeat(_arr(P, "log_baseline_mu", A)[:, None, :], self.n, 1),
-                    _arr(P, "log_amp_mu", A)[:, None, :] + eff]
-            chol = [np.einsum("sa,ab->sab", _arr(P, "sd_log_baseline", A), np.eye(self.n_a)),
-                    _chol_from(P, "sd_log_amp", "corr_amp", A)]
-            if "sd_log_tpeak" in P:  # patient-level time to peak (pulse option patient_timing)
-                self.blocks.append("log_tpeak_i")
-                mean.append(np.repeat(_arr(P, "log_tpeak", A)[:, None, :], self.n, 1))
-                chol.append(np.einsum("sa,ab->sab", _arr(P, "sd_log_tpeak", A), np.eye(self.n_a)))
-            self.population = ("gamma_dose", "delta_reexposure", "kappa_cycle", "log_tpeak", "k_shape")
-            first_log_dose, first_cycle = _first_events(dosing, subjects, self.fam.options)
-            self.first_log_dose, self.first_cycle = first_log_dose, first_cycle
-        elif self.fam.name == "kinetics":
-            self.blocks = ["log_baseline", "logit_depth", "log_expansion"]
-            mean = [np.repeat(_arr(P, "log_baseline_mu", A)[:, None, :], self.n, 1),
-                    np.repeat(_arr(P, "logit_depth_mu", A)[:, None, :], self.n, 1),
-                    _arr(P, "expansion_mu", A)[:, None, :] + eff]
-            chol = [np.einsum("sa,ab->sab", _arr(P, "sd_log_baseline", A), np.eye(self.n_a)),
-                    np.einsum("sa,ab->sab", _arr(P, "sd_logit_depth", A), np.eye(self.n_a)),
-                    _chol_from(P, "sd_expansion", "corr_expansion", A)]
-            self.population = ("t_nadir", "k_shape", "tau_e")
-        else:  # pragma: no cover - PARTS only names pulse and kinetics
-            raise BayesBlinaError(f"landmark prediction does not know sub-model family {self.fam.name!r}")
-        self.mean = np.concatenate(mean, axis=-1)  # (S, n, k)
-        self.chol = _block_diag(chol)  # (S, k, k)
+        effects = self.fam.patient_effects(self.post, self.analytes, self.n, eff)
+        self.blocks = list(effects.blocks)
+        self.population = tuple(self.fam.population_vars)
+        self.context = self.fam.patient_context(dosing, subjects)
+        self.mean = np.concatenate(effects.mean, axis=-1)  # (S, n, k)
+        self.chol = _block_diag(effects.chol)  # (S, k, k)
         self.k = self.mean.shape[-1]
-        self.sigma = _arr(P, "sigma_obs", A)  # (S, a)
+        self.sigma = analyte_values(self.post, self.fam.sigma_name, self.analytes)  # (S, a)
 
     def _covariate_shift(self, use_part: dict) -> np.ndarray:
         """Shift (S, n, a) of the covariate-dependent mean (log amplitude or expansion)."""
@@ -277,63 +236,21 @@ class _PartEffects:
 
     def draws_for(self, theta: np.ndarray, sub_idx: np.ndarray, ana_idx: np.ndarray) -> dict[str, np.ndarray]:
         """What ``mean_log`` takes, for the prepared subjects ``sub_idx`` and analytes ``ana_idx``."""
-        blocks = self.split(theta[:, :, sub_idx, :])
-        out = {}
-        for b, v in blocks.items():
-            v = v[..., ana_idx]
-            if b == "logit_depth":
-                out["depth"] = special.expit(v)
-            else:
-                out[b] = v
+        blocks = {b: v[..., ana_idx] for b, v in self.split(theta[:, :, sub_idx, :]).items()}
+        out = self.fam.effect_draws(blocks)
         for name in self.population:
-            out[name] = _arr(self.post, name, self.analytes)[:, None, ana_idx]
+            out[name] = analyte_values(self.post, name, self.analytes)[:, None, ana_idx]
         return out
 
     def log_biomarker(self, theta: np.ndarray, analyte: str) -> np.ndarray:
         """Natural log of the biomarker of ``analyte`` (S, M, n) implied by ``theta``."""
         j = self.analytes.index(analyte)
-        blocks = self.split(theta)
-        if self.fam.name == "kinetics":
-            return blocks["log_expansion"][..., j]
-        gamma = _arr(self.post, "gamma_dose", self.analytes)[:, j][:, None, None]
-        kappa = _arr(self.post, "kappa_cycle", self.analytes)[:, j][:, None, None]
-        log_a = blocks["log_amp"][..., j] + gamma * self.first_log_dose + kappa * self.first_cycle
-        return blocks["log_baseline"][..., j] + np.logaddexp(0.0, log_a)
+        return self.fam.log_feature(self.split(theta), self.post, self.analytes, j, self.context)
 
     def log_prior(self, theta: np.ndarray, linv: np.ndarray, logdet: np.ndarray) -> np.ndarray:
         """log N(theta; mean_s, chol_s chol_s') (S, M, n)."""
         z = np.einsum("sij,smnj->smni", linv, theta - self.mean[:, None])
         return -0.5 * np.sum(z * z, axis=-1) - logdet[:, None, None] - 0.5 * self.k * _LOG_2PI
-
-
-def _first_events(dosing: pd.DataFrame, subjects: pd.DataFrame, opt) -> tuple[np.ndarray, np.ndarray]:
-    """log(dose / 15) (the log exposure with ``exposure = "css"``) and cycle - 1 of each subject's
-    first infusion event (0 without dosing)."""
-    from bayes_blina.events import infusion_events
-    from bayes_blina.families.trajectory import REFERENCE_DOSE
-
-    ids = subjects["subject_id"].astype(str).tolist()
-    log_dose = np.zeros(len(ids))
-    cyc = np.zeros(len(ids))
-    if dosing is None or not len(dosing):
-        return log_dose, cyc
-    ev = infusion_events(dosing, gap_tol_h=opt.gap_tol_h)
-    first = ev.sort_values(["subject_id", "time_h"], kind="mergesort").groupby("subject_id", sort=False).head(1)
-    lut = {str(s): (math.log(float(d) / REFERENCE_DOSE), float(c) - 1.0)
-           for s, d, c in zip(first["subject_id"], first["dose"], first["cycle"])}
-    for i, s in enumerate(ids):
-        if s in lut:
-            log_dose[i], cyc[i] = lut[s]
-    if getattr(opt, "exposure", "dose") == "css":  # pulse exposure = log Css (see families.pulse)
-        from bayes_blina.families.pulse import css_offsets
-
-        log_dose = log_dose + css_offsets(subjects, ids, opt.css_per_dose)[0]
-    return log_dose, cyc
-
-
-# ------------------------------------------------------------------------------------------------
-# importance sampling
-# ------------------------------------------------------------------------------------------------
 
 
 def _prepare_part(part_eff: _PartEffects, subjects: pd.DataFrame, dosing: pd.DataFrame,

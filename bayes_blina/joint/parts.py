@@ -66,11 +66,9 @@ class PartView(StoredFit):
 
 
 def _joint_family(stored):
-    from bayes_blina.families.joint import JointModel
+    from bayes_blina.families import JointModel, require_family
 
-    if stored.family_name != "joint":
-        raise BayesBlinaError(f"fit {stored.path} is a {stored.family_name!r} fit, not a joint fit: it has no "
-                              "trajectory parts")
+    require_family(stored.family_name, JointModel, "a view of trajectory parts", fit=getattr(stored, "path", "this fit"))
     return JointModel(stored.options, stored.provenance["model"]["resolved"].get("priors"))
 
 

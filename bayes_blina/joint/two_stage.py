@@ -82,10 +82,10 @@ def two_stage_fit(spec, dataset, *, seed: int | None = None, chains: int | None 
     from bayes_blina.inference import fit, sample_model
 
     spec = load_spec(spec).with_sampler(seed=seed, chains=chains, draws=draws, tune=tune, backend=backend)
-    if spec.family != "joint":
-        from bayes_blina.errors import SpecError
+    from bayes_blina.errors import SpecError
+    from bayes_blina.families import require_family
 
-        raise SpecError(f"the two-stage comparison needs a joint-model spec (found family {spec.family!r})")
+    require_family(spec.family, JointModel, "the two-stage comparison", fit=f"spec {spec.name!r}", error=SpecError)
     stage1 = fit(stage1_spec(spec), dataset)
     full = JointModel(spec.options, spec.priors)
     prepared = full.prepare(dataset)

@@ -124,11 +124,10 @@ def source_from_joint(stored, *, max_draws: int = 1000, seed: int = 0) -> Biomar
         the CR covariates as 0/1 contrasts against each factor's first level (a patient with an
         unknown level gets zeros, as the joint model gives it the mean effect).
     """
-    from bayes_blina.families import get_family
+    from bayes_blina.families import JointModel, get_family, require_family
     from bayes_blina.families.joint import BIOMARKERS, PARTS
 
-    if stored.family_name != "joint":
-        raise BayesBlinaError(f"biomarker planning needs a fit of the joint family (this fit: {stored.family_name!r})")
+    require_family(stored.family_name, JointModel, "biomarker planning", fit=getattr(stored, "path", "this fit"))
     opts = stored.options
     biomarkers = list(opts.get("biomarkers", []))
     post = as_dataset(stored.idata.posterior).stack(sample=("chain", "draw")).transpose("sample", ...)

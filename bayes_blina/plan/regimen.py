@@ -126,11 +126,10 @@ def predict_regimen_peaks(stored, regimens: Sequence[str], *, analytes: Sequence
     from bayes_blina.data.analytes import analyte_info
     from bayes_blina.data.dataset import Dataset
     from bayes_blina.events import standard_schedule
-    from bayes_blina.families import get_family
+    from bayes_blina.families import PulseModel, get_family, require_family
     from bayes_blina.families.pulse import pulse_log_mu
 
-    if stored.family_name != "pulse":
-        raise BayesBlinaError(f"regimen planning needs a fit of the pulse family (this fit: {stored.family_name!r})")
+    require_family(stored.family_name, PulseModel, "regimen planning", fit=getattr(stored, "path", "this fit"))
     if window_h <= 0 or step_h <= 0 or step_h > window_h:
         raise BayesBlinaError(f"need 0 < step_h <= window_h (found step_h={step_h}, window_h={window_h})")
     opts = dict(stored.options)

@@ -375,7 +375,9 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
     parts.append("<h3>Checks</h3>")
     ctx = _Ctx(stored=stored, dataset=dataset, ds_note=ds_note, anchor=a, prob=prob, check_prob=check_prob,
                vpc_bins=vpc_bins, vpc_draws=vpc_draws, fig=fig, sec_parts=sec_parts)
-    family = _family_class(fam)
+    from bayes_blina.families import family_class
+
+    family = family_class(fam)
     for key in family.report_checks:
         parts.append(CHECKS[key](ctx))
     if not family.report_checks:
@@ -419,17 +421,6 @@ class _Ctx:
     vpc_draws: int
     fig: Callable
     sec_parts: list[str]
-
-
-def _family_class(name: str):
-    """The registered family class of a stored fit (a family this version does not know: none)."""
-    from bayes_blina.errors import SpecError
-    from bayes_blina.families import ModelFamily, get_family
-
-    try:
-        return get_family(name)
-    except SpecError:
-        return ModelFamily
 
 
 def _check_response_ppc(c: _Ctx) -> str:
@@ -586,7 +577,9 @@ def _loo_part(stored, a, fig) -> str:
     if bad:
         out.append(_note(f"{bad} observations have Pareto k > 0.7: the LOO estimate is unreliable for them"))
     targets = [(stored, v, "", "loo-pit")]
-    if _family_class(stored.family_name).loo_pit_by_part:  # CR is binary: each trajectory part's rows
+    from bayes_blina.families import family_class
+
+    if family_class(stored.family_name).loo_pit_by_part:  # CR is binary: each trajectory part's rows
         from bayes_blina.joint.parts import PART_LABELS, fit_parts, part_view
 
         targets = []

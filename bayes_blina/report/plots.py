@@ -163,10 +163,9 @@ def responder_band_table(stored, dataset, *, analytes: Sequence[str] | None = No
     from bayes_blina.data.analytes import analyte_info
     from bayes_blina.data.dataset import Dataset
     from bayes_blina.events import infusion_events
-    from bayes_blina.families import get_family
+    from bayes_blina.families import PulseModel, get_family, require_family
 
-    if stored.family_name != "pulse":
-        raise BayesBlinaError(f"responder-status bands need a pulse fit (found family {stored.family_name!r})")
+    require_family(stored.family_name, PulseModel, "responder-status bands", fit=getattr(stored, "path", "this fit"))
     if dataset.sha256() != stored.provenance["data"]["sha256"]:
         raise BayesBlinaError(f"dataset {dataset.name!r} is not the data of fit {stored.path}")
     if dataset.subjects is None or "response" not in dataset.subjects:

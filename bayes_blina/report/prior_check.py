@@ -15,7 +15,7 @@ def prior_check_markdown(res: PriorCheck) -> str:
     """The check as a Markdown report (flags first, then the tables)."""
     lines = [f"# Prior predictive check: {res.spec_name}", "",
              f"Family `{res.family}`, design of dataset `{res.dataset}`, {res.draws} prior draws (seed {res.seed}).", ""]
-    if res.family != "response":
+    if "values" in res.tables:  # assay values (trajectory and joint families)
         lines += ["Values are what the assay would measure without limits (before censoring), in the "
                   "analyte's canonical unit; `prior_below_limit` is the fraction of replicated results "
                   "below the row's limit.", ""]
