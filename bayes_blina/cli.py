@@ -62,9 +62,8 @@ def ppc(fitdir, prob, fmt, out, allow_unconverged) -> None:
     """Posterior predictive check: observed vs predicted responders per subgroup."""
     from bayes_blina.checks import response_ppc
     from bayes_blina.report.tables import format_table
-    from bayes_blina.store import load_fit
-
     from bayes_blina.families import family_class
+    from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
     if family_class(stored.family_name).outcome != "binary":
@@ -227,9 +226,8 @@ def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data,
     """Posterior predictions: CR probability (response fits; joint fits, dynamically from the
     biomarker data up to a landmark day) or trajectories (trajectory fits)."""
     from bayes_blina.report.tables import gate_or_raise
-    from bayes_blina.store import load_fit
-
     from bayes_blina.families import family_class
+    from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
     gate_or_raise(stored.verdict(), allow_unconverged)

@@ -358,7 +358,7 @@ def test_sbc_simulates_both_flags_and_its_compiled_once_model_has_the_direct_log
     assert inter.any() and left.any() and (~data["censored"]).any()
     np.testing.assert_allclose(data["log_lower"][inter], math.log(20.0))
     np.testing.assert_allclose(data["log_limit"][left], math.log(20.0))  # below the LOD: left-censored there
-    ctx = {"spec": spec, "family": "pulse", "prepared": prep, "settings": SBCSettings(sims=2)}
+    ctx = {"spec": spec, "family": "pulse", "outcome": "trajectory", "prepared": prep, "settings": SBCSettings(sims=2)}
     fam = sbc._fit_family(ctx)
     shared_model = sbc._trajectory_shared_model(fam, prep)
     assert shared_model is not None

@@ -183,7 +183,7 @@ def test_trajectory_model_compiled_once_has_the_direct_log_density(family, optio
     latent = np.where(data["censored"], data["log_limit"] - 1.0, data["log_y"])
     low = np.argsort(np.argsort(latent + 1e-9 * np.arange(len(latent)))) < len(latent) // 2
     data = {"log_y": np.where(low, np.nan, latent), "censored": low, "log_limit": latent + 0.5}
-    ctx = {"spec": spec, "family": family, "prepared": prep, "settings": SBCSettings(sims=2)}
+    ctx = {"spec": spec, "family": family, "outcome": "trajectory", "prepared": prep, "settings": SBCSettings(sims=2)}
     fam = sbc._fit_family(ctx)
     shared_model = sbc._trajectory_shared_model(fam, prep)
     assert shared_model is not None

@@ -139,7 +139,7 @@ def test_joint_model_compiled_once_has_the_direct_log_density(joint_prior):
         low = np.argsort(np.argsort(latent + 1e-9 * np.arange(len(latent)))) < len(latent) // 2
         data.update({q + "log_y": np.where(low, np.nan, latent), q + "censored": low, q + "log_limit": latent + 0.5})
     data["cr_y"] = 1 - data["cr_y"]
-    ctx = {"spec": spec, "family": "joint", "prepared": prep, "settings": SBCSettings(sims=2)}
+    ctx = {"spec": spec, "family": "joint", "outcome": "composite", "prepared": prep, "settings": SBCSettings(sims=2)}
     shared_model = sbc._joint_shared_model(sbc._fit_family(ctx), prep)
     assert shared_model is not None
     direct = sbc._joint_model_once(ctx, data)

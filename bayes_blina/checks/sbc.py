@@ -596,7 +596,7 @@ def _trajectory_model_once(ctx: dict, data: dict):
 
 def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
     on = np.float64(1.0 if ctx["settings"].misspecify == "prior_scale" else 0.0)
-    if _outcome(ctx) == "composite":
+    if ctx["outcome"] == "composite":
         out = {"sbc_misspecify": on}
         for q in _joint_prefixes(data):
             cens = data[q + "censored"]
@@ -608,7 +608,7 @@ def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
         if "cr_y" in data:
             out["sbc_cr_y"] = np.asarray(data["cr_y"]).astype(np.int64)
         return out
-    if _outcome(ctx) == "binary":
+    if ctx["outcome"] == "binary":
         return {"sbc_cell_y": data["cell_y"].astype(np.int64), "sbc_agg_r": data["agg_r"].astype(np.int64),
                 "sbc_misspecify": on}
     cens = data["censored"]
@@ -624,9 +624,9 @@ def _compiled_for(ctx: dict, data: dict):
     """The compiled model with this simulation's data (compiled once per process when possible)."""
     key = ctx["token"]
     if key not in _COMPILED:
-        if _outcome(ctx) == "binary":
+        if ctx["outcome"] == "binary":
             model = _response_model(ctx)
-        elif _outcome(ctx) == "composite":
+        elif ctx["outcome"] == "composite":
             model = _joint_shared_model(_fit_family(ctx), ctx["prepared"])
         else:
             model = _trajectory_shared_model(_fit_family(ctx), ctx["prepared"])
@@ -634,7 +634,7 @@ def _compiled_for(ctx: dict, data: dict):
     compiled = _COMPILED[key]
     once = compiled is None
     if once:  # rebuilt for every simulation
-        build = _joint_model_once if _outcome(ctx) == "composite" else _trajectory_model_once
+        build = _joint_model_once if ctx["outcome"] == "composite" else _trajectory_model_once
         compiled = _compile(build(ctx, data), _backend(ctx))
     have = _shared_names(compiled)
     if ctx["settings"].misspecify == "prior_scale" and "sbc_misspecify" not in have:
@@ -721,13 +721,6 @@ def _fit_simulation(ctx: dict, i: int, data: dict) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # driver
 # ------------------------------------------------------------------------------------------------
-
-
-def _outcome(ctx: dict) -> str:
-    """The declared outcome (:attr:`~bayes_blina.families.ModelFamily.outcome`) of the run's family."""
-    from bayes_blina.families import get_family
-
-    return ctx.get("outcome") or get_family(ctx["family"]).outcome
 
 
 def _simulate_data(family, prepared, theta: dict[str, np.ndarray], seed: int, design) -> tuple[dict, dict]:
@@ -855,8 +848,7 @@ def run_sbc(spec, design=None, *, settings: SBCSettings | None = None, workers: 
     token = hashlib.sha256(json.dumps({"spec": spec.to_toml_dict(), "design": design.sha256(),
                                        "backend": s.compile_backend}, sort_keys=True, default=str).encode()).hexdigest()
     ctx = {"spec": spec, "family": spec.family, "outcome": fit_fam.outcome, "prepared": prepared, "settings": s,
-           "quantities": quantities,
-           "token": token, "cores": min(s.chains, os.cpu_count() or 1),
+           "quantities": quantities, "token": token, "cores": min(s.chains, os.cpu_count() or 1),
            "run": hashlib.sha256(f"{time.time_ns()}".encode()).hexdigest()[:8]}
 
     payloads, summaries, sim_s = [], {}, {}

@@ -43,7 +43,7 @@ def family_class(name: str) -> type[ModelFamily]:
     return FAMILIES.get(name, ModelFamily)
 
 
-def require_family(family_name: str, cls: type[ModelFamily], what: str, *, fit: object = "this fit",
+def require_family(family_name: str, cls: type[ModelFamily], what: str, *, fit: object = None,
                    error: type[BayesBlinaError] = BayesBlinaError) -> type[ModelFamily]:
     """The class of ``family_name`` when it is ``cls`` (or derives from it); otherwise ``error``.
 
@@ -59,7 +59,7 @@ def require_family(family_name: str, cls: type[ModelFamily], what: str, *, fit: 
     what : str
         The tool, for the message (``"regimen planning"``).
     fit : object, optional
-        The fit or spec, for the message (a path).
+        For the message: a label, or a fit whose ``path`` names it (default "this fit").
     error : type, optional
         The exception raised (:class:`~bayes_blina.errors.BayesBlinaError`).
 
@@ -75,7 +75,8 @@ def require_family(family_name: str, cls: type[ModelFamily], what: str, *, fit: 
     """
     found = family_class(family_name)
     if not issubclass(found, cls):
-        raise error(f"{what} needs a fit of the {cls.name!r} family; {fit} is a {family_name!r} fit")
+        label = fit if isinstance(fit, str) else getattr(fit, "path", None) or "this fit"
+        raise error(f"{what} needs a fit of the {cls.name!r} family; {label} is a {family_name!r} fit")
     return found
 
 

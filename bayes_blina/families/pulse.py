@@ -591,18 +591,16 @@ class PulseModel(TrajectoryFamily):
             da = prior[v]
             return np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", ...).values, dtype=float)
 
-        analytes = list(prepared.coords["analyte"])
+        d = {v: flat(v) for v in ("typical_peak", "log_peak_first", "log_tpeak") if v in prior}
         scen = list(prepared.coords.get("scenario", []))
         out = []
-        for j, a in enumerate(analytes):
-            if "typical_peak" in prior:
-                tp = flat("typical_peak")
-                out += [(a, f"typical_peak {s}", tp[:, j, k]) for k, s in enumerate(scen)]
-            if "log_peak_first" in prior:
-                out.append((a, "peak after first infusion start (patients)",
-                            np.exp(flat("log_peak_first")[:, :, j]).ravel()))
-            if "log_tpeak" in prior:
-                out.append((a, "time to peak t_peak (h)", np.exp(flat("log_tpeak")[:, j])))
+        for j, a in enumerate(prepared.coords["analyte"]):
+            if "typical_peak" in d:
+                out += [(a, f"typical_peak {s}", d["typical_peak"][:, j, k]) for k, s in enumerate(scen)]
+            if "log_peak_first" in d:
+                out.append((a, "peak after first infusion start (patients)", np.exp(d["log_peak_first"][:, :, j]).ravel()))
+            if "log_tpeak" in d:
+                out.append((a, "time to peak t_peak (h)", np.exp(d["log_tpeak"][:, j])))
         return out
 
 

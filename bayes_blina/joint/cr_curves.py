@@ -38,7 +38,7 @@ DEFAULT_GRIDS: dict[str, np.ndarray] = {
 
 def _family_and_post(fit):
     if hasattr(fit, "provenance"):
-        require_family(fit.family_name, JointModel, "P(CR) curves", fit=getattr(fit, "path", "this fit"))
+        require_family(fit.family_name, JointModel, "P(CR) curves", fit=fit)
         fam = JointModel(fit.options, fit.provenance["model"]["resolved"]["priors"])
     elif hasattr(fit, "family"):
         fam = fit.family

@@ -142,7 +142,7 @@ def joint_fit_view(fit, *, n_draws: int | None = 200) -> JointFitView:
         fam, use, post = fit.family, fit.data_use, fit.post
     else:
         if hasattr(fit, "provenance"):
-            require_family(fit.family_name, JointModel, "landmark prediction", fit=getattr(fit, "path", "this fit"))
+            require_family(fit.family_name, JointModel, "landmark prediction", fit=fit)
             fam = JointModel(fit.options, fit.provenance["model"]["resolved"]["priors"])
             use = fit.provenance["data"]["use"]
         elif hasattr(fit, "family") and hasattr(fit, "prepared"):

@@ -68,7 +68,7 @@ class PartView(StoredFit):
 def _joint_family(stored):
     from bayes_blina.families import JointModel, require_family
 
-    require_family(stored.family_name, JointModel, "a view of trajectory parts", fit=getattr(stored, "path", "this fit"))
+    require_family(stored.family_name, JointModel, "a view of trajectory parts", fit=stored)
     return JointModel(stored.options, stored.provenance["model"]["resolved"].get("priors"))
 
 

@@ -127,7 +127,7 @@ def source_from_joint(stored, *, max_draws: int = 1000, seed: int = 0) -> Biomar
     from bayes_blina.families import JointModel, get_family, require_family
     from bayes_blina.families.joint import BIOMARKERS, PARTS
 
-    require_family(stored.family_name, JointModel, "biomarker planning", fit=getattr(stored, "path", "this fit"))
+    require_family(stored.family_name, JointModel, "biomarker planning", fit=stored)
     opts = stored.options
     biomarkers = list(opts.get("biomarkers", []))
     post = as_dataset(stored.idata.posterior).stack(sample=("chain", "draw")).transpose("sample", ...)

@@ -129,7 +129,7 @@ def predict_regimen_peaks(stored, regimens: Sequence[str], *, analytes: Sequence
     from bayes_blina.families import PulseModel, get_family, require_family
     from bayes_blina.families.pulse import pulse_log_mu
 
-    require_family(stored.family_name, PulseModel, "regimen planning", fit=getattr(stored, "path", "this fit"))
+    require_family(stored.family_name, PulseModel, "regimen planning", fit=stored)
     if window_h <= 0 or step_h <= 0 or step_h > window_h:
         raise BayesBlinaError(f"need 0 < step_h <= window_h (found step_h={step_h}, window_h={window_h})")
     opts = dict(stored.options)

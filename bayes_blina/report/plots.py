@@ -165,7 +165,7 @@ def responder_band_table(stored, dataset, *, analytes: Sequence[str] | None = No
     from bayes_blina.events import infusion_events
     from bayes_blina.families import PulseModel, get_family, require_family
 
-    require_family(stored.family_name, PulseModel, "responder-status bands", fit=getattr(stored, "path", "this fit"))
+    require_family(stored.family_name, PulseModel, "responder-status bands", fit=stored)
     if dataset.sha256() != stored.provenance["data"]["sha256"]:
         raise BayesBlinaError(f"dataset {dataset.name!r} is not the data of fit {stored.path}")
     if dataset.subjects is None or "response" not in dataset.subjects:
