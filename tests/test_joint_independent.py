@@ -8,8 +8,7 @@ Criteria (stated before the run): no divergent transition; the 400 off-treatment
 out as after the biomarker window; both odds ratios' posterior medians within one standard error
 (on the log scale) of the oracle's (logistic regression of the simulated CR on the *true*
 biomarkers), their truths inside the 90% intervals, and R-hat of both coefficients < 1.01.
-The whole-model gate can still fail on such data (slow T-cell dip parameters, issue 15): the second
-test pins down that only such nuisance parameters fail it.
+The second test requires the whole-model gate to pass.
 """
 from __future__ import annotations
 
@@ -52,24 +51,10 @@ def test_odds_ratios_track_the_oracle_on_an_independent_cohort(independent_fit):
         assert float(az.rhat(post[f"beta_{b}"]).max()) < 1.01
 
 
-#: Quantities of the T-cell dip and of the IL-10 event effects that mix slowly on such cohorts
-#: (docs/joint-model.md): nuisance parameters, not the biomarker coefficients.
-NUISANCE = ("tcell_sd_logit_depth", "tcell_k_shape", "tcell_logit_depth_mu", "tcell_sd_",
-            "cyt_event_effects_raw", "cyt_delta_reexposure", "cyt_gamma_dose")
-
-
-def test_whatever_fails_the_gate_is_a_nuisance_parameter_never_a_biomarker_coefficient(independent_fit):
-    """Issue 15 (open): with the shipped spec the whole-model gate can fail on such data (R-hat
-    1.008-1.015 of the T-cell dip's between-patient SD and shape, two samples per patient within a
-    day of the dip). What may fail is pinned down here: never the CR part's coefficients or odds
-    ratios, never a divergence; when the gate passes, nothing is left to check."""
+def test_the_shipped_spec_passes_its_own_gate_on_an_independent_cohort(independent_fit):
+    """Issue 15: the whole-model gate (R-hat < 1.01, bulk and tail ESS >= 400 for every quantity,
+    no divergence) passes with ``models/joint.toml`` as shipped. Before session 12 it failed on
+    such cohorts (R-hat 1.008-1.016 and bulk ESS 270-380 of the T-cell dip's SD and shape and of
+    the IL-10 event effects; docs/joint-model.md says what changed)."""
     res, _ = independent_fit
-    v = res.verdict
-    assert v.n_divergent == 0, v
-    if v.passed:
-        return
-    slow = {v.worst[k] for k, fail in (("rhat", "R-hat"), ("ess_bulk", "bulk ESS"), ("ess_tail", "tail ESS"))
-            if any(f.startswith(fail) for f in v.failures)}
-    assert slow, v
-    assert all(name.startswith(NUISANCE) for name in slow), (slow, v)
-    assert not any(name.startswith(("beta_", "or_", "cr_")) for name in slow), v
+    assert res.verdict.passed, res.verdict

@@ -166,8 +166,8 @@ def test_priors_per_analyte(cohort):
     np.testing.assert_allclose(params["sigma"], [0.5, 0.2])
     # T cells have their own default k_shape (the paper's 6-h nadir); the caller's t_nadir replaced
     # the T-cell default of t_nadir for both analytes
-    np.testing.assert_allclose(fam.analyte_prior("k_shape")[1]["sigma"], [0.35, 0.35])
-    assert fam.describe()["priors"]["k_shape[CD3]"] == {"dist": "LogNormal", "mu": 0.693147, "sigma": 0.35}
+    np.testing.assert_allclose(fam.analyte_prior("k_shape")[1]["mu"], [0.405465, 0.405465])
+    assert fam.describe()["priors"]["k_shape[CD3]"] == {"dist": "LogNormal", "mu": 0.405465, "sigma": 0.5}
     assert ("t_nadir", "CD3") not in fam.analyte_priors
     neut = KineticsModel({"analytes": ["NEUT", "PLT"]})
     assert neut.analyte_priors == {}
