@@ -65,7 +65,7 @@ Every population parameter's prior can be given for one analyte as ``"NAME[ANALY
 ``"t_nadir[NEUT]"``; see :mod:`bayes_blina.families.trajectory`): counts of different cells live
 on different scales and dip at different times. T cells (CD3, CD4, CD8 and subsets) have their own
 default timing priors, from the adult paper's frequently sampled patients (nadir 6 h after the
-infusion start): ``t_nadir`` LogNormal(log 6, 0.5) and ``k_shape`` LogNormal(log 2, 0.35)
+infusion start): ``t_nadir`` LogNormal(log 6, 0.5) and ``k_shape`` LogNormal(log 1.5, 0.5)
 (:meth:`KineticsModel.default_analyte_priors`); a prior given by the caller (for all analytes or
 for one) replaces them.
 
