@@ -132,8 +132,7 @@ def _n_draws(draws) -> int:
 def mean_log(family, prepared, draws) -> np.ndarray:
     """Noise-free log value of every observation row for every draw, shape ``(n_draws, obs)``.
 
-    Uses ``family.mean_log(draws, prepared)`` when the family has it, else
-    :func:`~bayes_blina.families.pulse.pulse_log_mu` for ``pulse``.
+    Uses ``family.mean_log(draws, prepared)`` (every trajectory family implements it).
 
     Raises
     ------
@@ -146,11 +145,6 @@ def mean_log(family, prepared, draws) -> np.ndarray:
             mu = np.asarray(family.mean_log(draws, prepared), dtype=float)
         except NotImplementedError as err:
             raise SpecError(str(err)) from None
-    elif getattr(family, "name", None) == "pulse":
-        from bayes_blina.families.pulse import pulse_log_mu
-
-        src = draws if hasattr(draws, "data_vars") else {k: np.asarray(v) for k, v in draws.items()}
-        mu = np.asarray(pulse_log_mu(src, prepared.arrays), dtype=float)
     else:
         raise SpecError(f"model family {getattr(family, 'name', family)!r} has no mean_log(draws, prepared): "
                         "cannot simulate trajectories for it")
@@ -505,15 +499,17 @@ def simulate_observations(family, prepared, draws, rng: np.random.Generator | in
     Returns
     -------
     dict
-        Trajectory families: see :func:`simulate_trajectories`; ``response``: see
-        :func:`simulate_responses`; ``joint``: see :func:`simulate_joint`.
+        By the family's declared ``outcome``: ``"trajectory"``, see :func:`simulate_trajectories`;
+        ``"binary"``, see :func:`simulate_responses`; ``"composite"``, see :func:`simulate_joint`.
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    if getattr(family, "name", None) == "response":
+    outcome = getattr(family, "outcome", "")
+    if outcome == "binary":
         return simulate_responses(prepared, draws, rng)
-    if getattr(family, "name", None) == "joint":
+    if outcome == "composite":
         return simulate_joint(family, prepared, draws, rng, dataset=dataset)
-    if "log_y" in prepared.arrays and (hasattr(family, "mean_log") or getattr(family, "name", None) == "pulse"):
+    if outcome == "trajectory" and "log_y" in prepared.arrays:
         return simulate_trajectories(family, prepared, draws, rng, dataset=dataset)
     raise SpecError(f"no predictive simulation for model family {getattr(family, 'name', family)!r}: "
-                    "it needs mean_log(draws, prepared) (trajectory families) or to be 'response'")
+                    "it declares no outcome this check simulates (ModelFamily.outcome: 'trajectory', "
+                    "'binary' or 'composite')")
