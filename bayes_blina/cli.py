@@ -83,14 +83,13 @@ def ppc(fitdir, prob, fmt, out, allow_unconverged) -> None:
 def loo(fitdirs, fmt, var_name, allow_unconverged) -> None:
     """PSIS-LOO with Pareto-k diagnostics for one or more fits of the same data, and their comparison."""
     from bayes_blina.checks import loo_table
-    from bayes_blina.report.tables import format_table
+    from bayes_blina.report.tables import format_table, unconverged_banner
     from bayes_blina.store import load_fit
 
     fits = {Path(d).name: load_fit(d) for d in fitdirs}
     banners = {name: gate_banner(f, allow_unconverged) for name, f in fits.items()}
     failing = [name for name, b in banners.items() if b]
-    banner = (f"WARNING: fit(s) {', '.join(failing)} FAILED the convergence gate; these numbers are not reliable "
-              "and must not be published as they are.") if failing else None
+    banner = unconverged_banner(failing) if failing else None
     per_fit, comparison = loo_table(fits, var_name)
     click.echo(format_table(per_fit, fmt, banner=banner,
                             caption="PSIS-LOO (Pareto k: good <= 0.5 < ok <= 0.7 < bad <= 1 < very bad)"), nl=False)

@@ -11,10 +11,25 @@ import pandas as pd
 from bayes_blina.diagnostics import gate_or_raise  # noqa: F401 - re-exported for callers
 from bayes_blina.errors import SpecError
 
-UNCONVERGED_BANNER = (
-    "WARNING: this fit FAILED the convergence gate; these numbers are not reliable and must not be "
-    "published as they are."
-)
+def unconverged_banner(fits: list[str] | None = None) -> str:
+    """The warning printed above numbers from fits that failed the convergence gate.
+
+    Parameters
+    ----------
+    fits : list of str, optional
+        Names of the failing fits, where several are shown together (``loo``); ``None``: one fit.
+
+    Examples
+    --------
+    >>> unconverged_banner(["a", "b"])[:55]
+    'WARNING: fit(s) a, b FAILED the convergence gate; these'
+    """
+    who = "this fit" if fits is None else f"fit(s) {', '.join(fits)}"
+    return (f"WARNING: {who} FAILED the convergence gate; these numbers are not reliable and must not be "
+            "published as they are.")
+
+
+UNCONVERGED_BANNER = unconverged_banner()
 
 
 def _flat_name(var: str, coords: dict) -> str:
