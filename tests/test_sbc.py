@@ -145,15 +145,34 @@ def test_sbc_cli_exit_status(tmp_path):
 
 
 @pytest.mark.slow
-def test_dask_cluster_gives_the_sequential_result():
-    """Two local dask workers give exactly the ranks of the sequential run (seeds per simulation)."""
+def test_dask_cluster_gives_the_same_ranks_on_one_worker_and_on_two():
+    """Seeds are per simulation: two dask workers give exactly the ranks of one worker.
+
+    Both runs' workers are fresh processes that load the compiled model from pytensor's disk cache
+    (the two-worker run compiles it in this process first). The in-process sequential run is not
+    compared bit for bit: a numba function compiled in a process and the same function loaded from
+    the disk cache differ in the last bits (measured in session 12: three cold-cache runs of a fit
+    identical, three warm-cache runs identical, the two sets not), and MCMC amplifies that, so the
+    sequential ranks equal the workers' only when this process also loaded the model from the cache
+    (the test failed on fresh clones for that reason). Its ranks must come from the same
+    simulations and be valid."""
+    import logging
+
+    from dask.distributed import LocalCluster
+
     s = SBCSettings(sims=4, **CI)  # default (numba) backend: CI installs no jax
-    seq = run_sbc(RESPONSE_SPEC, settings=s, workers=1)
     par = run_sbc(RESPONSE_SPEC, settings=s, workers=2)
-    for res in (seq, par):  # a simulation that failed to fit names its error here
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        one = run_sbc(RESPONSE_SPEC, settings=s, scheduler=cluster.scheduler_address)
+    seq = run_sbc(RESPONSE_SPEC, settings=s, workers=1)
+    for res in (seq, one, par):  # a simulation that failed to fit names its error here
         assert "error" not in res.sims or res.sims["error"].isna().all(), res.sims.get("error").dropna().tolist()
-    pd.testing.assert_frame_equal(seq.ranks, par.ranks)
+    pd.testing.assert_frame_equal(one.ranks, par.ranks)
     assert list(par.sims["sim"]) == [0, 1, 2, 3]
+    same = ["sim", "seed", "quantity", "prior_value"]  # drawn by numpy from the seeds: exact
+    pd.testing.assert_frame_equal(seq.ranks[same], par.ranks[same])
+    assert seq.ranks["rank"].between(0, CI["rank_draws"]).all()
 
 
 @pytest.mark.slow
