@@ -138,7 +138,6 @@ SCENARIOS: dict[str, tuple[float, float, float]] = {
 }
 
 
-
 #: Weight of the between-patient spread of the event covariates in the rotation of the event
 #: effects (:meth:`PulseModel._event_effects`): it only orders the directions that no patient's
 #: own events contrast.
@@ -189,6 +188,7 @@ def _patient_event_means(A: dict[str, np.ndarray], n_sub: int) -> np.ndarray:
         total = np.bincount(sub, weights=np.asarray(A[key], dtype=float), minlength=n_sub)
         out[has, k] = total[has] / counts[has]
     return out
+
 
 class PulseOptions(TrajectoryOptions):
     """Options of the pulse family (see the module docstring).
@@ -509,11 +509,13 @@ class PulseModel(TrajectoryFamily):
         plus a hundredth of the between-patient part: each patient's own peak level absorbs most
         of what differs between patients, so the event effects are learned from the contrasts
         between a patient's events (first exposure vs. the step), and the between-patient spread
-        only orders the directions no patient contrasts. (The total covariance over the events,
-        used before, left the two informed directions at a posterior correlation of 0.74 and a
-        bulk ESS of 320-380 per 8,000 draws on the independent 200-patient cohorts of
-        docs/joint-model.md; the within-patient one gives 0.03.) The three effects are
-        deterministics of the same names as before.
+        only orders the directions no patient contrasts. This goes with the peak coordinates'
+        patient peaks at each patient's own average event (:meth:`_peak_coordinates`): on the
+        independent 200-patient cohorts of docs/joint-model.md the total covariance over the
+        events, used before, left the two informed directions at a posterior correlation of 0.74
+        and a bulk ESS of 320-380 per 8,000 draws; the within-patient rotation alone brought the
+        correlation to 0.03 but not the ESS (270); with the peaks moved as well it rose above
+        2,000. The three effects are deterministics of the same names as before.
         """
         import pymc as pm
         import pytensor.tensor as pt
@@ -561,16 +563,17 @@ class PulseModel(TrajectoryFamily):
           the peaks at the common average event instead, every patient's peak had to move with
           ``gamma_dose`` along the direction the between-patient spread informs (posterior bulk ESS
           270-380 per 8,000 draws for ``event_effects_raw`` on the independent cohorts of
-          docs/joint-model.md). Here ``d_i = a_i + b_i`` is the sum of the patient's amplitude deviation ``a_i ~ N(0, Sigma_a)``
-          (``Sigma_a = diag(sd_log_amp) corr_amp diag(sd_log_amp)``) and baseline deviation
-          ``b_i ~ N(0, D_b)`` (``D_b = diag(sd_log_baseline**2)``), so ``d_i ~ N(0, S)`` with
+          docs/joint-model.md). Here ``d_i = a_i + b_i`` is the sum of the patient's amplitude
+          deviation ``a_i ~ N(0, Sigma_a)`` (``Sigma_a = diag(sd_log_amp) corr_amp
+          diag(sd_log_amp)``) and baseline deviation ``b_i ~ N(0, D_b)`` (``D_b =
+          diag(sd_log_baseline**2)``), so ``d_i ~ N(0, S)`` with
           ``S = Sigma_a + D_b`` (centred: the data determine the peaks well);
         * ``u_baseline`` (subject, analyte) ~ N(0, I): the baseline deviation given the peak,
           non-centred on its exact prior conditional ``b_i | d_i ~ N(K d_i, C)``, ``K = D_b S^-1``,
           ``C = D_b - D_b S^-1 D_b``: ``b_i = K d_i + chol(C) u_i``; ``a_i = d_i - b_i``.
 
-        The shifts to ``log_peak_c`` and ``log_peak_i`` have unit Jacobian; the declared prior of ``log_amp_mu`` is added
-        as a potential at its implied value. The density of ``(d_i, u_i)`` is exactly
+        The shifts to ``log_peak_c`` and ``log_peak_i`` have unit Jacobian; the declared prior of
+        ``log_amp_mu`` is added as a potential at its implied value. The density of ``(d_i, u_i)`` is exactly
         ``N(d_i; 0, S) N(u_i; 0, I)`` (the Jacobian ``|chol(C)|`` cancels against the conditional
         density of ``b_i``). So the posterior of every named quantity is exactly that of the model
         formula. ``log_peak_c`` and ``log_peak_i`` are flat sampling coordinates: prior predictive
