@@ -388,7 +388,9 @@ def test_cytokine_cohort_with_both_flags_recovers_the_typical_curve_without_down
     the predicted typical curve (flat 15 µg/m²/day, 9 times from 2 h to 1 week,
     ``scripts/recovery_study.py``'s ``typical_curves``) has the truth inside its 90% band at >= 80%
     of the 18 points and its median is not biased low by more than 25% on average (mean log ratio
-    >= log 0.78 = -0.25); the typical baselines' truths lie inside their 90% intervals.
+    >= log 0.78 = -0.25); the two typical baselines' truths lie inside their 95% intervals (about
+    90% for both together: with 90% intervals each, the test failed by chance on one in five
+    realisations; in session 12 IL-6's truth sat at the 96th percentile).
 
     Measured on this cohort (docs/recovery.md): with the interval treatment 18 of 18 points inside,
     mean log ratio -0.15; with these rows left-censored at the LLOQ (the old treatment) 14 of 18
@@ -426,5 +428,5 @@ def test_cytokine_cohort_with_both_flags_recovers_the_typical_curve_without_down
     assert log_ratio.mean() >= -0.25, curves.round(2).to_dict("records")
     post = res.idata.posterior
     for a in ("IL6", "IL10"):
-        lo, hi = np.quantile(post["log_baseline_mu"].sel(analyte=a).values.ravel(), [0.05, 0.95])
+        lo, hi = np.quantile(post["log_baseline_mu"].sel(analyte=a).values.ravel(), [0.025, 0.975])
         assert lo <= truth["population"]["pulse"][a]["log_baseline_mu"] <= hi, (a, lo, hi)
