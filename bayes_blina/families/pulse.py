@@ -156,10 +156,8 @@ def _within_patient_covariance(X: np.ndarray, subject: np.ndarray) -> np.ndarray
            [0.1661, 0.1672]])
     """
     X = np.asarray(X, dtype=float)
-    subject = np.asarray(subject)
-    _, inv = np.unique(subject, return_inverse=True)
-    counts = np.bincount(inv)
-    means = np.stack([np.bincount(inv, weights=X[:, k]) / counts for k in range(X.shape[1])], axis=1)
+    _, inv = np.unique(np.asarray(subject), return_inverse=True)
+    means = _group_means(X, inv, int(inv.max()) + 1 if len(inv) else 0)
     within = X - means[inv]
     between = means[inv] - X.mean(axis=0)
     n = len(X)
@@ -180,14 +178,18 @@ def _patient_event_means(A: dict[str, np.ndarray], n_sub: int) -> np.ndarray:
            [-0.333,  0.333,  0.   ],
            [ 0.   ,  0.   ,  0.   ]])
     """
-    sub = np.asarray(A["event_subject"], dtype=np.int64)
-    counts = np.bincount(sub, minlength=n_sub).astype(float)
-    out = np.tile(np.asarray(A["event_centre"], dtype=float), (n_sub, 1))
-    has = counts > 0
-    for k, key in enumerate(("event_log_dose", "event_reexposure", "event_cycle_m1")):
-        total = np.bincount(sub, weights=np.asarray(A[key], dtype=float), minlength=n_sub)
-        out[has, k] = total[has] / counts[has]
-    return out
+    X = np.column_stack([A["event_log_dose"], A["event_reexposure"], A["event_cycle_m1"]]).astype(float)
+    means = _group_means(X, np.asarray(A["event_subject"], dtype=np.int64), n_sub)
+    return np.where(np.isnan(means), np.asarray(A["event_centre"], dtype=float)[None, :], means)
+
+
+def _group_means(X: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Column means of ``X`` (rows, columns) per group index ``0 .. n_groups - 1``; NaN for a
+    group without rows."""
+    counts = np.bincount(group, minlength=n_groups).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.stack([np.bincount(group, weights=X[:, k], minlength=n_groups) / counts
+                         for k in range(X.shape[1])], axis=1)
 
 
 class PulseOptions(TrajectoryOptions):

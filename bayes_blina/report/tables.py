@@ -11,6 +11,7 @@ import pandas as pd
 from bayes_blina.diagnostics import gate_or_raise  # noqa: F401 - re-exported for callers
 from bayes_blina.errors import SpecError
 
+
 def unconverged_banner(fits: list[str] | None = None) -> str:
     """The warning printed above numbers from fits that failed the convergence gate.
 
