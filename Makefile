@@ -41,6 +41,8 @@ demo: $(STAMP)
 	$(BB) ppc fits/demo-response --out $(OUT)/response-ppc.md
 	$(BB) table cr-subgroups --data vonstackelberg2016 --out $(OUT)/cr-subgroups.csv --figure $(OUT)/cr-subgroups-forest.png
 	$(BB) table cr-subgroups --data vonstackelberg2016 --no-pooled --format md --out $(OUT)/cr-subgroups-exact.md
+	$(BB) fit dose-toxicity --data vonstackelberg2016-escalation --out fits/demo-dose-toxicity --force --no-progress
+	$(BB) escalate fits/demo-dose-toxicity --doses 5,10,15,20,30 --current-dose 15 --out $(OUT)/escalation.csv
 	$(BIN)/python examples/plan_study.py --out $(OUT)/plan
 	$(BB) simulate --preset adult-exploratory --seed 1 --out $(OUT)/virtual-adult --force
 	$(BB) fit cytokine-core --data $(OUT)/virtual-adult --out fits/demo-cytokine --force --no-progress

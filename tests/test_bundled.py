@@ -353,12 +353,14 @@ def test_pediatric_baseline_counts_match_the_aggregates():
 
 # --------------------------------------------------------------------------- registry
 
-def test_registry_lists_three_datasets():
+def test_registry_lists_the_bundled_datasets():
     df = list_datasets()
     assert list(df.columns) == ["name", "description", "studies", "tables", "citation"]
-    assert df["name"].tolist() == ["vonstackelberg2016", "nagele2017", "published"]
+    assert df["name"].tolist() == ["vonstackelberg2016", "nagele2017", "vonstackelberg2016-escalation", "published"]
     assert (df["description"].str.len() > 0).all() and (df["citation"].str.len() > 0).all()
-    assert set(df["tables"]) == {"aggregates, summaries"}
+    tables = df.set_index("name")["tables"]
+    assert set(tables.drop("vonstackelberg2016-escalation")) == {"aggregates, summaries"}
+    assert tables["vonstackelberg2016-escalation"] == "dlt"
     assert df.set_index("name").loc["published", "studies"] == "vonStackelberg2016, Nagele2017"
 
 

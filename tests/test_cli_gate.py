@@ -41,6 +41,7 @@ CASES = {
     "sensitivity": ("response", []),
     "plan regimen": ("pulse", ["--regimen", "15"]),
     "plan biomarker-power": ("joint", []),
+    "escalate": ("dose-toxicity", ["--doses", "5,15"]),
 }
 
 

@@ -45,6 +45,7 @@ HAPPY_PATHS: dict[tuple[str, str], str] = {
     ("prior-check", "--out"): "test_prior_check::test_prior_check_command",
     ("prior-check", "--figure"): "test_prior_check::test_prior_check_command",
     ("sensitivity", "--out"): "test_sensitivity::test_cli_sensitivity_writes_the_table",
+    ("escalate", "--out"): "test_dose_toxicity::test_escalate_command_writes_the_table_and_refuses_other_fits",
     ("import adam", "--out"): "test_adam::test_cli_import_and_export",
     ("export adam", "--out"): "test_adam::test_cli_import_and_export",
     ("import nonmem", "--out"): "test_nonmem::test_cli_export_and_import",

@@ -279,9 +279,9 @@ CASES = [
     ("sum-unknown-analyte", lambda: dict(summaries=edited("summaries", 1, analyte="IL-99")),
      "summaries.csv", "analyte", 1, "analyte must be a known analyte code or alias"),
     # the dataset as a whole
-    ("no-subjects-or-aggregates", lambda: dict(subjects=None, aggregates=None, dosing=None,
+    ("no-subjects-aggregates-or-dlt", lambda: dict(subjects=None, aggregates=None, dosing=None,
                                                observations=None),
-     None, None, None, "a dataset must hold subjects.csv or aggregates.csv"),
+     None, None, None, "a dataset must hold subjects.csv, aggregates.csv or dlt.csv"),
 ]
 
 

@@ -150,6 +150,9 @@ def test_outputs_have_the_expected_content(demo_run):
     assert len(cr) == len(new)
     prob_cols = [c for c in cr.columns if c.startswith("p_cr")] or [c for c in cr.columns if "mean" in c]
     assert prob_cols and cr[prob_cols[0]].between(0, 1).all()
+    esc = pd.read_csv(out / "escalation.csv", comment="#").set_index("dose")
+    assert esc["ewoc_ok"].tolist() == [True, True, True, True, False]  # quadrature: no Monte Carlo error
+    assert esc.loc[30, "p_overdose"] > 0.25 > esc.loc[15, "p_overdose"]
     html = (out / "report.html").read_text(encoding="utf-8")
     for name in ("demo-response", "demo-cytokine", "demo-tcell", "demo-bcell", "demo-joint"):
         assert name in html, name

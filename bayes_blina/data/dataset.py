@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 #: Table names in the order they are hashed and written.
-TABLES = ("subjects", "dosing", "observations", "aggregates", "summaries")
+TABLES = ("subjects", "dosing", "observations", "aggregates", "summaries", "dlt")
 
 #: Columns that identify a row of each table; rows are sorted by them before hashing.
 SORT_KEYS = {
@@ -23,6 +23,7 @@ SORT_KEYS = {
     "observations": ["subject_id", "analyte", "time_h"],
     "aggregates": ["study", "endpoint", "family", "level", "regimen"],
     "summaries": ["study", "quantity", "analyte", "group", "regimen", "cycle", "time_h", "statistic"],
+    "dlt": ["study", "stratum", "dose", "regimen", "cohort"],
 }
 
 
@@ -60,6 +61,8 @@ class Dataset:
         Published counts: ``study, endpoint, family, level, regimen, responders, n, source``.
     summaries : DataFrame or None
         Published summary statistics (medians, means, quantiles) with their source.
+    dlt : DataFrame or None
+        Dose-limiting toxicities, one row per cohort: ``dose`` or ``regimen``, ``n``, ``dlt``.
     name : str
         Human-readable name (folder name or bundled name).
     origin : str
@@ -71,6 +74,7 @@ class Dataset:
     observations: pd.DataFrame | None = None
     aggregates: pd.DataFrame | None = None
     summaries: pd.DataFrame | None = None
+    dlt: pd.DataFrame | None = None
     name: str = "dataset"
     origin: str = ""
     meta: dict = field(default_factory=dict, compare=False)
@@ -93,9 +97,9 @@ class Dataset:
 
     @property
     def studies(self) -> list[str]:
-        """Sorted study labels found in subjects and aggregates."""
+        """Sorted study labels found in subjects, aggregates, summaries and dlt."""
         found: set[str] = set()
-        for t in ("subjects", "aggregates", "summaries"):
+        for t in ("subjects", "aggregates", "summaries", "dlt"):
             df = getattr(self, t)
             if df is not None and "study" in df.columns:
                 found.update(df["study"].dropna().astype(str))

@@ -9,7 +9,7 @@ Examples
 --------
 >>> from bayes_blina.data.registry import list_datasets, bundled_folders
 >>> list_datasets()["name"].tolist()
-['vonstackelberg2016', 'nagele2017', 'published']
+['vonstackelberg2016', 'nagele2017', 'vonstackelberg2016-escalation', 'published']
 >>> [p.name for p in bundled_folders("published")]
 ['vonstackelberg2016', 'nagele2017']
 """
@@ -25,7 +25,7 @@ from bayes_blina.errors import BayesBlinaError
 BUNDLED_ROOT = Path(__file__).resolve().parent / "bundled"
 
 #: Table names a bundled folder may hold, in canonical order (``NAME.csv``).
-_TABLES = ("subjects", "dosing", "observations", "aggregates", "summaries")
+_TABLES = ("subjects", "dosing", "observations", "aggregates", "summaries", "dlt")
 
 _VS_CITATION = (
     "von Stackelberg A, et al. J Clin Oncol 2016;34:4381. doi:10.1200/JCO.2016.67.3301 "
@@ -54,6 +54,15 @@ BUNDLED: dict[str, dict] = {
         "citation": _NG_CITATION,
         "studies": ("Nagele2017",),
         "folders": ("nagele2017",),
+    },
+    "vonstackelberg2016-escalation": {
+        "description": (
+            "Pediatric phase I dose escalation (rolling six): DLTs by cohort at 5, 15, 30 and "
+            "15-30 ug/m2/day (0/5, 1/7, 2/5, 1/6), in the dlt.csv format of the dose-toxicity model"
+        ),
+        "citation": _VS_CITATION,
+        "studies": ("vonStackelberg2016",),
+        "folders": ("vonstackelberg2016_escalation",),
     },
     "published": {
         "description": "Both source papers together (vonstackelberg2016 + nagele2017)",

@@ -45,6 +45,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                    "responders", "n", "source"),
     "summaries": ("study", "quantity", "analyte", "group", "regimen", "cycle", "time_h",
                   "statistic", "value", "unit", "n", "source"),
+    "dlt": ("study", "cohort", "stratum", "dose", "regimen", "n", "dlt", "source"),
 }
 
 #: Canonical columns written only when the input has them (so that a dataset without them keeps
@@ -84,6 +85,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "observations": ("subject_id", "analyte", "time_h", "value", "unit"),
     "aggregates": ("study", "family", "level", "regimen", "responders", "n", "source"),
     "summaries": ("study", "quantity", "analyte", "statistic", "value", "source"),
+    "dlt": ("n", "dlt"),
 }
 
 #: Partition families with a meaning to the models (``aggregates.family``); other families are
@@ -937,6 +939,66 @@ def validate_summaries(df: pd.DataFrame, file: str = "summaries.csv"
 
 
 # ----------------------------------------------------------------------------------------------
+# dlt (dose-limiting toxicities by cohort)
+# ----------------------------------------------------------------------------------------------
+
+def validate_dlt(df: pd.DataFrame, file: str = "dlt.csv") -> tuple[pd.DataFrame, list[Problem]]:
+    """Validate ``dlt`` (dose-limiting toxicities, one row per cohort) and return it in canonical form.
+
+    Each row gives ``n`` patients evaluable for DLT and ``dlt`` of them with a DLT, at ``dose``
+    (ug/m2/day) or on ``regimen`` (a schedule such as ``'15-30'``; the dose-toxicity family maps a
+    step regimen to one dose, see its ``step_dose`` option). At least one of ``dose`` and
+    ``regimen`` is needed; given both, ``dose`` is the dose of the analysis. ``study``, ``cohort``
+    (a label), ``stratum`` (e.g. an age group) and ``source`` are optional text.
+
+    Returns
+    -------
+    (DataFrame, list of Problem)
+        Columns :data:`COLUMNS` ``['dlt']`` (``n`` and ``dlt`` ``int64``, ``dose`` float, NaN where
+        only a regimen is given) followed by the extra input columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayes_blina.data.schema import validate_dlt
+    >>> clean, problems = validate_dlt(pd.DataFrame({"dose": ["5", "15", ""], "regimen": ["", "", "15-30"],
+    ...                                               "n": ["5", "7", "6"], "dlt": ["0", "1", "1"]}))
+    >>> print(clean[["dose", "regimen", "n", "dlt"]].to_string(index=False))
+     dose regimen  n  dlt
+      5.0     NaN  5    0
+     15.0     NaN  7    1
+      NaN   15-30  6    1
+    >>> problems
+    []
+    >>> _, problems = validate_dlt(pd.DataFrame({"dose": ["-5"], "n": ["3"], "dlt": ["4"]}))
+    >>> [str(p) for p in problems]  # doctest: +NORMALIZE_WHITESPACE
+    ["dlt.csv, column 'dose', row 1: dose must be > 0 (ug/m2/day) (found '-5')",
+     "dlt.csv, column 'dlt', row 1: dlt must be <= n (found '4')"]
+    """
+    ch = _Checker(file, df, REQUIRED["dlt"])
+    dose = ch.numbers("dose")
+    ch.check(np.isfinite(dose) & (dose <= 0), "dose", "dose must be > 0 (ug/m2/day)")
+    regimen = _regimen_labels(ch, "regimen", mixtures=False)
+    no_dose = ~np.isfinite(dose) & ch.is_missing("dose") & (regimen == "").to_numpy(dtype=bool)
+    if ch.n and "dose" not in ch.t.columns and "regimen" not in ch.t.columns:
+        ch.add("dose", None, "give the dose (ug/m2/day) in column dose, or the schedule in column regimen")
+    else:
+        ch.check(no_dose, "dose", "each row needs a dose (ug/m2/day) or a regimen")
+    n = ch.integers("n", required=True)
+    dlt = ch.integers("dlt", required=True)
+    n_f = n.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    d_f = dlt.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    ch.check(n_f < 1, "n", "n must be >= 1")
+    ch.check(d_f < 0, "dlt", "dlt must be >= 0")
+    ch.check(d_f > n_f, "dlt", "dlt must be <= n")
+    cols = {"study": _text_series(ch.raw("study")), "cohort": _text_series(ch.raw("cohort")),
+            "stratum": _text_series(ch.raw("stratum")), "dose": dose,
+            "regimen": _text_series(regimen), "n": _plain_ints(n), "dlt": _plain_ints(dlt),
+            "source": _text_series(ch.raw("source"))}
+    return _frame(cols, ch.extras(COLUMNS["dlt"]), ch.n), ch.problems
+
+
+# ----------------------------------------------------------------------------------------------
 # Cross-table checks and the whole dataset
 # ----------------------------------------------------------------------------------------------
 
@@ -1090,7 +1152,8 @@ def validate_observation_chunks(chunks: Iterable[pd.DataFrame], file: str = "obs
 
 
 _VALIDATORS = {"subjects": validate_subjects, "dosing": validate_dosing,
-               "aggregates": validate_aggregates, "summaries": validate_summaries}
+               "aggregates": validate_aggregates, "summaries": validate_summaries,
+               "dlt": validate_dlt}
 
 
 def _row_order(p: Problem) -> tuple[int, int]:
@@ -1146,9 +1209,9 @@ def validate_tables(tables: Mapping[str, pd.DataFrame], files: Mapping[str, str]
         if name not in rows:
             rows[name] = row_numbers(raw)
         problems += found
-    if "subjects" not in clean and "aggregates" not in clean:
-        problems.append(Problem(where, None, None, "a dataset must hold subjects.csv or "
-                                "aggregates.csv (or the .parquet equivalent)"))
+    if not {"subjects", "aggregates", "dlt"} & set(clean):
+        problems.append(Problem(where, None, None, "a dataset must hold subjects.csv, "
+                                "aggregates.csv or dlt.csv (or the .parquet equivalent)"))
     clean, cross = check_cross_tables(clean, files, rows)
     order = {files[t]: i for i, t in enumerate(TABLES) if t in files}
     problems = sorted(problems + cross,
@@ -1191,5 +1254,5 @@ __all__ = ["COLUMNS", "REQUIRED", "OPTIONAL_COLUMNS", "OFFSTUDY_REASONS", "FAMIL
            "normalise_level", "normalise_offstudy_reason", "normalise_regimen",
            "parse_regimen_mixture", "format_regimen_mixture", "age_group_of", "blast_burden_of",
            "prior_relapses_group_of", "as_text_frame", "validate_subjects", "validate_dosing",
-           "validate_observations", "validate_aggregates", "validate_summaries",
+           "validate_observations", "validate_aggregates", "validate_summaries", "validate_dlt",
            "check_cross_tables", "validate_observation_chunks", "validate_tables", "validate_dataset"]

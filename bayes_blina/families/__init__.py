@@ -5,6 +5,7 @@ from bayes_blina.errors import BayesBlinaError, SpecError
 from bayes_blina.families.base import ModelFamily, Prepared
 from bayes_blina.families.joint import JointModel
 from bayes_blina.families.depletion import DepletionModel
+from bayes_blina.families.dose_toxicity import DoseToxicityModel
 from bayes_blina.families.kinetics import KineticsModel
 from bayes_blina.families.pulse import PulseModel
 from bayes_blina.families.response import ResponseModel
@@ -17,6 +18,7 @@ FAMILIES: dict[str, type[ModelFamily]] = {
     KineticsModel.name: KineticsModel,
     DepletionModel.name: DepletionModel,
     JointModel.name: JointModel,
+    DoseToxicityModel.name: DoseToxicityModel,
 }
 
 #: Names of the trajectory families (``is_trajectory``; they have ``add_to_model`` and ``mean_log``).
@@ -80,5 +82,5 @@ def require_family(family_name: str, cls: type[ModelFamily], what: str, *, fit: 
     return found
 
 
-__all__ = ["FAMILIES", "TRAJECTORY_FAMILIES", "DepletionModel", "JointModel", "KineticsModel", "ModelFamily",
+__all__ = ["FAMILIES", "TRAJECTORY_FAMILIES", "DepletionModel", "DoseToxicityModel", "JointModel", "KineticsModel", "ModelFamily",
            "Prepared", "family_class", "get_family", "require_family", "ResponseModel", "SubgroupModel", "PulseModel"]
