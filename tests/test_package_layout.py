@@ -65,7 +65,7 @@ NO_FAMILY_BRANCHES = ["report/html.py", "report/prior_check.py", "report/plots.p
                       "checks/sbc.py", "checks/loo.py", "joint/landmark.py", "joint/parts.py", "joint/cr_curves.py",
                       "joint/two_stage.py", "plan/regimen.py", "plan/biomarker.py", "cli.py", "cli_report.py",
                       "checks/predictive.py", "cli_safety.py", "safety/__init__.py", "safety/escalation.py",
-                      "safety/quadrature.py"]
+                      "safety/quadrature.py", "safety/designs.py", "safety/trials.py"]
 _FAMILY_NAMES = ("response", "subgroups", "pulse", "kinetics", "depletion", "joint", "dose-toxicity")
 
 

@@ -830,6 +830,19 @@ def _levels(ch: _Checker, families: list[str]) -> pd.Series:
     return pd.Series(out, dtype=object)
 
 
+def _event_counts(ch: _Checker, events: str) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """Column ``events`` and ``n`` as whole numbers with 1 <= n and 0 <= events <= n reported;
+    returns (events, n, n as floats)."""
+    k = ch.integers(events, required=True)
+    n = ch.integers("n", required=True)
+    k_f = k.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    n_f = n.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    ch.check(n_f < 1, "n", "n must be >= 1")
+    ch.check(k_f < 0, events, f"{events} must be >= 0")
+    ch.check(k_f > n_f, events, f"{events} must be <= n")
+    return k, n, n_f
+
+
 def validate_aggregates(df: pd.DataFrame, file: str = "aggregates.csv"
                         ) -> tuple[pd.DataFrame, list[Problem]]:
     """Validate ``aggregates`` (published counts) and return it in canonical form.
@@ -856,13 +869,7 @@ def validate_aggregates(df: pd.DataFrame, file: str = "aggregates.csv"
             ch.add("subset_of", i + 1, f"subset_of must name a population of the same study "
                    f"(populations of {st!r}: {', '.join(sorted(p for s_, p in pops if s_ == st))})", sub)
     levels = _levels(ch, families)
-    responders = ch.integers("responders", required=True)
-    n = ch.integers("n", required=True)
-    r_f = responders.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    n_f = n.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    ch.check(n_f < 1, "n", "n must be >= 1")
-    ch.check(r_f < 0, "responders", "responders must be >= 0")
-    ch.check(r_f > n_f, "responders", "responders must be <= n")
+    responders, n, n_f = _event_counts(ch, "responders")
     ch.text("regimen", required=True)
     regimen = _regimen_labels(ch, "regimen", mixtures=True, totals=n_f)
     source = ch.text("source", required=True)
@@ -984,13 +991,7 @@ def validate_dlt(df: pd.DataFrame, file: str = "dlt.csv") -> tuple[pd.DataFrame,
         ch.add("dose", None, "give the dose (ug/m2/day) in column dose, or the schedule in column regimen")
     else:
         ch.check(no_dose, "dose", "each row needs a dose (ug/m2/day) or a regimen")
-    n = ch.integers("n", required=True)
-    dlt = ch.integers("dlt", required=True)
-    n_f = n.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    d_f = dlt.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    ch.check(n_f < 1, "n", "n must be >= 1")
-    ch.check(d_f < 0, "dlt", "dlt must be >= 0")
-    ch.check(d_f > n_f, "dlt", "dlt must be <= n")
+    dlt, n, _ = _event_counts(ch, "dlt")
     cols = {"study": _text_series(ch.raw("study")), "cohort": _text_series(ch.raw("cohort")),
             "stratum": _text_series(ch.raw("stratum")), "dose": dose,
             "regimen": _text_series(regimen), "n": _plain_ints(n), "dlt": _plain_ints(dlt),

@@ -226,8 +226,9 @@ class DoseToxicityModel(ModelFamily):
         from scipy import stats
 
         p = prior.params
-        if prior.dist == "Normal":
-            return stats.norm(p["mu"], p["sigma"]).logpdf(x)
+        if prior.dist == "Normal":  # written out: a frozen scipy distribution per call is 100x slower
+            z = (x - p["mu"]) / p["sigma"]
+            return -0.5 * z * z - np.log(p["sigma"]) - 0.5 * np.log(2.0 * np.pi)
         if prior.dist == "StudentT":
             return stats.t(p["nu"], p.get("mu", 0.0), p["sigma"]).logpdf(x)
         raise SpecError(f"quadrature of the dose-toxicity posterior supports Normal and StudentT priors of "

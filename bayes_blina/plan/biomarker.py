@@ -293,20 +293,16 @@ def biomarker_power(source: BiomarkerSource, sizes: Sequence[int], *, sims: int 
             rows.append(_task(source, n, i, seed, draws, tune))
             report(k)
     else:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import as_completed
 
-        cluster = None if scheduler else LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                                                      processes=True, dashboard_address=":0")
-        try:
-            with Client(scheduler or cluster) as client:
-                src = client.scatter(source, broadcast=True)
-                futures = [client.submit(_task, src, n, i, seed, draws, tune, pure=False) for n, i in jobs]
-                for k, fut in enumerate(as_completed(futures), 1):
-                    rows.append(fut.result())
-                    report(k)
-        finally:
-            if cluster is not None:
-                cluster.close()
+        from bayes_blina._dask import dask_client
+
+        with dask_client(scheduler, workers) as client:
+            src = client.scatter(source, broadcast=True)
+            futures = [client.submit(_task, src, n, i, seed, draws, tune, pure=False) for n, i in jobs]
+            for k, fut in enumerate(as_completed(futures), 1):
+                rows.append(fut.result())
+                report(k)
     studies = pd.DataFrame(rows).sort_values(["n", "sim"]).reset_index(drop=True)
     for j, name in enumerate(source.biomarkers):
         studies[f"p_{name}_gt0"] = [p[j] for p in studies["p_gt0"]]

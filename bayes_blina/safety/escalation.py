@@ -100,7 +100,8 @@ def escalation_table(p_dlt: np.ndarray, doses, rule: EwocRule = EwocRule(), weig
                          "ewoc_ok": over < rule.max_overdose}, columns=list(COLUMNS))
 
 
-def escalation_table_from_cdf(doses, mean: np.ndarray, cdf, rule: EwocRule = EwocRule()) -> pd.DataFrame:
+def escalation_table_from_cdf(doses, mean: np.ndarray, cdf, rule: EwocRule = EwocRule(), *,
+                              intervals: bool = True) -> pd.DataFrame:
     """The table of :func:`escalation_table` from the posterior CDF of the DLT rate per dose.
 
     Parameters
@@ -112,6 +113,9 @@ def escalation_table_from_cdf(doses, mean: np.ndarray, cdf, rule: EwocRule = Ewo
         ``cdf(c)``, with ``c`` of shape ``(dose,)``, returns ``P(pi(d) < c_d)`` for each dose
         (deterministic quadrature: :meth:`~bayes_blina.safety.quadrature.GridPosterior.prob_first_below`).
     rule : EwocRule
+    intervals : bool, default True
+        Compute ``p_dlt_lower`` and ``p_dlt_upper`` (by bisection); False leaves them NaN (what
+        escalation decisions need is the rest, and trial simulations skip the cost).
 
     Examples
     --------
@@ -136,8 +140,9 @@ def escalation_table_from_cdf(doses, mean: np.ndarray, cdf, rule: EwocRule = Ewo
         return 1.0 / (1.0 + np.exp(-0.5 * (lo + hi)))
 
     a = (1 - rule.prob) / 2
-    return pd.DataFrame({"dose": doses, "p_dlt_mean": np.asarray(mean, dtype=float), "p_dlt_lower": invert(a),
-                         "p_dlt_upper": invert(1 - a), "p_underdose": under, "p_target": 1.0 - under - over,
+    lower, upper = (invert(a), invert(1 - a)) if intervals else (np.full(k, np.nan), np.full(k, np.nan))
+    return pd.DataFrame({"dose": doses, "p_dlt_mean": np.asarray(mean, dtype=float), "p_dlt_lower": lower,
+                         "p_dlt_upper": upper, "p_underdose": under, "p_target": 1.0 - under - over,
                          "p_overdose": over, "ewoc_ok": over < rule.max_overdose}, columns=list(COLUMNS))
 
 
