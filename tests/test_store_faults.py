@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import pickle
@@ -82,6 +83,7 @@ def _killed_at(event: int, res, out, force: bool) -> int:
             return tracer
 
         try:
+            gc.disable()  # a collection's finalizers would add traced lines: counts must match the probe's
             sys.settrace(tracer)
             save_fit(res, out, force=force)
             sys.settrace(None)
@@ -103,11 +105,15 @@ def _count_lines(res, out) -> tuple[int, int]:
             swapped[0] = count[0]
         return tracer
 
+    enabled = gc.isenabled()
+    gc.disable()  # as in the killed writers: no finalizer runs in the middle of the count
     sys.settrace(tracer)
     try:
         save_fit(res, out, force=True)
     finally:
         sys.settrace(None)
+        if enabled:
+            gc.enable()
     return count[0], swapped[0]
 
 
