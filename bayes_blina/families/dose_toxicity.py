@@ -138,13 +138,19 @@ class DoseToxicityModel(ModelFamily):
             placed.append({"cohort": labels[i], "regimen": reg, "dose": float(dose[i]), "rule": self.options.step_dose})
         if len(set(labels)) != len(labels):
             labels = [f"{lab} ({i + 1})" for i, lab in enumerate(labels)]
-        arrays = {"dose": dose, "n": t["n"].to_numpy(dtype=np.int64), "dlt": t["dlt"].to_numpy(dtype=np.int64),
-                  "log_dose_ratio": np.log(dose / self.options.reference_dose)}
+        arrays = self.cohort_arrays(dose, t["n"], t["dlt"])
         use: dict[str, Any] = {"cohorts": len(t), "patients": int(arrays["n"].sum()), "dlts": int(arrays["dlt"].sum()),
                                "placed": placed, "left_out": []}
         if several:
             use["pooled"] = several
         return Prepared(arrays=arrays, coords={"cohort": labels}, data_use=use)
+
+    def cohort_arrays(self, dose, n, dlt) -> dict[str, np.ndarray]:
+        """The model's arrays for cohorts at ``dose`` with ``n`` patients and ``dlt`` DLTs (what
+        :meth:`prepare` returns, and what a simulated trial builds as it goes)."""
+        dose = np.asarray(dose, dtype=float)
+        return {"dose": dose, "n": np.asarray(n, dtype=np.int64), "dlt": np.asarray(dlt, dtype=np.int64),
+                "log_dose_ratio": np.log(dose / self.options.reference_dose)}
 
     # -- model ---------------------------------------------------------------------------------
     def _prior_moments(self) -> tuple[np.ndarray, np.ndarray]:

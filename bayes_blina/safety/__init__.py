@@ -40,6 +40,22 @@ def _family_and_data(fit):
     return family, prepared
 
 
+def quadrature_table(family, prepared, doses, rule: EwocRule = EwocRule(), *, grid_size: int = 401,
+                     intervals: bool = True) -> pd.DataFrame:
+    """The EWOC table of a dose-toxicity ``family`` on ``prepared`` cohorts, its posterior by
+    deterministic quadrature (:func:`bayes_blina.safety.quadrature.grid_posterior`); ``intervals``
+    as in :func:`~bayes_blina.safety.escalation.escalation_table_from_cdf`."""
+    from bayes_blina.safety.quadrature import grid_posterior
+
+    doses = np.asarray(doses, dtype=float)
+    start = np.array([family.priors[k].params.get("mu", 0.0) for k in ("log_alpha", "log_beta")], dtype=float)
+    post = grid_posterior(lambda a, b: family.log_posterior(a, b, prepared), start, size=grid_size)
+    mean = post.expect(family.p_dlt(post.nodes[:, 0], post.nodes[:, 1], doses))
+    return escalation_table_from_cdf(
+        doses, mean, lambda c: post.prob_first_below(family.log_alpha_below(post.theta1, doses, c)), rule,
+        intervals=intervals)
+
+
 def escalate(fit, doses, rule: EwocRule = EwocRule(), *, current_dose: float | None = None,
              method: str = "quadrature", grid_size: int = 401) -> Escalation:
     """The EWOC table for ``doses`` and the recommended next dose, from a dose-toxicity fit.
@@ -68,13 +84,7 @@ def escalate(fit, doses, rule: EwocRule = EwocRule(), *, current_dose: float | N
         raise BayesBlinaError(f"doses must be positive numbers (ug/m2/day); got {list(np.atleast_1d(doses))}")
     family, prepared = _family_and_data(fit)
     if method == "quadrature":
-        from bayes_blina.safety.quadrature import grid_posterior
-
-        start = np.array([family.priors[k].params.get("mu", 0.0) for k in ("log_alpha", "log_beta")], dtype=float)
-        post = grid_posterior(lambda a, b: family.log_posterior(a, b, prepared), start, size=grid_size)
-        mean = post.expect(family.p_dlt(post.nodes[:, 0], post.nodes[:, 1], doses))
-        table = escalation_table_from_cdf(
-            doses, mean, lambda c: post.prob_first_below(family.log_alpha_below(post.theta1, doses, c)), rule)
+        table = quadrature_table(family, prepared, doses, rule, grid_size=grid_size)
     elif method == "mcmc":
         from bayes_blina._tree import as_dataset
 
@@ -88,4 +98,4 @@ def escalate(fit, doses, rule: EwocRule = EwocRule(), *, current_dose: float | N
 
 
 __all__ = ["COLUMNS", "Escalation", "EwocRule", "escalate", "escalation_table", "escalation_table_from_cdf",
-           "recommend"]
+           "quadrature_table", "recommend"]

@@ -223,19 +223,14 @@ class BlrmEwoc(Design):
     def _table(self, n, dlt):
         from bayes_blina.families.base import Prepared
         from bayes_blina.families.dose_toxicity import DoseToxicityModel
-        from bayes_blina.safety.escalation import EwocRule, escalation_table_from_cdf
-        from bayes_blina.safety.quadrature import grid_posterior
+        from bayes_blina.safety import quadrature_table
+        from bayes_blina.safety.escalation import EwocRule
 
         family = DoseToxicityModel({"reference_dose": self.reference_dose})
-        d = np.asarray(self.doses, dtype=float)
         used = n > 0
-        prepared = Prepared(arrays={"dose": d[used], "n": n[used], "dlt": dlt[used],
-                                    "log_dose_ratio": np.log(d[used] / self.reference_dose)}, coords={})
-        post = grid_posterior(lambda a, b: family.log_posterior(a, b, prepared), np.zeros(2), size=self.grid_size)
+        prepared = Prepared(arrays=family.cohort_arrays(np.asarray(self.doses)[used], n[used], dlt[used]), coords={})
         rule = EwocRule(self.target_low, self.target_high, self.max_overdose, max_step=None)
-        mean = post.expect(family.p_dlt(post.nodes[:, 0], post.nodes[:, 1], d))
-        return escalation_table_from_cdf(d, mean, lambda c: post.prob_first_below(
-            family.log_alpha_below(post.theta1, d, c)), rule, intervals=False)
+        return quadrature_table(family, prepared, self.doses, rule, grid_size=self.grid_size, intervals=False)
 
     def _best(self, n, dlt, highest: int) -> int | None:
         t = self._table(n, dlt)

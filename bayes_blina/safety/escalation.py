@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_blina.errors import BayesBlinaError
+from bayes_blina.stats import weighted_quantiles
 
 #: Columns of :func:`escalation_table`, in order.
 COLUMNS = ("dose", "p_dlt_mean", "p_dlt_lower", "p_dlt_upper", "p_underdose", "p_target", "p_overdose",
@@ -90,11 +91,7 @@ def escalation_table(p_dlt: np.ndarray, doses, rule: EwocRule = EwocRule(), weig
     under = w @ (p < rule.target_low)
     over = w @ (p >= rule.target_high)
     lo, hi = (1 - rule.prob) / 2, 1 - (1 - rule.prob) / 2
-    q = np.empty((2, len(doses)))
-    for j in range(len(doses)):
-        order = np.argsort(p[:, j], kind="mergesort")
-        cdf = np.cumsum(w[order]) - 0.5 * w[order]
-        q[:, j] = np.interp([lo, hi], cdf, p[order, j])
+    q = np.column_stack([weighted_quantiles(p[:, j], w, [lo, hi]) for j in range(len(doses))])
     return pd.DataFrame({"dose": doses, "p_dlt_mean": w @ p, "p_dlt_lower": q[0], "p_dlt_upper": q[1],
                          "p_underdose": under, "p_target": 1.0 - under - over, "p_overdose": over,
                          "ewoc_ok": over < rule.max_overdose}, columns=list(COLUMNS))

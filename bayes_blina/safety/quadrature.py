@@ -65,14 +65,10 @@ class GridPosterior:
         """Posterior quantiles ``q`` of each column of ``values`` (shape ``(m, k)``, one row per node):
         the weighted empirical distribution of the nodes, interpolated (first order in the step; for
         probabilities of the DLT rate use :meth:`prob_first_below`)."""
+        from bayes_blina.stats import weighted_quantiles
+
         values = np.asarray(values, dtype=float)
-        q = np.atleast_1d(np.asarray(q, dtype=float))
-        out = np.empty((len(q), values.shape[1]))
-        w = self.weights
-        for j in range(values.shape[1]):
-            order = np.argsort(values[:, j], kind="mergesort")
-            out[:, j] = np.interp(q, np.cumsum(w[order]) - 0.5 * w[order], values[order, j])
-        return out
+        return np.column_stack([weighted_quantiles(values[:, j], self.weights, q) for j in range(values.shape[1])])
 
     def prob_first_below(self, limit: np.ndarray) -> np.ndarray:
         """``P(theta0 < limit)`` where ``limit`` has shape ``(rows, k)``: a threshold on the first
