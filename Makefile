@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml $(LOCK) | python-check
 
 install: $(STAMP)
 
-## The main job: response model on the published data, trajectory and joint models on a virtual cohort, checks, report, planning.
+## The main job: response model on the published data, dose-toxicity and escalation, relapse-free survival by MRD response, trajectory and joint models on a virtual cohort, checks, report, planning.
 demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(BB) datasets
@@ -43,6 +43,9 @@ demo: $(STAMP)
 	$(BB) table cr-subgroups --data vonstackelberg2016 --no-pooled --format md --out $(OUT)/cr-subgroups-exact.md
 	$(BB) fit dose-toxicity --data vonstackelberg2016-escalation --out fits/demo-dose-toxicity --force --no-progress
 	$(BB) escalate fits/demo-dose-toxicity --doses 5,10,15,20,30 --current-dose 15 --out $(OUT)/escalation.csv
+	$(BB) simulate --preset pediatric-survival --n 200 --seed 1 --out $(OUT)/virtual-pediatric --force
+	$(BB) fit rfs --data $(OUT)/virtual-pediatric --out fits/demo-rfs --force --no-progress
+	$(BB) summary fits/demo-rfs --format md --out $(OUT)/rfs-summary.md
 	$(BIN)/python examples/plan_study.py --out $(OUT)/plan
 	$(BB) simulate --preset adult-exploratory --seed 1 --out $(OUT)/virtual-adult --force
 	$(BB) fit cytokine-core --data $(OUT)/virtual-adult --out fits/demo-cytokine --force --no-progress

@@ -1,6 +1,8 @@
 """The ``bayes-blina`` command. Thin: it parses arguments and calls the library."""
 from __future__ import annotations
 
+from collections import Counter
+
 import logging
 import sys
 from pathlib import Path
@@ -139,9 +141,12 @@ def fit(spec, data, out, force, progress, seed, chains, draws, tune, backend) ->
 
 def _echo_data_use(use: dict) -> None:
     if "patients_used" in use:
-        click.echo(f"patient-level responses used: {use['patients_used']}", err=True)
-        if use.get("patients_left_out"):
-            click.echo(f"patients left out: {len(use['patients_left_out'])} (response not evaluable)", err=True)
+        events = (f" ({use['events']} events, {use['censored']} censored)" if "events" in use and "censored" in use
+                  else "")
+        click.echo(f"patients used: {use['patients_used']}{events}", err=True)
+        reasons = Counter(str(r.get("reason", "")).split(" (")[0] for r in use.get("patients_left_out") or [])
+        for why, k in reasons.items():
+            click.echo(f"patients left out: {k} ({why})", err=True)
         for f, k in (use.get("patients_missing_factor") or {}).items():
             click.echo(f"patients with unknown {f}: {k} (effect held at its mean)", err=True)
     if "rows_used" in use:  # trajectory families
@@ -273,7 +278,7 @@ def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data,
 
 @main.command()
 @click.option("--preset", required=True, help="Cohort preset (adult-exploratory, adult-null, adult-follow-up, "
-              "adult-null-follow-up, pediatric, pediatric-offstudy).")
+              "adult-null-follow-up, pediatric, pediatric-offstudy, pediatric-survival).")
 @click.option("--n", type=click.IntRange(1), default=None, help="Number of patients (default: the preset's).")
 @click.option("--seed", type=int, required=True, help="Random seed (results are reproducible).")
 @click.option("--out", required=True, type=click.Path(), help="Dataset folder to write (plus truth.json).")

@@ -153,6 +153,8 @@ def test_outputs_have_the_expected_content(demo_run):
     esc = pd.read_csv(out / "escalation.csv", comment="#").set_index("dose")
     assert esc["ewoc_ok"].tolist() == [True, True, True, True, False]  # quadrature: no Monte Carlo error
     assert esc.loc[30, "p_overdose"] > 0.25 > esc.loc[15, "p_overdose"]
+    rfs = (out / "rfs-summary.md").read_text(encoding="utf-8")
+    assert "hr_mrd_response" in rfs and "median_months" in rfs
     html = (out / "report.html").read_text(encoding="utf-8")
     for name in ("demo-response", "demo-cytokine", "demo-tcell", "demo-bcell", "demo-joint"):
         assert name in html, name

@@ -37,7 +37,8 @@ from bayes_blina.errors import DataValidationError, Problem
 COLUMNS: dict[str, tuple[str, ...]] = {
     "subjects": ("subject_id", "study", "regimen", "age_years", "age_group", "blast_pct",
                  "blast_burden", "bsa_m2", "prior_hsct", "refractory", "prior_relapses",
-                 "prior_relapses_group", "region", "response", "offstudy_h", "offstudy_reason"),
+                 "prior_relapses_group", "region", "response", "offstudy_h", "offstudy_reason",
+                 "os_days", "os_event", "rfs_days", "rfs_event", "mrd_response"),
     "dosing": ("subject_id", "cycle", "start_h", "end_h", "dose", "dose_unit", "dose_ug_m2_day"),
     "observations": ("subject_id", "analyte", "time_h", "value", "unit", "lod", "lloq", "below",
                      "limit_source"),
@@ -50,7 +51,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 #: Canonical columns written only when the input has them (so that a dataset without them keeps
 #: its :meth:`Dataset.sha256`, and the fits that recorded it stay valid).
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"subjects": ("offstudy_h", "offstudy_reason")}
+OFFSTUDY_COLUMNS: tuple[str, ...] = ("offstudy_h", "offstudy_reason")
+#: Time-to-event endpoints (days from the first infusion start; event 1, censored 0) and the MRD
+#: response of a patient in CR (1 complete MRD response, 0 not, empty unknown / not in CR).
+SURVIVAL_COLUMNS: tuple[str, ...] = ("os_days", "os_event", "rfs_days", "rfs_event", "mrd_response")
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"subjects": OFFSTUDY_COLUMNS + SURVIVAL_COLUMNS}
 
 #: Reasons for going off study (``subjects.offstudy_reason``).
 OFFSTUDY_REASONS = ("death", "withdrawal", "adverse_event", "progression", "lost_to_follow_up",
@@ -585,6 +590,7 @@ def validate_subjects(df: pd.DataFrame, file: str = "subjects.csv"
                            frozenset({"0", "0.0", "false"}),
                            "response must be 0, 1, true, false or empty")
     off_cols = _offstudy(ch)
+    surv_cols = _survival(ch, response)
     cols = {
         "subject_id": _text_series(ids), "study": _text_series(study),
         "regimen": _text_series(regimen), "age_years": age, "age_group": age_group,
@@ -592,14 +598,14 @@ def validate_subjects(df: pd.DataFrame, file: str = "subjects.csv"
         "prior_hsct": flags["prior_hsct"], "refractory": flags["refractory"],
         "prior_relapses": relapses, "prior_relapses_group": rel_group,
         "region": _text_series(ch.raw("region")), "response": response.astype("Int64"),
-        **off_cols,
+        **off_cols, **surv_cols,
     }
     return _frame(cols, ch.extras(COLUMNS["subjects"]), ch.n), ch.problems
 
 
 def _offstudy(ch: _Checker) -> dict[str, object]:
     """``offstudy_h`` and ``offstudy_reason`` (only when the input has either column)."""
-    if not any(ch.has(c) for c in OPTIONAL_COLUMNS["subjects"]):
+    if not any(ch.has(c) for c in OFFSTUDY_COLUMNS):
         return {}
     hours = ch.numbers("offstudy_h")
     neg = hours < 0
@@ -617,6 +623,41 @@ def _offstudy(ch: _Checker) -> dict[str, object]:
             "given (hours since the first infusion start)", show="offstudy_reason")
     return {"offstudy_h": hours,
             "offstudy_reason": _text_series([r if r in OFFSTUDY_REASONS else "" for r in reasons])}
+
+
+def _survival(ch: _Checker, response: pd.Series) -> dict[str, object]:
+    """``os_days``/``os_event``, ``rfs_days``/``rfs_event`` and ``mrd_response`` (only when the
+    input has any of them): days >= 0, events 0/1, each time with its event and each event with
+    its time, relapse-free survival and the MRD response only for patients in CR (``response``
+    1), and RFS not after OS (a relapse or death ends RFS no later than death ends OS)."""
+    if not any(ch.has(c) for c in SURVIVAL_COLUMNS):
+        return {}
+    out: dict[str, object] = {}
+    words = frozenset({"1", "1.0", "true"}), frozenset({"0", "0.0", "false"})
+    for ep in ("os", "rfs"):
+        days, event = f"{ep}_days", f"{ep}_event"
+        t = ch.numbers(days)
+        neg = t < 0
+        ch.check(neg, days, f"{days} must be >= 0 (days from the first infusion start)")
+        t[neg] = np.nan
+        e = ch.booleans(event, *words, f"{event} must be 1 (event), 0 (censored) or empty")
+        given_t, given_e = ~ch.is_missing(days), ~ch.is_missing(event)
+        ch.flag(given_t & ~given_e, event, f"{event} is required when {days} is given (1 event, 0 censored)",
+                show=days)
+        ch.flag(given_e & ~given_t, days, f"{days} is required when {event} is given (days from the "
+                "first infusion start)", show=event)
+        out[days], out[event] = t, e.astype("Int64")
+    mrd = ch.booleans("mrd_response", *words, "mrd_response must be 1 (complete MRD response), 0 or empty")
+    out["mrd_response"] = mrd.astype("Int64")
+    not_cr = (response == False).fillna(False).to_numpy(dtype=bool)  # noqa: E712 (nullable boolean)
+    ch.flag(not_cr & ~ch.is_missing("rfs_days"), "rfs_days", "rfs_days is given for a patient not in CR "
+            "(response 0): relapse-free survival is defined for patients in CR")
+    ch.flag(not_cr & ~ch.is_missing("mrd_response"), "mrd_response", "mrd_response is given for a patient "
+            "not in CR (response 0): the MRD response is assessed in CR")
+    late = np.asarray(out["rfs_days"]) > np.asarray(out["os_days"])  # NaN compares False
+    ch.flag(late, "rfs_days", "rfs_days must not be after os_days (relapse or death ends relapse-free "
+            "survival no later than death ends overall survival)")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1251,7 +1292,7 @@ def validate_dataset(tables: dict[str, pd.DataFrame], files: dict[str, str] | No
     return Dataset(**clean, name=name, origin=origin)
 
 
-__all__ = ["COLUMNS", "REQUIRED", "OPTIONAL_COLUMNS", "OFFSTUDY_REASONS", "FAMILIES", "LEVELS",
+__all__ = ["COLUMNS", "REQUIRED", "OPTIONAL_COLUMNS", "OFFSTUDY_COLUMNS", "SURVIVAL_COLUMNS", "OFFSTUDY_REASONS", "FAMILIES", "LEVELS",
            "normalise_level", "normalise_offstudy_reason", "normalise_regimen",
            "parse_regimen_mixture", "format_regimen_mixture", "age_group_of", "blast_burden_of",
            "prior_relapses_group_of", "as_text_frame", "validate_subjects", "validate_dosing",

@@ -26,6 +26,9 @@ from bayes_blina.errors import BayesBlinaError
 
 #: µmol/L of bilirubin in 1 mg/dL.
 BILIRUBIN_UMOL_PER_MG_DL = 17.1
+#: Days per month (365.25 / 12): survival times are read in days and modelled and reported in
+#: months, as the source papers report them.
+DAYS_PER_MONTH = 30.4375
 
 
 class UnitError(BayesBlinaError, ValueError):
@@ -275,5 +278,5 @@ def normalise_dose_unit(text: str) -> DoseUnit:
     raise UnitError("dose_unit must be 'ug/m2/day' or 'ug/day'", text)
 
 
-__all__ = ["UnitError", "UNITS", "BILIRUBIN_UMOL_PER_MG_DL", "normalise_unit", "canonical_unit",
+__all__ = ["UnitError", "UNITS", "BILIRUBIN_UMOL_PER_MG_DL", "DAYS_PER_MONTH", "normalise_unit", "canonical_unit",
            "convert", "is_convertible", "is_linear", "normalise_dose_unit"]

@@ -10,6 +10,7 @@ from bayes_blina.families.kinetics import KineticsModel
 from bayes_blina.families.pulse import PulseModel
 from bayes_blina.families.response import ResponseModel
 from bayes_blina.families.subgroups import SubgroupModel
+from bayes_blina.families.survival import SurvivalModel
 
 FAMILIES: dict[str, type[ModelFamily]] = {
     ResponseModel.name: ResponseModel,
@@ -19,6 +20,7 @@ FAMILIES: dict[str, type[ModelFamily]] = {
     DepletionModel.name: DepletionModel,
     JointModel.name: JointModel,
     DoseToxicityModel.name: DoseToxicityModel,
+    SurvivalModel.name: SurvivalModel,
 }
 
 #: Names of the trajectory families (``is_trajectory``; they have ``add_to_model`` and ``mean_log``).
@@ -83,4 +85,4 @@ def require_family(family_name: str, cls: type[ModelFamily], what: str, *, fit: 
 
 
 __all__ = ["FAMILIES", "TRAJECTORY_FAMILIES", "DepletionModel", "DoseToxicityModel", "JointModel", "KineticsModel", "ModelFamily",
-           "Prepared", "family_class", "get_family", "require_family", "ResponseModel", "SubgroupModel", "PulseModel"]
+           "Prepared", "family_class", "get_family", "require_family", "ResponseModel", "SubgroupModel", "SurvivalModel", "PulseModel"]

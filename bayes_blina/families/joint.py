@@ -119,7 +119,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bayes_blina.errors import DataValidationError, Problem, SpecError
 from bayes_blina.families.base import ModelFamily, Prepared
-from bayes_blina.families.levels import FACTORS, factor_vocabulary, known_unique, subject_levels, subject_numbers
+from bayes_blina.families.levels import (FACTORS, NumericCovariate, factor_vocabulary, known_unique, subject_levels,
+                                         subject_numbers)
 from bayes_blina.priors import Prior
 
 __all__ = ["BIOMARKERS", "PARTS", "Biomarker", "JointModel", "JointOptions", "derived_summary",
@@ -170,36 +171,6 @@ BIOMARKERS: dict[str, Biomarker] = {
     "ifng_peak": Biomarker("cyt", "log_peak_first", "IFNG",
                            "IFN-gamma peak after the first infusion start of cycle 1 (pg/mL)", 2.0),
 }
-
-
-class NumericCovariate(BaseModel):
-    """A numeric baseline covariate of the CR part, read from a column of ``subjects.csv``.
-
-    Attributes
-    ----------
-    ref : float
-        Reference value (the column's unit): the covariate enters as ``log2(value / ref)``
-        (``transform = "log2"``, the coefficient is per doubling) or ``value - ref``
-        (``"identity"``, per unit); ``alpha`` is the logit CR probability at ``ref``.
-    transform : {"log2", "identity"}
-        Scale on which the covariate enters the linear predictor.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    ref: float
-    transform: Literal["log2", "identity"] = "log2"
-
-    @model_validator(mode="after")
-    def _ref_ok(self) -> "NumericCovariate":
-        if not math.isfinite(self.ref) or (self.transform == "log2" and self.ref <= 0):
-            raise ValueError(f"ref must be a finite number{' > 0 (transform log2)' if self.transform == 'log2' else ''}"
-                             f" (found {self.ref})")
-        return self
-
-    def values(self, x: np.ndarray) -> np.ndarray:
-        """The covariate on the model's scale."""
-        x = np.asarray(x, dtype=float)
-        return np.log2(x / self.ref) if self.transform == "log2" else x - self.ref
 
 
 class JointOptions(BaseModel):

@@ -1,4 +1,5 @@
-"""Covariate factors shared by the response, subgroup and joint models.
+"""Covariate factors (and numeric baseline covariates) shared by the response, subgroup, joint and
+survival models.
 
 Each factor has a fixed vocabulary where the domain defines one (age groups, blast burden, yes/no
 history), so that a level absent from the training data can still be predicted from its prior
@@ -6,8 +7,12 @@ history), so that a level absent from the training data can still be predicted f
 """
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from bayes_blina.data.schema import LEVELS, parse_regimen_mixture, prior_relapses_group_of
 
@@ -126,3 +131,33 @@ def _natural_key(label: str):
         except ValueError:
             parts.append((1, 0.0, tok))
     return parts
+
+
+class NumericCovariate(BaseModel):
+    """A numeric baseline covariate of a model, read from a column of ``subjects.csv``.
+
+    Attributes
+    ----------
+    ref : float
+        Reference value (the column's unit): the covariate enters as ``log2(value / ref)``
+        (``transform = "log2"``, the coefficient is per doubling) or ``value - ref``
+        (``"identity"``, per unit); the intercept is the value at ``ref``.
+    transform : {"log2", "identity"}
+        Scale on which the covariate enters the linear predictor.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    ref: float
+    transform: Literal["log2", "identity"] = "log2"
+
+    @model_validator(mode="after")
+    def _ref_ok(self) -> "NumericCovariate":
+        if not math.isfinite(self.ref) or (self.transform == "log2" and self.ref <= 0):
+            raise ValueError(f"ref must be a finite number{' > 0 (transform log2)' if self.transform == 'log2' else ''}"
+                             f" (found {self.ref})")
+        return self
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        """The covariate on the model's scale."""
+        x = np.asarray(x, dtype=float)
+        return np.log2(x / self.ref) if self.transform == "log2" else x - self.ref

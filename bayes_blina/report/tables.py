@@ -164,7 +164,10 @@ def summarize_fit(stored, *, prob: float = 0.95, interval: str = "eti", allow_un
     gate_or_raise(verdict, allow_unconverged)
     if var_names is None:
         fam = get_family(stored.family_name)(stored.options, stored.provenance["model"]["resolved"]["priors"])
-        var_names = fam.summary_vars() or None
+        post = stored.idata.posterior
+        # a family names what it can show; what this fit's data left out (one study, a factor
+        # with one level: recorded in the data use) is not in the posterior
+        var_names = [v for v in fam.summary_vars() if v in post] or None
     df = posterior_table(stored.idata, var_names, prob=prob, interval=interval)
     df.attrs["converged"] = verdict.passed
     return df

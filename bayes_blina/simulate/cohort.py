@@ -66,6 +66,7 @@ from bayes_blina.data.io import DatasetExistsError, write_dataset
 from bayes_blina.data.schema import validate_dataset
 from bayes_blina.errors import BayesBlinaError
 from bayes_blina.events import SteadyStatePK, infusion_events, standard_schedule, time_features
+from bayes_blina.simulate.survival_outcomes import simulate_survival
 from bayes_blina.simulate.presets import (
     CYTOKINES,
     KINETICS,
@@ -646,6 +647,14 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
         subjects["response"] = pd.array(np.where(np.isfinite(off_h), None, response), dtype="Int64")
         subjects["offstudy_h"] = off_h
         subjects["offstudy_reason"] = off_reason
+    surv_truth = None
+    if cfg.survival.enabled:  # the columns only when the option is on (same data otherwise)
+        surv_cols, surv_truth = simulate_survival(cfg.survival, response, cd3["expansion"], off_h, off_reason,
+                                                  int(seed))
+        for k, v in surv_cols.items():
+            subjects[k] = pd.array([None if not np.isfinite(x) else (int(x) if k.endswith(("_event", "_response"))
+                                                                     else float(x)) for x in v],
+                                   dtype="Int64" if k.endswith(("_event", "_response")) else "Float64")
     dosing_out = dosing[["subject_id", "cycle", "start_h", "end_h", "dose"]].assign(
         dose_unit="ug/m2/day")
     name = f"{cfg.name}-n{n_pat}-seed{int(seed)}"
@@ -663,6 +672,9 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
         truth["design"]["early_offstudy"] = _json_plain(asdict(cfg.early_offstudy))
         truth["patients"]["offstudy_h"] = _floats(off_h)
         truth["patients"]["offstudy_reason"] = [r or None for r in off_reason.tolist()]
+    if surv_truth is not None:
+        truth["design"]["survival"] = _json_plain(asdict(cfg.survival))
+        truth["patients"].update(surv_truth)
     return dataset, truth
 
 

@@ -89,6 +89,10 @@ Choices not fixed by the paper (documented here once)
   ``p = 6/70``, ``p_death = 5/6``, ``window_h = (0, 336)`` (the paper gives no times: uniform up to
   day 15 is an assumption; "most AEs occurred in the first few days of cycle 1"). Off in
   ``pediatric`` so that its seeded cohorts stay as they were.
+* **Survival outcomes** (``survival``, off by default; on in the preset ``pediatric-survival``, the
+  pediatric cohort with early off-study as well): MRD response, relapse-free and overall survival
+  linked to the MRD response and the CD3 expansion, calibrated to the pediatric trial; see
+  :mod:`bayes_blina.simulate.survival_outcomes`.
 """
 from __future__ import annotations
 
@@ -97,6 +101,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from bayes_blina.errors import BayesBlinaError
+from bayes_blina.simulate.survival_outcomes import PEDIATRIC_SURVIVAL, SurvivalParams
 
 __all__ = [
     "Arm",
@@ -625,6 +630,8 @@ class CohortConfig:
         Nominal sampling times.
     early_offstudy : EarlyOffStudy
         Death or withdrawal before the first response assessment (default: none).
+    survival : SurvivalParams
+        MRD response, relapse-free and overall survival (default: not simulated).
     follow_up_after_stop_h : tuple of float
         Off-treatment follow-up visits of patients who stop after cycle 1: lymphocyte samples (CD3,
         CD4, CD8, CD19) at these hours after the end of their last infusion; ``()`` (default):
@@ -664,6 +671,7 @@ class CohortConfig:
     interruption_hours: tuple[float, float] = (24.0, 72.0)
     sampling: SamplingSchedule = field(default_factory=SamplingSchedule)
     early_offstudy: EarlyOffStudy = field(default_factory=EarlyOffStudy)
+    survival: SurvivalParams = field(default_factory=SurvivalParams)
     follow_up_after_stop_h: tuple[float, ...] = ()
     off_treatment_tau_h: float = 1600.0
 
@@ -714,6 +722,7 @@ class CohortConfig:
         if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo < hi):
             problems.append(f"early_offstudy.window_h must be (low, high) hours with 0 <= low < high "
                             f"(found {eo.window_h!r})")
+        problems += self.survival.problems()
         if problems:
             raise PresetError("invalid CohortConfig: " + "; ".join(problems))
 
@@ -838,6 +847,11 @@ def _pediatric_offstudy() -> CohortConfig:
     return replace(_pediatric(), name="pediatric-offstudy", early_offstudy=PEDIATRIC_EARLY_OFFSTUDY)
 
 
+def _pediatric_survival() -> CohortConfig:
+    # The pediatric trial with early off-study and its MRD, RFS and OS outcomes.
+    return replace(_pediatric_offstudy(), name="pediatric-survival", survival=PEDIATRIC_SURVIVAL)
+
+
 _FACTORIES = {
     "adult-exploratory": _adult,
     "adult-null": _adult_null,
@@ -845,6 +859,7 @@ _FACTORIES = {
     "adult-null-follow-up": _adult_null_follow_up,
     "pediatric": _pediatric,
     "pediatric-offstudy": _pediatric_offstudy,
+    "pediatric-survival": _pediatric_survival,
 }
 
 #: The named presets (fresh copies: :func:`get_preset` builds a new one on every call).

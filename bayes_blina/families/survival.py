@@ -1,0 +1,421 @@
+"""Survival: right-censored time to an event (overall or relapse-free survival), proportional hazards.
+
+For patient ``i`` with event or censoring time ``t_i`` (months from the first infusion start;
+``os_days`` or ``rfs_days`` of ``subjects.csv`` / 30.4375) and event indicator ``e_i``::
+
+    h_i(t) = h_0(t) exp(eta_i),    eta_i = sum_k x_ik log_hr_k + u_study(i)
+    log L = sum_i  e_i log h_i(t_i) - H_i(t_i)            (H: cumulative hazard)
+
+with one of two baseline hazards (option ``baseline``):
+
+* ``"weibull"`` (default): ``H_0(t) = log(2) (t / median)^shape``, parameterised by the median
+  (months) of a patient at the reference levels, ``log_median``, and the ``shape`` (1: constant
+  hazard; below 1: falling, as after remission induction);
+* ``"piecewise"``: a constant hazard within each interval between the cut points ``cut_months``
+  (the last interval open), ``log_hazard`` per month, with a first-order random walk prior
+  (``log_hazard_first``, ``sd_log_hazard_step``) so that the intervals share information.
+
+Covariates (option ``covariates``): the covariate factors of the response model (``regimen``,
+``age_group``, ``blast_burden``, ...) in treatment contrasts against the first level present in
+the data (each contrast's hazard ratio ``hr_<factor>``), ``mrd_response`` (complete MRD response
+vs. not, a patient in CR; ``hr_mrd_response``), and numeric baseline columns of ``subjects.csv``
+(``numeric_covariates``, as in the joint model). With patients from several studies, a
+between-study random effect on the log hazard (``sd_study``, non-centred; option
+``study_effect``) pools them partially, as the CR models do.
+
+Who is in: for ``endpoint = "os"`` every patient with ``os_days``; for ``"rfs"`` the patients in
+CR (``response`` 1) with ``rfs_days``, as relapse-free survival is analysed in both source papers
+(from enrolment, among responders). Every patient left out (no time for the endpoint, a covariate
+unknown) is recorded with the reason. A time of 0 days is placed at half a day (recorded), where
+the log hazard is finite.
+
+Derived quantities for a patient at the reference levels of every covariate and at the average
+study: ``median_months``, ``surv_prob`` at ``horizons_months`` (default 6 and 12 months) and the
+hazard ratios ``hr_<covariate>``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from bayes_blina.families.survival import weibull_terms
+>>> log_h, cum_h = weibull_terms(np.array([6.0]), 0.0, np.log(6.0), 1.0)
+>>> round(float(cum_h[0]), 6), round(float(np.exp(log_h[0])), 6)  # at the median H = log 2
+(0.693147, 0.115525)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bayes_blina.data.units import DAYS_PER_MONTH
+from bayes_blina.errors import DataValidationError, Problem
+from bayes_blina.families.base import ModelFamily, Prepared
+from bayes_blina.families.levels import FACTORS, NumericCovariate, factor_vocabulary, known_unique, subject_levels, \
+    subject_numbers
+from bayes_blina.priors import Prior
+
+LN2 = math.log(2.0)
+#: Binary covariates of the survival model besides the response model's factors.
+BINARY = ("mrd_response",)
+
+
+class SurvivalOptions(BaseModel):
+    """Options of the survival model (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: "os" (os_days, os_event; every patient) or "rfs" (rfs_days, rfs_event; patients in CR).
+    endpoint: Literal["os", "rfs"] = "os"
+    #: Baseline hazard: "weibull" or "piecewise" (constant between the cut points).
+    baseline: Literal["weibull", "piecewise"] = "weibull"
+    #: Cut points of the piecewise baseline (months, increasing, > 0); the last interval is open.
+    cut_months: list[float] = Field(default_factory=lambda: [1.0, 3.0, 6.0, 12.0])
+    #: Covariate factors (of the response model) and binary covariates (mrd_response).
+    covariates: list[str] = Field(default_factory=list)
+    #: Numeric baseline covariates: subjects.csv column -> {ref, transform}.
+    numeric_covariates: dict[str, NumericCovariate] = Field(default_factory=dict)
+    #: A between-study random effect on the log hazard when the data have several studies.
+    study_effect: bool = True
+    #: Horizons (months) of the survival probabilities reported (surv_prob).
+    horizons_months: list[float] = Field(default_factory=lambda: [6.0, 12.0])
+
+    @field_validator("covariates")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        return known_unique(v, [*FACTORS, *BINARY], "covariate", "covariates")
+
+    @field_validator("cut_months")
+    @classmethod
+    def _cuts(cls, v: list[float]) -> list[float]:
+        if not v or any(not (math.isfinite(c) and c > 0) for c in v) or any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"cut_months must be increasing numbers > 0 (months), at least one (found {v})")
+        return v
+
+    @field_validator("horizons_months")
+    @classmethod
+    def _horizons(cls, v: list[float]) -> list[float]:
+        if any(not (math.isfinite(h) and h > 0) for h in v) or len(set(v)) != len(v):
+            raise ValueError(f"horizons_months must be distinct numbers > 0 (months) (found {v})")
+        return v
+
+    @model_validator(mode="after")
+    def _names(self) -> "SurvivalOptions":
+        for c in self.numeric_covariates:
+            if c in FACTORS or c in BINARY or not c.isidentifier() or c != c.lower():
+                raise ValueError(f"numeric covariate {c!r}: a lower-case subjects.csv column name that is not a "
+                                 "covariate factor")
+        return self
+
+
+# ------------------------------------------------------------------------------------------ formula
+def weibull_terms(t, eta, log_median, shape, *, exp=np.exp, log=np.log):
+    """``(log h(t), H(t))`` of the Weibull proportional-hazards model: the one formula.
+
+    ``H(t) = log(2) exp(eta) (t / median)^shape``; ``log h = log(log 2) + eta + log(shape) -
+    log(median) + (shape - 1) log(t / median)``. Works on numpy arrays (broadcasting draws against
+    patients) and, with ``exp=pt.exp, log=pt.log``, on PyTensor variables.
+    """
+    z = log(t) - log_median
+    return LN2_LOG + eta + log(shape) - log_median + (shape - 1.0) * z, LN2 * exp(eta + shape * z)
+
+
+LN2_LOG = math.log(LN2)
+
+
+def piecewise_exposure(t: np.ndarray, cuts) -> tuple[np.ndarray, np.ndarray]:
+    """Time spent in each interval of the piecewise baseline up to ``t`` (months), and the
+    interval ``t`` falls in: ``(exposure (n, J), interval (n,))`` with ``J = len(cuts) + 1``.
+
+    Examples
+    --------
+    >>> e, k = piecewise_exposure(np.array([0.5, 4.0]), [1.0, 3.0])
+    >>> e.tolist(), k.tolist()
+    ([[0.5, 0.0, 0.0], [1.0, 2.0, 1.0]], [0, 2])
+    """
+    t = np.asarray(t, dtype=float)
+    edges = np.concatenate([[0.0], np.asarray(cuts, dtype=float)])
+    upper = np.concatenate([edges[1:], [np.inf]])
+    exposure = np.clip(np.minimum(t[:, None], upper[None, :]) - edges[None, :], 0.0, None)
+    interval = np.searchsorted(edges, t, side="right") - 1
+    return exposure, interval
+
+
+def piecewise_terms(exposure, interval, eta, log_hazard, *, exp=np.exp):
+    """``(log h(t), H(t))`` of the piecewise-exponential model (:func:`piecewise_exposure`).
+
+    ``log_hazard`` has the intervals on its last axis; ``eta`` one value per patient (last axis).
+    """
+    return log_hazard[..., interval] + eta, exp(eta) * (exp(log_hazard)[..., None, :] * exposure).sum(axis=-1)
+
+
+def piecewise_median(log_hazard, cuts, *, exp=np.exp, where=np.where):
+    """Median (months) of the piecewise-exponential baseline: where ``H(t) = log 2``.
+
+    ``H`` is linear within each interval, so the median is found exactly in the interval where it
+    crosses ``log 2``. Works along the last axis (the intervals) on numpy or PyTensor values.
+    """
+    edges = np.concatenate([[0.0], np.asarray(cuts, dtype=float)])
+    width = np.diff(edges)
+    h = exp(log_hazard)
+    H_end = (h[..., :-1] * width).cumsum(axis=-1)  # H at the end of each closed interval
+    zero = H_end[..., :1] * 0.0
+    H_start = _concat_last(zero, H_end, h)
+    inside = (H_start <= LN2) & (_concat_last(H_end, zero + np.inf, h) > LN2)
+    cand = edges + (LN2 - H_start) / h
+    return (where(inside, cand, 0.0)).sum(axis=-1)
+
+
+def _concat_last(a, b, like):
+    if isinstance(like, np.ndarray):
+        return np.concatenate([a, b], axis=-1)
+    import pytensor.tensor as pt
+
+    return pt.concatenate([a, b], axis=-1)
+
+
+# ------------------------------------------------------------------------------------------ family
+class SurvivalModel(ModelFamily):
+    """Proportional-hazards survival model for OS or RFS (see the module docstring).
+
+    Examples
+    --------
+    >>> from bayes_blina.families import SurvivalModel
+    >>> m = SurvivalModel({"endpoint": "rfs", "covariates": ["mrd_response"]})
+    >>> sorted(m.priors)
+    ['log_hr_mrd_response', 'log_median', 'sd_study', 'shape']
+    """
+
+    name = "survival"
+    Options = SurvivalOptions
+
+    def default_priors(self) -> dict[str, Prior]:
+        o = self.options
+        if o.baseline == "weibull":
+            p = {"log_median": Prior("Normal", mu=math.log(12.0), sigma=1.5),
+                 "shape": Prior("LogNormal", mu=0.0, sigma=0.5)}
+        else:
+            p = {"log_hazard_first": Prior("Normal", mu=math.log(LN2 / 12.0), sigma=1.5),
+                 "sd_log_hazard_step": Prior("HalfNormal", sigma=0.5)}
+        p["sd_study"] = Prior("HalfNormal", sigma=0.5)
+        for c in [*o.covariates, *o.numeric_covariates]:
+            p[f"log_hr_{c}"] = Prior("Normal", mu=0.0, sigma=1.0)
+        return p
+
+    # -- data ----------------------------------------------------------------------------------
+    def prepare(self, dataset) -> Prepared:
+        o = self.options
+        subj = dataset.subjects.reset_index(drop=True)
+        days_col, event_col = f"{o.endpoint}_days", f"{o.endpoint}_event"
+        if days_col not in subj.columns or pd.to_numeric(subj[days_col], errors="coerce").isna().all():
+            raise DataValidationError([Problem(
+                "subjects.csv", days_col, None,
+                f"the survival model (endpoint {o.endpoint!r}) needs the columns {days_col} and {event_col} "
+                f"(days from the first infusion start; event 1, censored 0){'; every value is empty' if days_col in subj.columns else ''}")])
+        ids = subj["subject_id"].astype(str).to_numpy()
+        days = pd.to_numeric(subj[days_col], errors="coerce").to_numpy(dtype=float)
+        event = pd.to_numeric(subj[event_col], errors="coerce").to_numpy(dtype=float)
+        keep = np.ones(len(subj), dtype=bool)
+        left_out: list[dict[str, str]] = []
+        if o.endpoint == "rfs":
+            resp = pd.to_numeric(subj["response"], errors="coerce").to_numpy(dtype=float)
+            not_cr = resp != 1
+            left_out += [{"subject_id": s, "reason": "not in CR (response not 1; RFS is among responders)"}
+                         for s in ids[not_cr]]
+            keep &= ~not_cr
+        no_time = keep & ~(np.isfinite(days) & np.isfinite(event))
+        left_out += [{"subject_id": s, "reason": f"no {days_col}"} for s in ids[no_time]]
+        keep &= ~no_time
+        arrays: dict[str, np.ndarray] = {}
+        coords: dict[str, list[str]] = {}
+        use: dict[str, Any] = {"endpoint": o.endpoint, "factors": {}, "factors_dropped": {}, "numeric": {}}
+        cov_codes: dict[str, np.ndarray] = {}
+        for f in o.covariates:
+            if f in BINARY:
+                v = pd.to_numeric(subj[f], errors="coerce").to_numpy(dtype=float) if f in subj else np.full(len(subj), np.nan)
+                miss = keep & ~np.isfinite(v)
+                left_out += [{"subject_id": s, "reason": f"{f} unknown (survival covariate)"} for s in ids[miss]]
+                keep &= ~miss
+                cov_codes[f] = v
+                continue
+            lv = subject_levels(subj, f)
+            miss = keep & lv.isna().to_numpy()
+            left_out += [{"subject_id": s, "reason": f"{f} unknown (survival covariate)"} for s in ids[miss]]
+            keep &= ~miss
+            cov_codes[f] = lv.to_numpy(dtype=object)
+        for c, nc in o.numeric_covariates.items():
+            if c not in subj.columns:
+                raise DataValidationError([Problem(
+                    "subjects.csv", c, None, f"the survival model's numeric covariate {c!r} needs this column (a "
+                    "number per patient); add it, or remove it from the option numeric_covariates")])
+            v, empty = subject_numbers(subj, c)
+            bad = keep & ~empty & (~np.isfinite(v) | ((v <= 0) if nc.transform == "log2" else False))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise DataValidationError([Problem(
+                    "subjects.csv", c, i + 1, f"{c} must be a number{' > 0 (transform log2)' if nc.transform == 'log2' else ''}",
+                    str(subj[c].iloc[i]))])
+            miss = keep & empty
+            left_out += [{"subject_id": s, "reason": f"{c} empty (numeric survival covariate)"} for s in ids[miss]]
+            keep &= ~miss
+            cov_codes[c] = v
+        if not keep.any():
+            raise DataValidationError([Problem(
+                "subjects.csv", days_col, None,
+                f"no patient can enter the survival model ({len(left_out)} left out; first: "
+                f"{left_out[0]['subject_id'] if left_out else '-'}: {left_out[0]['reason'] if left_out else '-'})")])
+        sub = np.flatnonzero(keep)
+        t_days = days[sub]
+        at_zero = t_days <= 0
+        use["placed_at_half_day"] = ids[sub][at_zero].tolist()
+        t = np.where(at_zero, 0.5, t_days) / DAYS_PER_MONTH
+        arrays["time"], arrays["event"] = t, event[sub].astype(np.int64)
+        coords["patient"] = ids[sub].tolist()
+        for f in o.covariates:
+            x = cov_codes[f][sub]
+            if f in BINARY:
+                arrays[f"x_{f}"] = x.astype(float)
+                use["factors"][f] = {"0": int((x == 0).sum()), "1": int((x == 1).sum())}
+                if len(set(x.tolist())) < 2:
+                    use["factors_dropped"][f] = f"one value in the data ({int(x[0])})"
+                    del arrays[f"x_{f}"]
+                continue
+            present = sorted(set(x.tolist()))
+            levels = [lv for lv in factor_vocabulary(f, present) if lv in present]
+            if len(levels) < 2:
+                use["factors_dropped"][f] = f"one level in the data ({levels[0]})"
+                continue
+            lut = {lv: i for i, lv in enumerate(levels)}
+            arrays[f"x_{f}"] = np.array([lut[v] for v in x], dtype=np.int64)
+            coords[f"{f}_contrast"] = levels[1:]
+            use["factors"][f] = {lv: int((arrays[f"x_{f}"] == i).sum()) for i, lv in enumerate(levels)}
+            use["factors"][f]["reference"] = levels[0]
+        for c, nc in o.numeric_covariates.items():
+            x = cov_codes[c][sub]
+            arrays[f"x_{c}"] = nc.values(x)
+            use["numeric"][c] = {"ref": nc.ref, "transform": nc.transform, "median": float(np.median(x)),
+                                 "min": float(x.min()), "max": float(x.max())}
+        studies = sorted(set(subj["study"].astype(str).to_numpy()[sub]))
+        if o.study_effect and len(studies) > 1:
+            lut = {s: i for i, s in enumerate(studies)}
+            arrays["study"] = np.array([lut[s] for s in subj["study"].astype(str).to_numpy()[sub]], dtype=np.int64)
+            coords["study"] = studies
+        use["studies"] = studies
+        if o.baseline == "piecewise":
+            arrays["exposure"], arrays["interval"] = piecewise_exposure(t, o.cut_months)
+            coords["interval"] = _interval_labels(o.cut_months)
+            use["events_per_interval"] = dict(zip(coords["interval"],
+                                                  np.bincount(arrays["interval"][arrays["event"] == 1],
+                                                              minlength=len(coords["interval"])).tolist()))
+        coords["horizon"] = [f"{h:g} months" for h in o.horizons_months]
+        use.update({"patients_used": int(len(sub)), "events": int(arrays["event"].sum()),
+                    "censored": int(len(sub) - arrays["event"].sum()), "patients_left_out": left_out,
+                    "median_followup_months": float(np.median(t))})
+        return Prepared(arrays=arrays, coords=coords, data_use=use)
+
+    def covariate_terms(self, prepared: Prepared) -> list[tuple[str, str | None]]:
+        """``(name, contrast dimension or None)`` of every covariate in the fitted model."""
+        out = []
+        for f in [*self.options.covariates, *self.options.numeric_covariates]:
+            if f"x_{f}" in prepared.arrays:
+                dim = f"{f}_contrast"
+                out.append((f, dim if dim in prepared.coords else None))
+        return out
+
+    # -- model ---------------------------------------------------------------------------------
+    def build(self, prepared: Prepared):
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        A, o, P = prepared.arrays, self.options, self.priors
+        n = len(A["time"])
+        with pm.Model(coords=prepared.coords) as model:
+            eta = pt.zeros(n)
+            for f, dim in self.covariate_terms(prepared):
+                if dim is None:
+                    b = P[f"log_hr_{f}"].create(f"log_hr_{f}")
+                    eta = eta + b * A[f"x_{f}"]
+                else:
+                    b = P[f"log_hr_{f}"].create(f"log_hr_{f}", dims=dim)
+                    eta = eta + pt.concatenate([pt.zeros(1), b])[A[f"x_{f}"]]
+                pm.Deterministic(f"hr_{f}", pt.exp(b), dims=dim)
+            if "study" in A:
+                sd = P["sd_study"].create("sd_study")
+                z = pm.Normal("z_study", 0.0, 1.0, dims="study")
+                eta = eta + sd * z[A["study"]]
+            horizons = np.asarray(o.horizons_months, dtype=float)
+            if o.baseline == "weibull":
+                log_median = P["log_median"].create("log_median")
+                shape = P["shape"].create("shape")
+                log_h, cum_h = weibull_terms(A["time"], eta, log_median, shape, exp=pt.exp, log=pt.log)
+                pm.Deterministic("median_months", pt.exp(log_median))
+                _, H_ref = weibull_terms(horizons, 0.0, log_median, shape, exp=pt.exp, log=pt.log)
+            else:
+                first = P["log_hazard_first"].create("log_hazard_first")
+                sd_step = P["sd_log_hazard_step"].create("sd_log_hazard_step")
+                steps = pm.Normal("z_log_hazard_step", 0.0, 1.0, shape=len(o.cut_months))
+                log_hazard = pm.Deterministic(
+                    "log_hazard", first + pt.concatenate([pt.zeros(1), pt.cumsum(sd_step * steps)]), dims="interval")
+                log_h, cum_h = piecewise_terms(A["exposure"], A["interval"], eta, log_hazard, exp=pt.exp)
+                pm.Deterministic("median_months", piecewise_median(log_hazard, o.cut_months, exp=pt.exp, where=pt.where))
+                ex, _ = piecewise_exposure(horizons, o.cut_months)
+                H_ref = (pt.exp(log_hazard)[None, :] * ex).sum(axis=-1)
+            pm.Deterministic("surv_prob", pt.exp(-H_ref), dims="horizon")
+            pm.Potential("loglik", pt.sum(A["event"] * log_h - cum_h))
+        return model
+
+    def summary_vars(self) -> list[str]:
+        o = self.options
+        v = ["median_months", "surv_prob"] + [f"hr_{c}" for c in [*o.covariates, *o.numeric_covariates]]
+        v += ["shape"] if o.baseline == "weibull" else ["log_hazard"]
+        return v + ["sd_study"]
+
+    # -- numpy: the pointwise likelihood --------------------------------------------------------
+    def linear_predictor(self, post, prepared: Prepared) -> np.ndarray:
+        """``eta`` of every fitted patient for every draw: shape ``(chain, draw, patient)``."""
+        A = prepared.arrays
+        shape = post["median_months"].shape
+        eta = np.zeros(shape + (len(A["time"]),))
+        for f, dim in self.covariate_terms(prepared):
+            b = np.asarray(post[f"log_hr_{f}"].values, dtype=float)
+            if dim is None:
+                eta += b[..., None] * A[f"x_{f}"]
+            else:
+                eta += np.concatenate([np.zeros(shape + (1,)), b], axis=-1)[..., A[f"x_{f}"]]
+        if "study" in A:
+            eta += (np.asarray(post["sd_study"].values)[..., None]
+                    * np.asarray(post["z_study"].values)[..., A["study"]])
+        return eta
+
+    def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:
+        """Pointwise log-likelihood ``y`` (chain, draw, patient): ``e log h(t) - H(t)``, the same
+        formula as the model (:func:`weibull_terms` / :func:`piecewise_terms`)."""
+        import xarray as xr
+
+        from bayes_blina._tree import as_dataset
+
+        post = as_dataset(idata.posterior)
+        A = prepared.arrays
+        eta = self.linear_predictor(post, prepared)
+        if self.options.baseline == "weibull":
+            lm = np.asarray(post["log_median"].values)[..., None]
+            k = np.asarray(post["shape"].values)[..., None]
+            log_h, cum_h = weibull_terms(A["time"], eta, lm, k)
+        else:
+            log_h, cum_h = piecewise_terms(A["exposure"], A["interval"], eta,
+                                           np.asarray(post["log_hazard"].values))
+        ll = A["event"] * log_h - cum_h
+        return {"y": xr.DataArray(ll, dims=("chain", "draw", "patient"),
+                                  coords={"chain": post.chain, "draw": post.draw, "patient": prepared.coords["patient"]})}
+
+    def pointwise_observed(self) -> list[str]:
+        return []
+
+    def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        return {"time_months": prepared.arrays["time"], "event": prepared.arrays["event"]}
+
+
+def _interval_labels(cuts) -> list[str]:
+    edges = [0.0, *cuts]
+    return [f"{a:g}-{b:g} months" for a, b in zip(edges, edges[1:])] + [f">{edges[-1]:g} months"]
