@@ -46,6 +46,7 @@ demo: $(STAMP)
 	$(BB) simulate --preset pediatric-survival --n 200 --seed 1 --out $(OUT)/virtual-pediatric --force
 	$(BB) fit rfs --data $(OUT)/virtual-pediatric --out fits/demo-rfs --force --no-progress
 	$(BB) summary fits/demo-rfs --format md --out $(OUT)/rfs-summary.md
+	$(BB) figure survival fits/demo-rfs --by mrd_response --out $(OUT)/rfs-by-mrd.png --table $(OUT)/rfs-by-mrd.csv
 	$(BIN)/python examples/plan_study.py --out $(OUT)/plan
 	$(BB) simulate --preset adult-exploratory --seed 1 --out $(OUT)/virtual-adult --force
 	$(BB) fit cytokine-core --data $(OUT)/virtual-adult --out fits/demo-cytokine --force --no-progress

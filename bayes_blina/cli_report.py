@@ -236,6 +236,28 @@ def responder_bands(fitdir, out, data, prob, draws, allow_unconverged) -> None:
     click.echo(f"wrote {save_figure(fig, out)}", err=True)
 
 
+@figure.command("survival")
+@click.argument("fitdir", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Figure file (.png/.svg/.pdf).")
+@click.option("--by", default=None, help="A covariate of the fit (factor or mrd_response): one curve per level.")
+@click.option("--prob", type=_PROB, default=0.9, show_default=True, help="Interval of the predicted survival.")
+@click.option("--table", type=click.Path(), default=None, help="Also write the table (CSV).")
+@click.option("--allow-unconverged", is_flag=True)
+def survival(fitdir, out, by, prob, table, allow_unconverged) -> None:
+    """Kaplan-Meier curves of a survival fit's data beside its predicted survival, per group."""
+    from bayes_blina.checks.survival_curves import survival_curve_table
+    from bayes_blina.report.figures import save_figure
+    from bayes_blina.report.plots import survival_figure
+    from bayes_blina.store import load_fit
+
+    stored = load_fit(fitdir)
+    banner = gate_banner(stored, allow_unconverged)
+    t = survival_curve_table(stored, by=by, prob=prob)
+    if table:
+        write_text(t.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out=table)
+    click.echo(f"wrote {save_figure(survival_figure(t, title=banner), out)}", err=True)
+
+
 @figure.command("odds-ratios")
 @click.argument("fitdir", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="Figure file (.png/.svg/.pdf).")

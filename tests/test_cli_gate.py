@@ -38,6 +38,7 @@ CASES = {
     "figure peaks": ("pulse", ["--out", "f.png"]),
     "figure responder-bands": ("pulse", ["--out", "f.png"]),
     "figure odds-ratios": ("joint", ["--out", "f.png"]),
+    "figure survival": ("survival", ["--out", "f.png"]),
     "sensitivity": ("response", []),
     "plan regimen": ("pulse", ["--regimen", "15"]),
     "plan biomarker-power": ("joint", []),

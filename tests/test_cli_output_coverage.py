@@ -38,6 +38,8 @@ HAPPY_PATHS: dict[tuple[str, str], str] = {
     ("figure peaks", "--out"): "demo",
     ("figure peaks", "--table"): "demo",
     ("figure responder-bands", "--out"): "demo",
+    ("figure survival", "--out"): "demo",
+    ("figure survival", "--table"): "demo",
     ("figure odds-ratios", "--out"): "demo",
     ("figure odds-ratios", "--table"): "demo",
     ("plan regimen", "--out"): "demo",

@@ -370,3 +370,35 @@ def test_docstring_examples_run(module):
 
     res = doctest.testmod(import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0 and res.failed == 0, res
+
+
+@pytest.mark.slow
+def test_kaplan_meier_check_of_a_well_specified_fit(tmp_path):
+    from bayes_blina.checks.survival_curves import kaplan_meier, survival_curve_table
+    from bayes_blina.store import load_fit, save_fit
+
+    ds, _ = weibull_cohort(400, median=5.0, shape=1.2, seed=17, hr_mrd=0.4)
+    path = save_fit(_fit({"covariates": ["mrd_response"]}, ds), tmp_path / "fit")
+    stored = load_fit(path)
+    t = survival_curve_table(stored, by="mrd_response", prob=0.9)
+    assert set(t["group"]) == {"mrd_response = 0", "mrd_response = 1"}
+    A = stored.idata.constant_data
+    for v in (0, 1):
+        g = t[t["group"] == f"mrd_response = {v}"]
+        mask = A["x_mrd_response"].values == v
+        assert int(g["at_risk"].iloc[0]) == int(mask.sum())
+        # the Kaplan-Meier median of the table's curve is the one computed here independently
+        km = kaplan_meier(A["time"].values[mask], A["event"].values[mask], g["time_months"].to_numpy())
+        np.testing.assert_allclose(g["km"], km["km"])
+        first = g["time_months"].to_numpy()[np.flatnonzero(g["km"].to_numpy() <= 0.5)[0]]
+        assert first >= km_median(A["time"].values[mask], A["event"].values[mask]) - 1e-9
+    known = t["inside"].dropna()
+    assert known.mean() >= 0.8, t  # the model generated these data: the KM curve lies inside its band
+    # the command: figure and table, and a clear error for a covariate the fit does not have
+    out, table = tmp_path / "km.png", tmp_path / "km.csv"
+    r = CliRunner().invoke(main, ["figure", "survival", str(path), "--by", "mrd_response", "--out", str(out),
+                                  "--table", str(table)])
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(pd.read_csv(table)) == len(t)
+    r = CliRunner().invoke(main, ["figure", "survival", str(path), "--by", "regimen", "--out", str(out)])
+    assert r.exit_code == 2 and "not a covariate of this fit" in r.output

@@ -409,6 +409,33 @@ class SurvivalModel(ModelFamily):
         return {"y": xr.DataArray(ll, dims=("chain", "draw", "patient"),
                                   coords={"chain": post.chain, "draw": post.draw, "patient": prepared.coords["patient"]})}
 
+    def survival_draws(self, post, prepared: Prepared, times) -> np.ndarray:
+        """``S_i(t)`` of every fitted patient at ``times`` (months) for every draw of ``post``.
+
+        Returns an array ``(chain, draw, patient, time)``: the model's survival function
+        ``exp(-H_i(t))`` with each patient's own covariates and study (:meth:`linear_predictor`),
+        from the same formulas as the likelihood.
+        """
+        times = np.asarray(times, dtype=float)
+        eta = self.linear_predictor(post, prepared)[..., None]  # (chain, draw, patient, 1)
+        if self.options.baseline == "weibull":
+            lm = np.asarray(post["log_median"].values)[..., None, None]
+            k = np.asarray(post["shape"].values)[..., None, None]
+            _, H = weibull_terms(np.maximum(times, 1e-12), eta, lm, k)
+        else:
+            ex, _ = piecewise_exposure(times, self.options.cut_months)  # (time, interval)
+            H0 = np.exp(np.asarray(post["log_hazard"].values)) @ ex.T  # (chain, draw, time)
+            H = np.exp(eta) * H0[..., None, :]
+        return np.exp(-H)
+
+    @staticmethod
+    def stored_prepared(constant_data, posterior, data_use) -> Prepared:
+        """The :class:`Prepared` of a stored fit, rebuilt from its ``constant_data`` (the arrays)
+        and its posterior's contrast coordinates (no data are read again)."""
+        arrays = {k: np.asarray(constant_data[k].values) for k in constant_data.data_vars}
+        coords = {str(d): [str(v) for v in posterior[d].values] for d in posterior.dims if str(d).endswith("_contrast")}
+        return Prepared(arrays=arrays, coords=coords, data_use=data_use)
+
     def pointwise_observed(self) -> list[str]:
         return []
 

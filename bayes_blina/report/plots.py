@@ -506,6 +506,39 @@ def odds_ratio_figure(table: pd.DataFrame, *, title: str | None = None):
     return fig
 
 
+# ------------------------------------------------------------------------------- survival fits
+def survival_figure(table: pd.DataFrame, *, title: str | None = None):
+    """Kaplan-Meier step curves (with their 95% bands) and the model's predicted survival (median
+    and posterior interval) per group.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Output of :func:`bayes_blina.checks.survival_curves.survival_curve_table`.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    prob = table.attrs.get("prob", 0.9)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (label, g) in enumerate(table.groupby("group", sort=False)):
+        c = colours[k % len(colours)]
+        t = g["time_months"].to_numpy()
+        ax.fill_between(t, g["predicted_lower"], g["predicted_upper"], color=c, alpha=0.2, lw=0)
+        ax.plot(t, g["predicted"], color=c, lw=1.2, ls="--")
+        ax.step(t, g["km"], where="post", color=c, lw=1.6, label=f"{label} (n = {int(g['at_risk'].iloc[0])})")
+        ax.step(t, g["km_lower"], where="post", color=c, lw=0.6, alpha=0.6)
+        ax.step(t, g["km_upper"], where="post", color=c, lw=0.6, alpha=0.6)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("months from the first infusion start")
+    ax.set_ylabel({"rfs": "relapse-free survival", "os": "overall survival"}.get(table.attrs.get("endpoint"), "survival"))
+    ax.plot([], [], color="grey", ls="--", label=f"model: median and {prob:.0%} interval")
+    ax.legend(fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # ------------------------------------------------------------------------------- response fits
 def response_fit_table(stored, *, prob: float = 0.95) -> pd.DataFrame:
     """Observed CR (exact interval) beside the fitted rate (posterior interval) of every published
