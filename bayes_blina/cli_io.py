@@ -70,18 +70,20 @@ def import_group() -> None:
 @click.option("--adex", type=click.Path(dir_okay=False), help="Exposure dataset (infusions).")
 @click.option("--adpc", type=click.Path(dir_okay=False),
               help="PK concentration dataset (serum blinatumomab).")
+@click.option("--adtte", type=click.Path(dir_okay=False),
+              help="Time-to-event dataset (overall and relapse-free survival).")
 @click.option("--mapping", type=click.Path(dir_okay=False),
               help="TOML file renaming variables and codes (see docs/import.md).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Dataset folder to write.")
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
-def import_adam(adsl, adlb, adrs, adex, adpc, mapping, out, force) -> None:
+def import_adam(adsl, adlb, adrs, adex, adpc, adtte, mapping, out, force) -> None:
     """Read ADaM datasets, validate them and write a dataset folder."""
     from bayes_blina.data.adam import read_adam
     from bayes_blina.data.io import write_dataset
 
     _refuse_existing(out, force, folder=True)
-    ds = read_adam(adsl, adlb, adrs, adex, adpc, mapping)
+    ds = read_adam(adsl, adlb, adrs, adex, adpc, mapping, adtte=adtte)
     path = write_dataset(ds, out, overwrite=force)
     _report(ds, path)
 

@@ -1,4 +1,4 @@
-"""CDISC ADaM import and export (ADSL, ADRS, ADEX, ADLB, ADPC; ``docs/import.md``).
+"""CDISC ADaM import and export (ADSL, ADRS, ADEX, ADLB, ADPC, ADTTE; ``docs/import.md``).
 
 :func:`read_adam` turns the analysis datasets of a study into a package :class:`Dataset`:
 
@@ -24,6 +24,11 @@
   code, ``AVAL``/``AVALC``/``AVALU``, time from ``AFRLT`` (hours, unit ``FRLTU``), else ``ADTM``
   minus the first dose datetime, else ``ADY`` (+ ``ATPT``); censoring from ``AVALC`` (``'<125'``,
   ``'BLQ'``, ``'BLD'``) or the flags ``BLQFL``/``BLODFL``, limits from ``ALLOQ``/``ALOD``.
+* **ADTTE** (one record per subject and time-to-event parameter) gives ``os_days``/``os_event``
+  (``PARAMCD`` ``OS``) and ``rfs_days``/``rfs_event`` (``RFS``): ``AVAL`` in ``AVALU`` (days by
+  default; hours, weeks, months, years converted) from the first infusion start, ``CNSR`` 0 an
+  event, 1 or more censored. ADSL's ``MRDCRFL`` (``Y``/``N``) gives ``mrd_response``. The codes are
+  set in the mapping's ``[survival]`` section.
 
 Every name and code can be changed with a mapping file (TOML, :func:`load_mapping`). Problems are
 reported in the terms of the ADaM files (``adlb.xpt, variable 'AVALU', row 17: ...``), all of
@@ -74,7 +79,7 @@ __all__ = [
 ]
 
 #: The ADaM datasets read, in the order they are processed.
-ADAM_FILES = ("adsl", "adrs", "adex", "adlb", "adpc")
+ADAM_FILES = ("adsl", "adrs", "adex", "adlb", "adpc", "adtte")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,12 +308,12 @@ def _patient_tables(dataset: Dataset, drop_aggregates: bool, what: str) -> None:
         raise BayesBlinaError(f"{what} takes a Dataset (found {type(dataset).__name__})")
     if dataset.subjects is None:
         raise BayesBlinaError(f"{what} needs patient-level data: the dataset has no subjects")
-    held = [t for t in ("aggregates", "summaries") if getattr(dataset, t) is not None]
+    held = [t for t in ("aggregates", "summaries", "dlt") if getattr(dataset, t, None) is not None]
     if held and not drop_aggregates:
         raise BayesBlinaError(
             f"{what} writes patient-level data only, but the dataset also holds "
-            f"{' and '.join(held)} (published counts/statistics); pass drop_aggregates=True "
-            "(--drop-aggregates) to leave them out")
+            f"{' and '.join(held)} (published counts/statistics, cohort DLT counts); pass "
+            "drop_aggregates=True (--drop-aggregates) to leave them out")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,6 +332,7 @@ DEFAULT_VARIABLES: dict[str, dict[str, tuple[str, ...]]] = {
         "region": ("REGION1", "REGION"), "first_dose": ("TRTSDTM",),
         "death_date": ("DTHDTM", "DTHDT"), "end_of_study": ("EOSDTM", "EOSDT"),
         "end_of_study_status": ("EOSSTT",), "end_of_study_reason": ("DCSREAS",),
+        "mrd_response": ("MRDCRFL",),
     },
     "adrs": {"subject_id": ("USUBJID",), "paramcd": ("PARAMCD",), "avalc": ("AVALC",),
              "aval": ("AVAL",)},
@@ -342,6 +348,8 @@ DEFAULT_VARIABLES: dict[str, dict[str, tuple[str, ...]]] = {
              "dtype": ("DTYPE",)},
 }
 DEFAULT_VARIABLES["adpc"] = dict(DEFAULT_VARIABLES["adlb"])
+DEFAULT_VARIABLES["adtte"] = {"subject_id": ("USUBJID",), "paramcd": ("PARAMCD",), "aval": ("AVAL",),
+                              "unit": ("AVALU",), "cnsr": ("CNSR",)}
 
 #: ADaM ``PARAMCD`` values (at most 8 characters) of analytes whose package code is longer.
 ADAM_PARAMCD = {"CD4_NAIVE": "CD4NAIVE", "CD8_NAIVE": "CD8NAIVE", "CD4_MEMORY": "CD4MEM",
@@ -354,6 +362,11 @@ _RESPONSE_DEFAULTS = {
                      "BLAST FREE HYPOPLASTIC OR APLASTIC BONE MARROW", "RELAPSE"),
     "not_evaluable": ("NE", "ND", "NA", "UNK", "NOT EVALUABLE", "MISSING"),
 }
+#: ADTTE ``PARAMCD`` codes of each endpoint (mapping section ``[survival]``).
+_SURVIVAL_DEFAULTS: dict[str, tuple[str, ...]] = {"os": ("OS",), "rfs": ("RFS",)}
+#: Days per ``AVALU`` unit of ADTTE.
+_TTE_UNITS = {"DAYS": 1.0, "DAY": 1.0, "D": 1.0, "HOURS": 1.0 / 24.0, "HOUR": 1.0 / 24.0, "H": 1.0 / 24.0,
+              "WEEKS": 7.0, "WEEK": 7.0, "MONTHS": 30.4375, "MONTH": 30.4375, "YEARS": 365.25, "YEAR": 365.25}
 _OPTION_DEFAULTS: dict[str, Any] = {"unknown_params": "error", "keep_derived": False,
                                     "cycle_gap_days": 7.0, "reference": "adex"}
 
@@ -384,7 +397,7 @@ class AdamMapping:
     Attributes
     ----------
     files : dict of str to FileMapping
-        One per ADaM file (``adsl``, ``adrs``, ``adex``, ``adlb``, ``adpc``).
+        One per ADaM file (``adsl``, ``adrs``, ``adex``, ``adlb``, ``adpc``, ``adtte``).
     regimen : dict of str to str
         Treatment text (``TRT01P`` value, matched case-insensitively) to regimen label; overrides
         :func:`parse_regimen_text`.
@@ -392,6 +405,8 @@ class AdamMapping:
         ``PARAMCD`` (or ``PARAM``) to analyte code, or to ``'skip'`` to leave those records out.
     response : dict of str to tuple of str
         ``paramcd`` (preference order), ``responder``, ``nonresponder``, ``not_evaluable`` codes.
+    survival : dict of str to tuple of str
+        ADTTE ``PARAMCD`` codes of ``os`` and ``rfs``.
     options : dict
         ``unknown_params`` (``'error'``/``'skip'``), ``keep_derived`` (bool),
         ``cycle_gap_days`` (float), ``reference`` (``'adex'``/``'adsl'``).
@@ -403,6 +418,7 @@ class AdamMapping:
     regimen: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     response: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(_RESPONSE_DEFAULTS))
+    survival: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(_SURVIVAL_DEFAULTS))
     options: dict[str, Any] = field(default_factory=lambda: dict(_OPTION_DEFAULTS))
     source: str = ""
 
@@ -471,7 +487,7 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
 
     base = _default_mapping()
     files = dict(base.files)
-    sections = set(ADAM_FILES) | {"regimen", "params", "response", "options"}
+    sections = set(ADAM_FILES) | {"regimen", "params", "response", "survival", "options"}
     for key in data:
         if key not in sections:
             bad(key, f"unknown section; sections are {', '.join(sorted(sections))}")
@@ -547,6 +563,15 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
         else:
             response[k] = _names(v)  # type: ignore[assignment]
 
+    survival = dict(base.survival)
+    for k, v in (data.get("survival") or {}).items():
+        if k not in survival:
+            bad(f"survival.{k}", f"unknown key; keys are {', '.join(survival)}")
+        elif _names(v) is None:
+            bad(f"survival.{k}", "must be a PARAMCD code or a list of codes", v)
+        else:
+            survival[k] = _names(v)  # type: ignore[assignment]
+
     options = dict(base.options)
     for k, v in (data.get("options") or {}).items():
         if k not in options:
@@ -565,7 +590,7 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
     if problems:
         raise DataValidationError(problems)
     return AdamMapping(files=files, regimen=regimen, params=params, response=response,
-                       options=options, source=label)
+                       survival=survival, options=options, source=label)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -893,6 +918,7 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
               adex: str | os.PathLike[str] | None = None,
               adpc: str | os.PathLike[str] | None = None,
               mapping: str | os.PathLike[str] | Mapping[str, Any] | AdamMapping | None = None,
+              adtte: str | os.PathLike[str] | None = None,
               *, screening_window_h: float = 504.0, name: str | None = None) -> Dataset:
     """Read ADaM datasets (``.xpt`` or ``.csv``) into a validated :class:`Dataset`.
 
@@ -906,6 +932,8 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
         Response dataset: the CR endpoint of each subject (absent: responses unknown).
     adex : path, optional
         Exposure dataset, one record per infusion interval: dosing.
+    adtte : path, optional
+        Time-to-event dataset: overall and relapse-free survival (``os_days``, ``rfs_days``, ...).
     mapping : path, dict or AdamMapping, optional
         Variable and code mapping (see :func:`load_mapping` and ``docs/import.md``).
     screening_window_h : float, default 504
@@ -927,7 +955,7 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
     """
     m = load_mapping(mapping)
     problems: list[Problem] = []
-    paths = {"adsl": adsl, "adrs": adrs, "adex": adex, "adlb": adlb, "adpc": adpc}
+    paths = {"adsl": adsl, "adrs": adrs, "adex": adex, "adlb": adlb, "adpc": adpc, "adtte": adtte}
     src: dict[str, _Source] = {}
     for key in ADAM_FILES:
         if paths[key] is not None:
@@ -953,6 +981,8 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
                 skipped[f"{src[key].label}: records of subjects left out of ADSL by where"] = n
     if "adrs" in src:
         _responses(src["adrs"], m, subjects, src["adsl"].label)
+    if "adtte" in src:
+        _survival_times(src["adtte"], m, subjects, src["adsl"].label)
     dosing, refs = _dosing(src.get("adex"), m, first_dose)
     _offstudy_hours(src["adsl"], subjects, refs)
     observations = _Rows(file=(src.get("adlb") or src.get("adpc") or src["adsl"]).label,
@@ -999,7 +1029,7 @@ def read_adam_folder(folder: str | os.PathLike[str],
     if mapping is None and (folder / "mapping.toml").is_file():
         mapping = folder / "mapping.toml"
     return read_adam(found["adsl"], found.get("adlb"), found.get("adrs"), found.get("adex"),
-                     found.get("adpc"), mapping, **kwargs)
+                     found.get("adpc"), mapping, adtte=found.get("adtte"), **kwargs)
 
 
 def _subjects(s: _Source, m: AdamMapping) -> tuple[_Rows, dict[str, datetime]]:
@@ -1035,6 +1065,9 @@ def _subjects(s: _Source, m: AdamMapping) -> tuple[_Rows, dict[str, datetime]]:
                 s.add(v["first_dose"], i, f"{v['first_dose']} must be a date and time (ISO 8601 "
                       "'2020-01-01T08:00' or a SAS datetime)", cells["first_dose"][i])
         rec["response"] = ""
+        if v["mrd_response"] is not None:  # the column only when ADSL has the flag
+            flag = _text(cells["mrd_response"][i]).upper()
+            rec["mrd_response"] = {"Y": "1", "N": "0"}.get(flag, flag)
         for k in keep:
             rec[k.lower()] = _text(s.df[k].iloc[i])
         rows.add(rec, s.label, int(s.rows[i]))
@@ -1202,6 +1235,65 @@ def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str) -> 
                   "of the mapping file", avalcs[i] if code else avals[i])
             continue
         index[sid]["response"] = value
+
+
+def _number_or_none(v: object) -> float | None:
+    """:func:`_number`, with ``None`` for a cell that is not a number as well."""
+    try:
+        return _number(v)
+    except ValueError:
+        return None
+
+
+def _survival_times(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str) -> None:
+    """ADTTE -> ``os_days``/``os_event`` and ``rfs_days``/``rfs_event`` of each subject record
+    (every record gets the four columns; empty where the subject has no such parameter)."""
+    sid_v = s.var("subject_id", required=True)
+    pcd_v = s.var("paramcd", required=True)
+    aval_v, cnsr_v = s.var("aval", required=True), s.var("cnsr", required=True)
+    unit_v = s.var("unit")
+    for k in range(len(subjects.records)):
+        for c in ("os_days", "os_event", "rfs_days", "rfs_event"):
+            subjects.records[k].setdefault(c, "")
+    if None in (sid_v, pcd_v, aval_v, cnsr_v):
+        return
+    code_of = {c: ep for ep, codes in m.survival.items() for c in codes}
+    index = {r["subject_id"]: k for k, r in enumerate(subjects.records)}
+    seen: dict[tuple[str, str], int] = {}
+    sids, pcds, avals, cnsrs = s.column(sid_v), s.column(pcd_v), s.column(aval_v), s.column(cnsr_v)
+    units = s.column(unit_v) if unit_v else [""] * len(s.df)
+    for i in range(len(s.df)):
+        sid, pcd = _text(sids[i]), _text(pcds[i]).upper()
+        ep = code_of.get(pcd)
+        if ep is None:
+            continue
+        if sid not in index:
+            s.add(sid_v, i, f"{sid_v} must be a subject of {adsl_label}", sid)
+            continue
+        if (sid, ep) in seen:
+            s.add(pcd_v, i, f"ADTTE must have one record per subject for PARAMCD {pcd} (same as row "
+                  f"{int(s.rows[seen[sid, ep]])}); select one with [{s.key}] where in the mapping file", pcd)
+            continue
+        seen[sid, ep] = i
+        unit = _text(units[i]).upper() or "DAYS"
+        if unit not in _TTE_UNITS:
+            s.add(unit_v, i, f"{unit_v} must be DAYS, HOURS, WEEKS, MONTHS or YEARS", unit)
+            continue
+        aval, cnsr = _number_or_none(avals[i]), _number_or_none(cnsrs[i])
+        if aval is None:
+            s.add(aval_v, i, f"{aval_v} must be a number (time from the first infusion start)", avals[i])
+            continue
+        days = aval * _TTE_UNITS[unit]
+        if cnsr is None or not (cnsr == int(cnsr) and cnsr >= 0):
+            s.add(cnsr_v, i, f"{cnsr_v} must be 0 (event) or a positive censoring code", cnsrs[i])
+            continue
+        k = index[sid]
+        rec = subjects.records[k]
+        rec[f"{ep}_days"] = _float_text(_round_sig(days))
+        rec[f"{ep}_event"] = "1" if cnsr == 0 else "0"
+        cols = dict(subjects.columns[k])
+        cols.update({f"{ep}_days": aval_v, f"{ep}_event": cnsr_v})
+        subjects.columns[k] = cols
 
 
 def _dosing(s: _Source | None, m: AdamMapping, first_dose: dict[str, datetime]
@@ -1500,7 +1592,8 @@ def write_adam(dataset: Dataset, folder: str | os.PathLike[str], fmt: str = "csv
                first_dose: str | datetime = "2020-01-01T08:00:00", overwrite: bool = False,
                drop_aggregates: bool = False) -> Path:
     """Write a dataset as ADaM files: ``adsl``, ``adrs``, ``adex``, ``adlb`` (and ``adpc`` for
-    serum blinatumomab), plus ``mapping.toml`` naming the extra variables to carry back.
+    serum blinatumomab, ``adtte`` for overall and relapse-free survival), plus ``mapping.toml``
+    naming the extra variables to carry back.
 
     Every subject gets the same first dose datetime ``first_dose``; exposure intervals and
     observation datetimes are that datetime plus the dataset's hours. Observations also carry
@@ -1621,8 +1714,23 @@ def _adam_tables(ds: Dataset, ref: datetime
         adsl["EOSDTM"] = when
         adsl["DTHDTM"] = [w if r == "death" else pd.NaT for w, r in zip(when, reasons)]
         stamps += ["EOSDTM", "DTHDTM"]
+    if "mrd_response" in subj.columns:
+        adsl["MRDCRFL"] = [_yn(x) for x in subj["mrd_response"]]
     adsl.update(extras(subj, "subjects", "adsl", adsl))
     out["adsl"] = (pd.DataFrame(adsl), stamps)
+    if "os_days" in subj.columns:  # the survival columns come together (docs/data-format.md)
+        tte: dict[str, list] = {k: [] for k in ("STUDYID", "USUBJID", "PARAMCD", "PARAM", "AVAL", "AVALU", "CNSR")}
+        for ep, param in (("os", "Overall survival"), ("rfs", "Relapse-free survival")):
+            days = pd.to_numeric(subj[f"{ep}_days"], errors="coerce").to_numpy(dtype=float)
+            for k in np.flatnonzero(np.isfinite(days)):
+                tte["STUDYID"].append(adsl["STUDYID"][k])
+                tte["USUBJID"].append(adsl["USUBJID"][k])
+                tte["PARAMCD"].append(_SURVIVAL_DEFAULTS[ep][0])
+                tte["PARAM"].append(f"{param} (days from the first infusion start)")
+                tte["AVAL"].append(float(days[k]))
+                tte["AVALU"].append("DAYS")
+                tte["CNSR"].append(0.0 if int(subj[f"{ep}_event"].iloc[k]) == 1 else 1.0)
+        out["adtte"] = (pd.DataFrame(tte).astype({"AVAL": float, "CNSR": float}), [])
 
     resp = subj["response"]
     out["adrs"] = (pd.DataFrame({
