@@ -335,13 +335,14 @@ def _register_subcommands() -> None:
     from bayes_blina.cli_plan import plan
     from bayes_blina.cli_checks import prior_check, sbc, sensitivity
     from bayes_blina.cli_report import figure, loo_pit_command, report, vpc
-    from bayes_blina.cli_safety import escalate
+    from bayes_blina.cli_safety import dose_escalation, escalate
 
     for command in (report, vpc, loo_pit_command, figure, sbc, prior_check, sensitivity, escalate):
         main.add_command(command)
     main.add_command(import_group)
     main.add_command(export_group)
     main.add_command(plan)
+    plan.add_command(dose_escalation)
 
 
 _register_subcommands()

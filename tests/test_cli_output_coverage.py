@@ -55,6 +55,7 @@ HAPPY_PATHS: dict[tuple[str, str], str] = {
     ("plan map-prior", "--out"): "test_plan_cli::test_map_prior_command_end_to_end",
     ("plan robustify", "--out"): "test_plan_cli::test_robustify_command",
     ("plan oc", "--out"): "test_plan_cli::test_oc_command_table_and_csv",
+    ("plan dose-escalation", "--out"): "test_designs::test_plan_dose_escalation_command_writes_the_operating_characteristics",
     ("plan biomarker-power", "--out"): "test_cli_outputs::test_plan_biomarker_power_writes_the_table_and_the_studies_beside_it",
 }
 

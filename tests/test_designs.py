@@ -6,6 +6,7 @@ of the 3+3 rule (enumerated here in closed form), and invariance of the simulati
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -94,3 +95,30 @@ def test_crm_posterior_matches_direct_integration():
     z = integrate.quad(post, -10, 10)[0]
     mean2 = integrate.quad(lambda a: sk[2] ** np.exp(a) * post(a), -10, 10)[0] / z
     assert crm.posterior_rates(n, dlt)[2] == pytest.approx(mean2, abs=1e-6)
+
+
+def test_plan_dose_escalation_command_writes_the_operating_characteristics(tmp_path):
+    from click.testing import CliRunner
+
+    from bayes_blina.cli import main
+    from bayes_blina.safety.designs import BOIN, ThreePlusThree
+    from bayes_blina.safety.trials import simulate_designs
+
+    out = tmp_path / "oc.csv"
+    args = ["plan", "dose-escalation", "--doses", "5,15,30", "--scenario", "mid=0.05,0.25,0.5",
+            "--scenario", "low=0.02,0.05,0.1", "--designs", "3+3,boin", "--trials", "40", "--seed", "3",
+            "--workers", "0", "--out", str(out)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(out, comment="#")
+    ref = simulate_designs([ThreePlusThree(max_n=30), BOIN(target=0.25)],
+                           {"mid": [0.05, 0.25, 0.5], "low": [0.02, 0.05, 0.1]}, trials=40, seed=3, workers=0).table
+    assert got[["scenario", "design"]].values.tolist() == ref[["scenario", "design"]].values.tolist()
+    np.testing.assert_allclose(got["p_select_target"], ref["p_select_target"], atol=1e-4)
+    np.testing.assert_allclose(got["mean_n"], ref["mean_n"], atol=1e-4)
+    for bad, message in ((["--scenario", "x=0.1,0.2"], "one rate per dose level"),
+                         (["--designs", "mtpi"], "unknown design"),
+                         (["--skeleton", "0.3,0.2,0.1"], "increasing rates")):
+        r = CliRunner().invoke(main, ["plan", "dose-escalation", "--doses", "5,15,30", "--scenario", "a=0.1,0.2,0.3",
+                                      "--trials", "5", "--workers", "0", *bad])
+        assert r.exit_code == 2 and message in r.output, (bad, r.output)
