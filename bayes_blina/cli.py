@@ -147,6 +147,8 @@ def _echo_data_use(use: dict) -> None:
         reasons = Counter(str(r.get("reason", "")).split(" (")[0] for r in use.get("patients_left_out") or [])
         for why, k in reasons.items():
             click.echo(f"patients left out: {k} ({why})", err=True)
+    for f, why in (use.get("factors_dropped") or {}).items():
+        click.echo(f"covariate left out: {f} ({why})", err=True)
         for f, k in (use.get("patients_missing_factor") or {}).items():
             click.echo(f"patients with unknown {f}: {k} (effect held at its mean)", err=True)
     if "rows_used" in use:  # trajectory families

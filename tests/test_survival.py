@@ -27,26 +27,41 @@ from bayes_blina.data.schema import validate_dataset, validate_subjects
 from bayes_blina.data.units import DAYS_PER_MONTH
 from bayes_blina.errors import DataValidationError, SpecError
 from bayes_blina.families import SurvivalModel
-from bayes_blina.families.survival import piecewise_exposure, piecewise_median, piecewise_terms, weibull_terms
+from bayes_blina.families.survival import (piecewise_exposure, piecewise_median, piecewise_terms, switch_terms,
+                                           weibull_terms)
 
 
 # -- a generator written here ----------------------------------------------------------------------
 
 def weibull_cohort(n, *, median, shape, seed, hr_mrd=1.0, hr_regimen=1.0, followup=(6.0, 30.0),
-                   endpoint="os", studies=1):
+                   endpoint="os", studies=1, hsct=False, hr_hsct=0.5):
     """Weibull PH times (months) for patients with a binary MRD response and two regimens; uniform
-    administrative censoring on ``followup`` months. Returns the dataset and the latent frame."""
+    administrative censoring on ``followup`` months. With ``hsct``, half the patients are offered a
+    transplant at a time uniform on 1-6 months, after which the hazard is ``hr_hsct`` times higher
+    (the time solved on the cumulative hazard). Returns the dataset and the latent frame."""
     rng = np.random.default_rng(seed)
     mrd = (rng.random(n) < 0.5).astype(int)
     reg = np.where(rng.random(n) < 0.5, "15", "5-15")
     lin = np.log(hr_mrd) * mrd + np.log(hr_regimen) * (reg == "15")  # reference: 5-15 (first in natural order)
-    t = median * (-np.log(rng.random(n)) / (math.log(2.0) * np.exp(lin))) ** (1.0 / shape)
+    e = -np.log(rng.random(n))  # threshold on the cumulative hazard H(t) = log 2 exp(lin) (t / median)^shape
+    t = median * (e / (math.log(2.0) * np.exp(lin))) ** (1.0 / shape)
     c = rng.uniform(*followup, n)
+    th = np.full(n, np.nan)
+    if hsct:
+        offer = rng.uniform(1.0, 6.0, n)
+        gets = (rng.random(n) < 0.5) & (offer < t) & (offer < c)
+        H_th = math.log(2.0) * np.exp(lin) * (offer / median) ** shape
+        rest = np.maximum(e - H_th, 0.0)  # > 0 for those who get one
+        t_after = median * ((H_th + rest / hr_hsct) / (math.log(2.0) * np.exp(lin))) ** (1.0 / shape)
+        t = np.where(gets, t_after, t)
+        th = np.where(gets, offer, np.nan)
     obs, ev = np.minimum(t, c), (t <= c).astype(int)
     ids = [f"P{i:04d}" for i in range(n)]
     subjects = pd.DataFrame({"subject_id": ids, "study": [f"S{i % studies}" for i in range(n)], "regimen": reg,
                              "response": 1, f"{endpoint}_days": np.round(obs * DAYS_PER_MONTH, 3),
                              f"{endpoint}_event": ev, "mrd_response": mrd})
+    if hsct:
+        subjects["hsct_days"] = np.round(th * DAYS_PER_MONTH, 3)
     ds = validate_dataset({"subjects": subjects.astype(str)}, name="weibull-test", origin="test")
     return ds, pd.DataFrame({"t": t, "c": c, "mrd": mrd, "regimen": reg})
 
@@ -57,7 +72,7 @@ def _fit(options, ds, *, draws=1000, seed=11):
 
     spec = load_spec("survival")
     spec = spec.model_copy(update={"options": {**spec.options, **options}})
-    return fit(spec, ds, draws=draws, tune=1000, chains=2, seed=seed)
+    return fit(spec, ds, draws=draws, tune=1000, chains=4, seed=seed)  # the spec's chains, as a user fits
 
 
 #: Recovery tests check several quantities per fit: the truth must be inside each 99% interval
@@ -112,12 +127,11 @@ def test_piecewise_hazard_median_and_exposure_against_quadrature():
     assert meds[1] == pytest.approx(6.0 + (math.log(2.0) - 0.06) / 0.05)
 
 
+@pytest.mark.parametrize("hsct", [False, True], ids=["no-hsct", "hsct"])
 @pytest.mark.parametrize("baseline", ["weibull", "piecewise"])
-def test_model_log_likelihood_equals_the_numpy_pointwise_one(baseline):
-    import pymc as pm
-
-    ds, _ = weibull_cohort(40, median=5.0, shape=1.2, seed=3, hr_mrd=0.5)
-    fam = SurvivalModel({"covariates": ["mrd_response", "regimen"], "baseline": baseline})
+def test_model_log_likelihood_equals_the_numpy_pointwise_one(baseline, hsct):
+    ds, _ = weibull_cohort(40, median=5.0, shape=1.2, seed=3, hr_mrd=0.5, hsct=hsct)
+    fam = SurvivalModel({"covariates": ["mrd_response", "regimen"], "baseline": baseline, "time_varying_hsct": hsct})
     prep = fam.prepare(ds)
     model = fam.build(prep)
     point = model.initial_point()
@@ -126,6 +140,9 @@ def test_model_log_likelihood_equals_the_numpy_pointwise_one(baseline):
     import xarray as xr
 
     names = [rv.name for rv in model.free_RVs] + ["median_months"] + (["log_hazard"] if baseline == "piecewise" else [])
+    assert ("log_hr_hsct" in names) == hsct
+    if hsct:
+        assert 0 < prep.arrays["hsct_after"].sum() < 40
     outs = model.compile_fn([model.potentials[0]] + [model[n] for n in names], inputs=model.value_vars,
                             on_unused_input="ignore")(point)
     pot = float(outs[0])
@@ -136,6 +153,22 @@ def test_model_log_likelihood_equals_the_numpy_pointwise_one(baseline):
     ll = fam.log_likelihood(tree, prep)["y"].values
     assert ll.shape == (1, 1, 40)
     assert ll.sum() == pytest.approx(pot, rel=1e-10)
+
+
+def test_switch_terms_integrate_the_hazard_with_a_transplant():
+    median, k, eta, b, th = 4.0, 1.3, 0.4, math.log(0.5), 2.5
+
+    def hazard(s):
+        log_h0, _ = weibull_terms(np.array([s]), 0.0, math.log(median), k)
+        return float(np.exp(log_h0[0] + eta + (b if s >= th else 0.0)))
+
+    for t in (1.0, 2.5, 6.0):
+        log_h0, H0 = weibull_terms(np.array([t]), 0.0, math.log(median), k)
+        _, H0_s = weibull_terms(np.array([min(th, t)]), 0.0, math.log(median), k)
+        after = float(th < t)
+        log_h, H = switch_terms(log_h0, H0, H0_s, after, eta, b)
+        assert H[0] == pytest.approx(integrate.quad(hazard, 0.0, t, points=[th] if th < t else None)[0], rel=1e-8)
+        assert log_h[0] == pytest.approx(math.log(hazard(t)) if t != th else log_h0[0] + eta)
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -282,6 +315,32 @@ def test_posterior_agrees_with_the_maximum_likelihood_weibull_fit():
         assert abs(b - e) < 0.2 * s, (b, e, s)  # weak priors, 300 patients: within a fifth of an SE
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("baseline", ["weibull", "piecewise"])
+def test_transplant_as_a_time_varying_covariate_is_recovered(baseline):
+    ds, lat = weibull_cohort(800, median=4.0, shape=1.0, seed=31, hr_mrd=0.5, hsct=True, hr_hsct=0.4)
+    assert ds.subjects["hsct_days"].notna().mean() > 0.15
+    res = _fit({"covariates": ["mrd_response"], "time_varying_hsct": True, "baseline": baseline}, ds)
+    assert res.verdict.passed, res.verdict
+    for name, truth in (("hr_hsct", 0.4), ("hr_mrd_response", 0.5)):
+        lo, mean, hi = _interval(res, name, RECOVERY)
+        assert lo < truth < hi and abs(mean / truth - 1.0) < 0.25, (name, lo, mean, hi)
+    # the KM check conditions on each patient's own transplant
+    from bayes_blina.checks.survival_curves import survival_curve_table  # noqa: F401 (exercised in CLI tests)
+    S = res.family.survival_draws(res.idata.posterior, res.prepared, np.array([0.0, 3.0, 12.0]))
+    assert S.shape[-2:] == (800, 3) and np.allclose(S[..., 0], 1.0) and np.all(np.diff(S, axis=-1) <= 0)
+
+
+def test_time_varying_hsct_without_transplants_has_no_switch():
+    ds, _ = weibull_cohort(10, median=4.0, shape=1.0, seed=1)
+    assert ds.subjects["hsct_days"].isna().all()  # the survival columns come together once one is given
+    fam = SurvivalModel({"time_varying_hsct": True})
+    prep = fam.prepare(ds)
+    assert "hsct_after" not in prep.arrays and prep.data_use["hsct"]["before_end_of_follow_up"] == 0
+    assert "no patient has hsct_days" in prep.data_use["factors_dropped"]["hsct"]
+    assert "log_hr_hsct" in fam.priors and "log_hr_hsct" not in fam.build(prep).named_vars  # not its prior alone
+
+
 # -- several studies --------------------------------------------------------------------------------
 
 def test_several_studies_get_a_partially_pooled_study_effect():
@@ -332,6 +391,11 @@ def test_simulated_survival_is_calibrated_to_the_pediatric_trial():
     assert (s.loc[died, "os_event"] == 1).all()
     np.testing.assert_allclose(s.loc[died, "os_days"], (s.loc[died, "offstudy_h"] / 24).round(1), atol=0.051)
     assert truth["design"]["survival"]["enabled"] is True
+    # alloHSCT in remission: 13 of 27 responders in the paper; only responders, before their RFS ends
+    assert 0.3 < cr["hsct_days"].notna().mean() < 0.6
+    assert s.loc[s["response"] != 1, "hsct_days"].isna().all()
+    got = cr[cr["hsct_days"].notna()]
+    assert (got["hsct_days"] <= got["rfs_days"]).all()
     # the earlier presets are unchanged: no survival columns
     ped, _ = simulate_cohort("pediatric", 20, seed=1)
     assert "os_days" not in ped.subjects.columns

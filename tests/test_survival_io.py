@@ -18,7 +18,7 @@ from bayes_blina.data.nonmem import read_nonmem, write_nonmem
 from bayes_blina.errors import BayesBlinaError, DataValidationError
 from bayes_blina.simulate import simulate_cohort
 
-COLUMNS = ["os_days", "os_event", "rfs_days", "rfs_event", "mrd_response"]
+COLUMNS = ["os_days", "os_event", "rfs_days", "rfs_event", "mrd_response", "hsct_days"]
 EXAMPLE = Path(__file__).parent / "data" / "adam" / "example-csv"
 
 
@@ -26,6 +26,7 @@ EXAMPLE = Path(__file__).parent / "data" / "adam" / "example-csv"
 def cohort():
     ds, _ = simulate_cohort("pediatric-survival", 30, seed=2)
     assert ds.subjects["rfs_days"].notna().any() and ds.subjects["os_event"].eq(0).any()
+    assert ds.subjects["hsct_days"].notna().any()
     return ds
 
 

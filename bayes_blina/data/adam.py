@@ -28,7 +28,8 @@
   (``PARAMCD`` ``OS``) and ``rfs_days``/``rfs_event`` (``RFS``): ``AVAL`` in ``AVALU`` (days by
   default; hours, weeks, months, years converted) from the first infusion start, ``CNSR`` 0 an
   event, 1 or more censored. ADSL's ``MRDCRFL`` (``Y``/``N``) gives ``mrd_response``. The codes are
-  set in the mapping's ``[survival]`` section.
+  set in the mapping's ``[survival]`` section; ``HSCTDY`` (days from the first infusion start to an
+  alloHSCT) gives ``hsct_days``.
 
 Every name and code can be changed with a mapping file (TOML, :func:`load_mapping`). Problems are
 reported in the terms of the ADaM files (``adlb.xpt, variable 'AVALU', row 17: ...``), all of
@@ -332,7 +333,7 @@ DEFAULT_VARIABLES: dict[str, dict[str, tuple[str, ...]]] = {
         "region": ("REGION1", "REGION"), "first_dose": ("TRTSDTM",),
         "death_date": ("DTHDTM", "DTHDT"), "end_of_study": ("EOSDTM", "EOSDT"),
         "end_of_study_status": ("EOSSTT",), "end_of_study_reason": ("DCSREAS",),
-        "mrd_response": ("MRDCRFL",),
+        "mrd_response": ("MRDCRFL",), "hsct_days": ("HSCTDY",),
     },
     "adrs": {"subject_id": ("USUBJID",), "paramcd": ("PARAMCD",), "avalc": ("AVALC",),
              "aval": ("AVAL",)},
@@ -1068,6 +1069,8 @@ def _subjects(s: _Source, m: AdamMapping) -> tuple[_Rows, dict[str, datetime]]:
         if v["mrd_response"] is not None:  # the column only when ADSL has the flag
             flag = _text(cells["mrd_response"][i]).upper()
             rec["mrd_response"] = {"Y": "1", "N": "0"}.get(flag, flag)
+        if v["hsct_days"] is not None:
+            rec["hsct_days"] = _text(cells["hsct_days"][i])
         for k in keep:
             rec[k.lower()] = _text(s.df[k].iloc[i])
         rows.add(rec, s.label, int(s.rows[i]))
@@ -1716,6 +1719,8 @@ def _adam_tables(ds: Dataset, ref: datetime
         stamps += ["EOSDTM", "DTHDTM"]
     if "mrd_response" in subj.columns:
         adsl["MRDCRFL"] = [_yn(x) for x in subj["mrd_response"]]
+    if "hsct_days" in subj.columns:
+        adsl["HSCTDY"] = [_num(x) for x in subj["hsct_days"]]
     adsl.update(extras(subj, "subjects", "adsl", adsl))
     out["adsl"] = (pd.DataFrame(adsl), stamps)
     if "os_days" in subj.columns:  # the survival columns come together (docs/data-format.md)

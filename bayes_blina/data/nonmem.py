@@ -67,6 +67,7 @@ SUBJECT_COLUMNS: dict[str, str] = {
     "REFR": "refractory", "NREL": "prior_relapses", "NRELGR": "prior_relapses_group",
     "REGION": "region", "RESP": "response", "OFFSTUDY": "offstudy_h", "OFFRSN": "offstudy_reason",
     "OSDAY": "os_days", "OSEVT": "os_event", "RFSDAY": "rfs_days", "RFSEVT": "rfs_event", "MRDCR": "mrd_response",
+    "HSCTDAY": "hsct_days",
 }
 
 #: Event columns with a fixed meaning (any other column is carried as an extra column).
@@ -82,7 +83,7 @@ SNAP_TOLERANCE = 1e-6
 
 _NUMERIC_SUBJECT = frozenset({"age_years", "blast_pct", "bsa_m2", "prior_hsct", "refractory",
                               "prior_relapses", "response", "offstudy_h", "os_days", "os_event",
-                              "rfs_days", "rfs_event", "mrd_response"})
+                              "rfs_days", "rfs_event", "mrd_response", "hsct_days"})
 _PREFIX = {"S_": "subjects", "O_": "observations", "D_": "dosing"}
 
 

@@ -38,7 +38,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "subjects": ("subject_id", "study", "regimen", "age_years", "age_group", "blast_pct",
                  "blast_burden", "bsa_m2", "prior_hsct", "refractory", "prior_relapses",
                  "prior_relapses_group", "region", "response", "offstudy_h", "offstudy_reason",
-                 "os_days", "os_event", "rfs_days", "rfs_event", "mrd_response"),
+                 "os_days", "os_event", "rfs_days", "rfs_event", "mrd_response", "hsct_days"),
     "dosing": ("subject_id", "cycle", "start_h", "end_h", "dose", "dose_unit", "dose_ug_m2_day"),
     "observations": ("subject_id", "analyte", "time_h", "value", "unit", "lod", "lloq", "below",
                      "limit_source"),
@@ -53,8 +53,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 #: its :meth:`Dataset.sha256`, and the fits that recorded it stay valid).
 OFFSTUDY_COLUMNS: tuple[str, ...] = ("offstudy_h", "offstudy_reason")
 #: Time-to-event endpoints (days from the first infusion start; event 1, censored 0) and the MRD
-#: response of a patient in CR (1 complete MRD response, 0 not, empty unknown / not in CR).
-SURVIVAL_COLUMNS: tuple[str, ...] = ("os_days", "os_event", "rfs_days", "rfs_event", "mrd_response")
+#: response of a patient in CR (1 complete MRD response, 0 not, empty unknown / not in CR), and the
+#: day of an allogeneic HSCT after the start of treatment (empty: none within the data).
+SURVIVAL_COLUMNS: tuple[str, ...] = ("os_days", "os_event", "rfs_days", "rfs_event", "mrd_response", "hsct_days")
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"subjects": OFFSTUDY_COLUMNS + SURVIVAL_COLUMNS}
 
 #: Reasons for going off study (``subjects.offstudy_reason``).
@@ -629,7 +630,8 @@ def _survival(ch: _Checker, response: pd.Series) -> dict[str, object]:
     """``os_days``/``os_event``, ``rfs_days``/``rfs_event`` and ``mrd_response`` (only when the
     input has any of them): days >= 0, events 0/1, each time with its event and each event with
     its time, relapse-free survival and the MRD response only for patients in CR (``response``
-    1), and RFS not after OS (a relapse or death ends RFS no later than death ends OS)."""
+    1), and RFS not after OS (a relapse or death ends RFS no later than death ends OS);
+    ``hsct_days`` >= 0."""
     if not any(ch.has(c) for c in SURVIVAL_COLUMNS):
         return {}
     out: dict[str, object] = {}
@@ -649,6 +651,11 @@ def _survival(ch: _Checker, response: pd.Series) -> dict[str, object]:
         out[days], out[event] = t, e.astype("Int64")
     mrd = ch.booleans("mrd_response", *words, "mrd_response must be 1 (complete MRD response), 0 or empty")
     out["mrd_response"] = mrd.astype("Int64")
+    hsct = ch.numbers("hsct_days")
+    ch.check(hsct < 0, "hsct_days", "hsct_days must be >= 0 (days from the first infusion start to an "
+             "alloHSCT after it)")
+    hsct[hsct < 0] = np.nan
+    out["hsct_days"] = hsct
     not_cr = (response == False).fillna(False).to_numpy(dtype=bool)  # noqa: E712 (nullable boolean)
     ch.flag(not_cr & ~ch.is_missing("rfs_days"), "rfs_days", "rfs_days is given for a patient not in CR "
             "(response 0): relapse-free survival is defined for patients in CR")

@@ -80,6 +80,9 @@ class SurvivalOptions(BaseModel):
     study_effect: bool = True
     #: Horizons (months) of the survival probabilities reported (surv_prob).
     horizons_months: list[float] = Field(default_factory=lambda: [6.0, 12.0])
+    #: An alloHSCT after the start of treatment (subjects.csv hsct_days) as a time-varying
+    #: covariate: the hazard is multiplied by hr_hsct from the day of the transplant on.
+    time_varying_hsct: bool = False
 
     @field_validator("covariates")
     @classmethod
@@ -103,7 +106,7 @@ class SurvivalOptions(BaseModel):
     @model_validator(mode="after")
     def _names(self) -> "SurvivalOptions":
         for c in self.numeric_covariates:
-            if c in FACTORS or c in BINARY or not c.isidentifier() or c != c.lower():
+            if c in FACTORS or c in BINARY or c == "hsct" or not c.isidentifier() or c != c.lower():
                 raise ValueError(f"numeric covariate {c!r}: a lower-case subjects.csv column name that is not a "
                                  "covariate factor")
         return self
@@ -167,6 +170,18 @@ def piecewise_median(log_hazard, cuts, *, exp=np.exp, where=np.where):
     return (where(inside, cand, 0.0)).sum(axis=-1)
 
 
+def switch_terms(log_h0, H0, H0_switch, after, eta, log_hr_after, *, exp=np.exp):
+    """``(log h(t), H(t))`` with a covariate that switches on during follow-up (an HSCT).
+
+    ``after`` is 1 for a patient whose switch came before ``t`` (0 otherwise), ``H0_switch`` the
+    baseline cumulative hazard at the switch: ``H = exp(eta) (H0(t) + after (exp(b) - 1)
+    (H0(t) - H0(switch)))``, ``log h = log h0(t) + eta + b after``. With ``after = 0`` these are the
+    terms without a switch.
+    """
+    log_h = log_h0 + eta + log_hr_after * after
+    return log_h, exp(eta) * (H0 + after * (exp(log_hr_after) - 1.0) * (H0 - H0_switch))
+
+
 def _concat_last(a, b, like):
     if isinstance(like, np.ndarray):
         return np.concatenate([a, b], axis=-1)
@@ -199,7 +214,7 @@ class SurvivalModel(ModelFamily):
             p = {"log_hazard_first": Prior("Normal", mu=math.log(LN2 / 12.0), sigma=1.5),
                  "sd_log_hazard_step": Prior("HalfNormal", sigma=0.5)}
         p["sd_study"] = Prior("HalfNormal", sigma=0.5)
-        for c in [*o.covariates, *o.numeric_covariates]:
+        for c in [*o.covariates, *o.numeric_covariates] + (["hsct"] if o.time_varying_hsct else []):
             p[f"log_hr_{c}"] = Prior("Normal", mu=0.0, sigma=1.0)
         return p
 
@@ -308,6 +323,22 @@ class SurvivalModel(ModelFamily):
             use["events_per_interval"] = dict(zip(coords["interval"],
                                                   np.bincount(arrays["interval"][arrays["event"] == 1],
                                                               minlength=len(coords["interval"])).tolist()))
+        if o.time_varying_hsct:
+            if "hsct_days" not in subj.columns:
+                raise DataValidationError([Problem(
+                    "subjects.csv", "hsct_days", None, "the option time_varying_hsct needs the column hsct_days (days "
+                    "from the first infusion start to an alloHSCT; empty: none)")])
+            h = pd.to_numeric(subj["hsct_days"], errors="coerce").to_numpy(dtype=float)[sub] / DAYS_PER_MONTH
+            after = np.isfinite(h) & (h < t)
+            use["hsct"] = {"before_end_of_follow_up": int(after.sum()),
+                           "after_or_none": int(len(after) - after.sum())}
+            if not after.any():  # hr_hsct would be its prior: left out, and said so
+                use["factors_dropped"]["hsct"] = "no patient has hsct_days before the end of follow-up"
+            else:
+                arrays["hsct_after"] = after.astype(float)
+                arrays["hsct_time"] = np.where(after, np.maximum(h, 1e-9), t)  # = t where no switch: no term
+                if o.baseline == "piecewise":
+                    arrays["exposure_hsct"], _ = piecewise_exposure(arrays["hsct_time"], o.cut_months)
         coords["horizon"] = [f"{h:g} months" for h in o.horizons_months]
         use.update({"patients_used": int(len(sub)), "events": int(arrays["event"].sum()),
                     "censored": int(len(sub) - arrays["event"].sum()), "patients_left_out": left_out,
@@ -346,28 +377,50 @@ class SurvivalModel(ModelFamily):
                 eta = eta + sd * z[A["study"]]
             horizons = np.asarray(o.horizons_months, dtype=float)
             if o.baseline == "weibull":
-                log_median = P["log_median"].create("log_median")
-                shape = P["shape"].create("shape")
-                log_h, cum_h = weibull_terms(A["time"], eta, log_median, shape, exp=pt.exp, log=pt.log)
-                pm.Deterministic("median_months", pt.exp(log_median))
-                _, H_ref = weibull_terms(horizons, 0.0, log_median, shape, exp=pt.exp, log=pt.log)
+                params = {"log_median": P["log_median"].create("log_median"), "shape": P["shape"].create("shape")}
+                pm.Deterministic("median_months", pt.exp(params["log_median"]))
+                _, H_ref = weibull_terms(horizons, 0.0, params["log_median"], params["shape"], exp=pt.exp, log=pt.log)
             else:
                 first = P["log_hazard_first"].create("log_hazard_first")
                 sd_step = P["sd_log_hazard_step"].create("sd_log_hazard_step")
                 steps = pm.Normal("z_log_hazard_step", 0.0, 1.0, shape=len(o.cut_months))
                 log_hazard = pm.Deterministic(
                     "log_hazard", first + pt.concatenate([pt.zeros(1), pt.cumsum(sd_step * steps)]), dims="interval")
-                log_h, cum_h = piecewise_terms(A["exposure"], A["interval"], eta, log_hazard, exp=pt.exp)
+                params = {"log_hazard": log_hazard}
                 pm.Deterministic("median_months", piecewise_median(log_hazard, o.cut_months, exp=pt.exp, where=pt.where))
                 ex, _ = piecewise_exposure(horizons, o.cut_months)
                 H_ref = (pt.exp(log_hazard)[None, :] * ex).sum(axis=-1)
+            b_hsct = None
+            if "hsct_after" in A:
+                b_hsct = P["log_hr_hsct"].create("log_hr_hsct")
+                pm.Deterministic("hr_hsct", pt.exp(b_hsct))
+            log_h, cum_h = self.patient_terms(A, params, eta, b_hsct, exp=pt.exp, log=pt.log)
             pm.Deterministic("surv_prob", pt.exp(-H_ref), dims="horizon")
             pm.Potential("loglik", pt.sum(A["event"] * log_h - cum_h))
         return model
 
+    def patient_terms(self, A, params, eta, log_hr_hsct=None, *, exp=np.exp, log=np.log):
+        """``(log h_i(t_i), H_i(t_i))`` of the fitted patients: the baseline formula
+        (:func:`weibull_terms` or :func:`piecewise_terms`) with the HSCT switch
+        (:func:`switch_terms`) where the option asks for it. ``params``: ``log_median`` and
+        ``shape``, or ``log_hazard`` (numpy arrays with leading draw axes, or PyTensor variables)."""
+        if self.options.baseline == "weibull":
+            def base(key):
+                return weibull_terms(A[key], 0.0, params["log_median"], params["shape"], exp=exp, log=log)
+            log_h0, H0 = base("time")
+            H0_s = base("hsct_time")[1] if log_hr_hsct is not None else None
+        else:
+            log_h0, H0 = piecewise_terms(A["exposure"], A["interval"], 0.0, params["log_hazard"], exp=exp)
+            H0_s = (piecewise_terms(A["exposure_hsct"], A["interval"], 0.0, params["log_hazard"], exp=exp)[1]
+                    if log_hr_hsct is not None else None)
+        if log_hr_hsct is None:
+            return log_h0 + eta, exp(eta) * H0
+        return switch_terms(log_h0, H0, H0_s, A["hsct_after"], eta, log_hr_hsct, exp=exp)
+
     def summary_vars(self) -> list[str]:
         o = self.options
         v = ["median_months", "surv_prob"] + [f"hr_{c}" for c in [*o.covariates, *o.numeric_covariates]]
+        v += ["hr_hsct"] if o.time_varying_hsct else []
         v += ["shape"] if o.baseline == "weibull" else ["log_hazard"]
         return v + ["sd_study"]
 
@@ -398,13 +451,7 @@ class SurvivalModel(ModelFamily):
         post = as_dataset(idata.posterior)
         A = prepared.arrays
         eta = self.linear_predictor(post, prepared)
-        if self.options.baseline == "weibull":
-            lm = np.asarray(post["log_median"].values)[..., None]
-            k = np.asarray(post["shape"].values)[..., None]
-            log_h, cum_h = weibull_terms(A["time"], eta, lm, k)
-        else:
-            log_h, cum_h = piecewise_terms(A["exposure"], A["interval"], eta,
-                                           np.asarray(post["log_hazard"].values))
+        log_h, cum_h = self.patient_terms(A, self._numpy_params(post), eta, self._numpy_hsct(post, A))
         ll = A["event"] * log_h - cum_h
         return {"y": xr.DataArray(ll, dims=("chain", "draw", "patient"),
                                   coords={"chain": post.chain, "draw": post.draw, "patient": prepared.coords["patient"]})}
@@ -417,16 +464,26 @@ class SurvivalModel(ModelFamily):
         from the same formulas as the likelihood.
         """
         times = np.asarray(times, dtype=float)
+        A = prepared.arrays
         eta = self.linear_predictor(post, prepared)[..., None]  # (chain, draw, patient, 1)
-        if self.options.baseline == "weibull":
-            lm = np.asarray(post["log_median"].values)[..., None, None]
-            k = np.asarray(post["shape"].values)[..., None, None]
-            _, H = weibull_terms(np.maximum(times, 1e-12), eta, lm, k)
-        else:
-            ex, _ = piecewise_exposure(times, self.options.cut_months)  # (time, interval)
-            H0 = np.exp(np.asarray(post["log_hazard"].values)) @ ex.T  # (chain, draw, time)
-            H = np.exp(eta) * H0[..., None, :]
-        return np.exp(-H)
+
+        def H0(t):  # baseline cumulative hazard at times t: (chain, draw, len(t))
+            if self.options.baseline == "weibull":
+                lm = np.asarray(post["log_median"].values)[..., None]
+                k = np.asarray(post["shape"].values)[..., None]
+                return weibull_terms(np.maximum(t, 1e-12), 0.0, lm, k)[1]
+            ex, _ = piecewise_exposure(t, self.options.cut_months)  # (time, interval)
+            return np.exp(np.asarray(post["log_hazard"].values)) @ ex.T
+
+        H0_t = H0(times)[..., None, :]  # (chain, draw, 1, time)
+        if "hsct_after" not in A:
+            return np.exp(-np.exp(eta) * H0_t)
+        # each patient's own transplant (when it came before the end of their follow-up)
+        th = np.where(A["hsct_after"] > 0, A["hsct_time"], np.inf)
+        after = (th[:, None] < times[None, :]).astype(float)  # (patient, time)
+        H0_s = H0(np.where(np.isfinite(th), th, 0.0))[..., :, None]  # (chain, draw, patient, 1)
+        b = np.asarray(post["log_hr_hsct"].values)[..., None, None]
+        return np.exp(-switch_terms(0.0, H0_t, H0_s, after, eta, b)[1])
 
     @staticmethod
     def stored_prepared(constant_data, posterior, data_use) -> Prepared:
@@ -435,6 +492,16 @@ class SurvivalModel(ModelFamily):
         arrays = {k: np.asarray(constant_data[k].values) for k in constant_data.data_vars}
         coords = {str(d): [str(v) for v in posterior[d].values] for d in posterior.dims if str(d).endswith("_contrast")}
         return Prepared(arrays=arrays, coords=coords, data_use=data_use)
+
+    def _numpy_params(self, post) -> dict[str, np.ndarray]:
+        """The baseline parameters of every draw, shaped to broadcast against patients."""
+        if self.options.baseline == "weibull":
+            return {k: np.asarray(post[k].values)[..., None] for k in ("log_median", "shape")}
+        return {"log_hazard": np.asarray(post["log_hazard"].values)}
+
+    @staticmethod
+    def _numpy_hsct(post, A):
+        return np.asarray(post["log_hr_hsct"].values)[..., None] if "hsct_after" in A else None
 
     def pointwise_observed(self) -> list[str]:
         return []

@@ -20,7 +20,10 @@ The generating process (what ``truth["survival"]`` records):
   a Weibull time from the first infusion with median ``nonresponder_os_median_months``; a patient
   who died before the response assessment (``offstudy_reason`` death) at that time;
 * censoring: the end of follow-up (``followup_months``) or an earlier withdrawal (exponential,
-  ``withdrawal_per_month``); a patient who withdrew before the assessment is censored then.
+  ``withdrawal_per_month``); a patient who withdrew before the assessment is censored then;
+* alloHSCT in remission (13 of 27 responders in the paper): a responder still in CR, alive and
+  followed at a time uniform on ``hsct_window_months`` receives one with probability ``p_hsct``
+  (``hsct_days``); from then on the relapse hazard is multiplied by ``rfs_hr_hsct``.
 
 RFS (responders only) ends with the relapse or death, whichever is first; OS with death. This is
 not the survival family's own model (no relapse before the assessment, a mixture over MRD
@@ -51,7 +54,7 @@ class SurvivalParams:
     tcell_ref: float = 2.0
     rfs_median_months: float = 0.9
     rfs_shape: float = 0.9
-    rfs_hr_mrd: float = 0.19
+    rfs_hr_mrd: float = 0.25
     rfs_hr_tcell: float = 0.8
     post_relapse_median_months: float = 4.0
     death_in_cr_median_months: float = 120.0
@@ -59,6 +62,9 @@ class SurvivalParams:
     nonresponder_os_shape: float = 0.6
     followup_months: float = 24.0
     withdrawal_per_month: float = 0.003
+    p_hsct: float = 0.8
+    hsct_window_months: tuple[float, float] = (2.0, 4.0)
+    rfs_hr_hsct: float = 0.5
 
     def problems(self) -> list[str]:
         """What is out of range (for :class:`~bayes_blina.simulate.presets.CohortConfig`)."""
@@ -72,6 +78,14 @@ class SurvivalParams:
                 out.append(f"survival.{name} must be a positive number (found {v!r})")
         if not (math.isfinite(self.withdrawal_per_month) and self.withdrawal_per_month >= 0):
             out.append(f"survival.withdrawal_per_month must be >= 0 (found {self.withdrawal_per_month!r})")
+        if not 0.0 <= float(self.p_hsct) <= 1.0:
+            out.append(f"survival.p_hsct must be in [0, 1] (found {self.p_hsct!r})")
+        lo, hi = (float(x) for x in self.hsct_window_months)
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo <= hi):
+            out.append(f"survival.hsct_window_months must be (low, high) months with 0 < low <= high "
+                       f"(found {self.hsct_window_months!r})")
+        if not (math.isfinite(self.rfs_hr_hsct) and self.rfs_hr_hsct > 0):
+            out.append(f"survival.rfs_hr_hsct must be a positive number (found {self.rfs_hr_hsct!r})")
         return out
 
 
@@ -87,7 +101,7 @@ def _weibull(rng, n: int, median: np.ndarray, shape: float) -> np.ndarray:
 
 def simulate_survival(par: SurvivalParams, response: np.ndarray, expansion: np.ndarray, off_h: np.ndarray,
                       off_reason: np.ndarray, seed: int) -> tuple[dict[str, np.ndarray], dict[str, list]]:
-    """The ``subjects`` columns ``mrd_response``, ``rfs_days``/``rfs_event``, ``os_days``/``os_event``
+    """The ``subjects`` columns ``mrd_response``, ``rfs_days``/``rfs_event``, ``os_days``/``os_event``, ``hsct_days``
     and the per-patient truth (latent relapse, death and censoring times in days).
 
     ``response`` is 1/0 for assessed patients; a patient off study before the assessment (finite
@@ -104,13 +118,22 @@ def simulate_survival(par: SurvivalParams, response: np.ndarray, expansion: np.n
     lin = np.log(par.rfs_hr_mrd) * mrd + np.log(par.rfs_hr_tcell) * x_t
     rel_med = par.rfs_median_months * np.exp(-lin / par.rfs_shape)
     a = par.assessment_days / DAYS_PER_MONTH
-    relapse = a + _weibull(rng, n, rel_med, par.rfs_shape)
+    e_rel = -np.log(rng.random(n))  # each patient's relapse threshold on the cumulative hazard
+    relapse = a + rel_med * (e_rel / math.log(2.0)) ** (1.0 / par.rfs_shape)
     post_relapse = rng.exponential(par.post_relapse_median_months / math.log(2.0), n)
     death_in_cr = a + rng.exponential(par.death_in_cr_median_months / math.log(2.0), n)
     death_nr = _weibull(rng, n, np.full(n, par.nonresponder_os_median_months), par.nonresponder_os_shape)
     withdraw = (rng.exponential(1.0 / par.withdrawal_per_month, n) if par.withdrawal_per_month > 0
                 else np.full(n, np.inf))
     censor = np.minimum(par.followup_months, withdraw)
+    # alloHSCT in remission: a share of the responders at a time uniform on the window, if still in
+    # CR, alive and followed then; from then on the relapse hazard is multiplied by rfs_hr_hsct
+    th = rng.uniform(*(float(x) for x in par.hsct_window_months), n)
+    gets = resp & (rng.random(n) < par.p_hsct) & (th < relapse) & (th < death_in_cr) & (th < censor)
+    H_th = math.log(2.0) * (np.clip(th - a, 0.0, None) / rel_med) ** par.rfs_shape
+    rest = np.maximum(e_rel - H_th, 0.0)  # > 0 where gets (the relapse would come after the transplant)
+    relapse = np.where(gets, a + rel_med * ((H_th + rest / par.rfs_hr_hsct) / math.log(2.0))
+                       ** (1.0 / par.rfs_shape), relapse)
     off_m = off_h / 24.0 / DAYS_PER_MONTH
     died_early = early & (np.asarray(off_reason, dtype=object) == "death")
     censor = np.where(early & ~died_early, off_m, censor)
@@ -129,6 +152,7 @@ def simulate_survival(par: SurvivalParams, response: np.ndarray, expansion: np.n
         "rfs_event": np.where(resp, (rfs_end <= censor).astype(float), np.nan),
         "os_days": days(os_t),
         "os_event": (death <= censor).astype(float),
+        "hsct_days": np.where(gets, days(th), np.nan),
     }
     truth = {"p_mrd": p_mrd.tolist(), "relapse_days": days(np.where(resp, relapse, np.nan)).tolist(),
              "death_days": days(death).tolist(), "censor_days": days(censor).tolist()}
