@@ -19,6 +19,26 @@ def _doses(text: str) -> list[float]:
     return doses
 
 
+def _target(text: str) -> tuple[float, float]:
+    """``--target LOW,HIGH``."""
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected LOW,HIGH (e.g. 0.16,0.33); got {text!r}", param_hint="--target") from None
+    return low, high
+
+
+def _table_format(fmt: str | None, out: str | None) -> str:
+    """``--format``, else from the ``--out`` suffix (md on screen)."""
+    if fmt is not None:
+        return fmt
+    suffix = out.rsplit(".", 1)[-1].lower() if out and "." in out else "md"
+    found = {"csv": "csv", "tex": "latex", "md": "md"}.get(suffix)
+    if found is None:
+        raise BayesBlinaError(f"--out {out}: give --format (csv, md, latex) or a .csv, .md or .tex file")
+    return found
+
+
 @click.command("escalate")
 @click.argument("fitdir", type=click.Path())
 @click.option("--doses", required=True, help="Provisional doses, ug/m2/day, comma-separated (e.g. 5,15,30).")
@@ -48,20 +68,13 @@ def escalate(fitdir, doses, current_dose, max_step, target, max_overdose, prob, 
     from bayes_blina.store import load_fit
 
     dose_list = _doses(doses)
-    try:
-        low, high = (float(x) for x in target.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected LOW,HIGH (e.g. 0.16,0.33); got {target!r}", param_hint="--target")
+    low, high = _target(target)
     rule = EwocRule(target_low=low, target_high=high, max_overdose=max_overdose, max_step=max_step, prob=prob)
     stored = load_fit(fitdir)
     require_family(stored.family_name, DoseToxicityModel, "escalation", fit=fitdir)
     banner = gate_banner(stored, allow_unconverged)
     result = run(stored, dose_list, rule, current_dose=current_dose, method=method)
-    if fmt is None:
-        suffix = (out or "").rsplit(".", 1)[-1].lower() if out and "." in out else "md"
-        fmt = {"csv": "csv", "tex": "latex", "md": "md"}.get(suffix)
-        if fmt is None:
-            raise BayesBlinaError(f"--out {out}: give --format (csv, md, latex) or a .csv, .md or .tex file")
+    fmt = _table_format(fmt, out)
     caption = (f"EWOC: P(DLT rate in [0, {low:g}), [{low:g}, {high:g}), [{high:g}, 1]) per dose; allowed when "
                f"P(overdose) < {max_overdose:g}; posterior by {method}")
     table = result.table.assign(dose=[f"{d:g}" for d in result.table["dose"]])
@@ -123,10 +136,7 @@ def dose_escalation(doses, scenarios, designs, target, target_rate, skeleton, ma
     from bayes_blina.safety.trials import simulate_designs
 
     dose_list = _doses(doses)
-    try:
-        low, high = (float(x) for x in target.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected LOW,HIGH (e.g. 0.16,0.33); got {target!r}", param_hint="--target")
+    low, high = _target(target)
     named = dict(_scenario(s) for s in scenarios)
     wrong = {k: len(v) for k, v in named.items() if len(v) != len(dose_list)}
     if wrong:
@@ -159,11 +169,7 @@ def dose_escalation(doses, scenarios, designs, target, target_rate, skeleton, ma
     chosen = [make[next(x for x in DESIGNS if x.upper() == d.upper())]() for d in wanted]
     oc = simulate_designs(chosen, named, trials=trials, seed=seed, target=(low, high), scheduler=scheduler,
                           workers=workers, progress=False)
-    if fmt is None:
-        suffix = (out or "").rsplit(".", 1)[-1].lower() if out and "." in out else "md"
-        fmt = {"csv": "csv", "tex": "latex", "md": "md"}.get(suffix)
-        if fmt is None:
-            raise BayesBlinaError(f"--out {out}: give --format (csv, md, latex) or a .csv, .md or .tex file")
+    fmt = _table_format(fmt, out)
     caption = (f"Operating characteristics, {trials} simulated trials per scenario and design, doses "
                f"{', '.join(f'{d:g}' for d in dose_list)} ug/m2/day, target interval [{low:g}, {high:g}), seed {seed}")
     write_text(format_table(oc.table, fmt, caption=caption, digits=4), out=out)

@@ -555,23 +555,19 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
         else:
             params[str(k).strip().upper()] = code
 
-    response = dict(base.response)
-    for k, v in (data.get("response") or {}).items():
-        if k not in response:
-            bad(f"response.{k}", f"unknown key; keys are {', '.join(response)}")
-        elif _names(v) is None:
-            bad(f"response.{k}", "must be a code or a list of codes", v)
-        else:
-            response[k] = _names(v)  # type: ignore[assignment]
+    def codes(section: str, defaults: dict[str, tuple[str, ...]], what: str) -> dict[str, tuple[str, ...]]:
+        out = dict(defaults)
+        for k, v in (data.get(section) or {}).items():
+            if k not in out:
+                bad(f"{section}.{k}", f"unknown key; keys are {', '.join(out)}")
+            elif _names(v) is None:
+                bad(f"{section}.{k}", f"must be {what} or a list of codes", v)
+            else:
+                out[k] = _names(v)  # type: ignore[assignment]
+        return out
 
-    survival = dict(base.survival)
-    for k, v in (data.get("survival") or {}).items():
-        if k not in survival:
-            bad(f"survival.{k}", f"unknown key; keys are {', '.join(survival)}")
-        elif _names(v) is None:
-            bad(f"survival.{k}", "must be a PARAMCD code or a list of codes", v)
-        else:
-            survival[k] = _names(v)  # type: ignore[assignment]
+    response = codes("response", base.response, "a code")
+    survival = codes("survival", base.survival, "a PARAMCD code")
 
     options = dict(base.options)
     for k, v in (data.get("options") or {}).items():
@@ -1201,21 +1197,7 @@ def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str) -> 
     yes, no, ne = (set(m.response[k]) for k in ("responder", "nonresponder", "not_evaluable"))
     index = {r["subject_id"]: r for r in subjects.records}
     chosen: dict[str, tuple[int, int]] = {}  # subject -> (preference, position)
-    seen: dict[tuple[str, str], int] = {}
-    sids, pcds = s.column(sid_v), s.column(pcd_v)
-    for i in range(len(s.df)):
-        sid, pcd = _text(sids[i]), _text(pcds[i]).upper()
-        if pcd not in wanted:
-            continue
-        if sid not in index:
-            s.add(sid_v, i, f"{sid_v} must be a subject of {adsl_label}", sid)
-            continue
-        if (sid, pcd) in seen:
-            s.add(pcd_v, i, f"{s.label.split('.')[0].upper()} must have one record per subject "
-                  f"for PARAMCD {pcd} (same as row {int(s.rows[seen[sid, pcd]])}); select one "
-                  f"with [{s.key}] where in the mapping file (e.g. ANL01FL = \"Y\")", pcd)
-            continue
-        seen[sid, pcd] = i
+    for i, sid, pcd, _ in _parameter_records(s, sid_v, pcd_v, {c: c for c in wanted}, index, adsl_label):
         pref = wanted.index(pcd)
         if sid not in chosen or pref < chosen[sid][0]:
             chosen[sid] = (pref, i)
@@ -1240,6 +1222,30 @@ def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str) -> 
         index[sid]["response"] = value
 
 
+def _parameter_records(s: _Source, sid_v: str, pcd_v: str, key_of: Mapping[str, str], known: Mapping[str, Any],
+                       adsl_label: str):
+    """``(row, subject, PARAMCD, key)`` of each record whose ``PARAMCD`` maps to a key (``key_of``),
+    for subjects of ADSL (``known``); a subject's second record of one key is reported (select one
+    with the file's ``where``), a subject ADSL does not have too."""
+    seen: dict[tuple[str, str], int] = {}
+    sids, pcds = s.column(sid_v), s.column(pcd_v)
+    for i in range(len(s.df)):
+        sid, pcd = _text(sids[i]), _text(pcds[i]).upper()
+        key = key_of.get(pcd)
+        if key is None:
+            continue
+        if sid not in known:
+            s.add(sid_v, i, f"{sid_v} must be a subject of {adsl_label}", sid)
+            continue
+        if (sid, key) in seen:
+            s.add(pcd_v, i, f"{s.label.split('.')[0].upper()} must have one record per subject "
+                  f"for PARAMCD {pcd} (same as row {int(s.rows[seen[sid, key]])}); select one "
+                  f"with [{s.key}] where in the mapping file (e.g. ANL01FL = \"Y\")", pcd)
+            continue
+        seen[sid, key] = i
+        yield i, sid, pcd, key
+
+
 def _number_or_none(v: object) -> float | None:
     """:func:`_number`, with ``None`` for a cell that is not a number as well."""
     try:
@@ -1262,22 +1268,9 @@ def _survival_times(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str
         return
     code_of = {c: ep for ep, codes in m.survival.items() for c in codes}
     index = {r["subject_id"]: k for k, r in enumerate(subjects.records)}
-    seen: dict[tuple[str, str], int] = {}
-    sids, pcds, avals, cnsrs = s.column(sid_v), s.column(pcd_v), s.column(aval_v), s.column(cnsr_v)
+    avals, cnsrs = s.column(aval_v), s.column(cnsr_v)
     units = s.column(unit_v) if unit_v else [""] * len(s.df)
-    for i in range(len(s.df)):
-        sid, pcd = _text(sids[i]), _text(pcds[i]).upper()
-        ep = code_of.get(pcd)
-        if ep is None:
-            continue
-        if sid not in index:
-            s.add(sid_v, i, f"{sid_v} must be a subject of {adsl_label}", sid)
-            continue
-        if (sid, ep) in seen:
-            s.add(pcd_v, i, f"ADTTE must have one record per subject for PARAMCD {pcd} (same as row "
-                  f"{int(s.rows[seen[sid, ep]])}); select one with [{s.key}] where in the mapping file", pcd)
-            continue
-        seen[sid, ep] = i
+    for i, sid, pcd, ep in _parameter_records(s, sid_v, pcd_v, code_of, index, adsl_label):
         unit = _text(units[i]).upper() or "DAYS"
         if unit not in _TTE_UNITS:
             s.add(unit_v, i, f"{unit_v} must be DAYS, HOURS, WEEKS, MONTHS or YEARS", unit)
