@@ -466,3 +466,9 @@ def test_kaplan_meier_check_of_a_well_specified_fit(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(pd.read_csv(table)) == len(t)
     r = CliRunner().invoke(main, ["figure", "survival", str(path), "--by", "regimen", "--out", str(out)])
     assert r.exit_code == 2 and "not a covariate of this fit" in r.output
+    # the HTML report shows the same check for a survival fit
+    html = tmp_path / "report.html"
+    r = CliRunner().invoke(main, ["report", str(path), "--out", str(html)])
+    assert r.exit_code == 0, r.output
+    text = html.read_text(encoding="utf-8")
+    assert "Kaplan-Meier estimate inside the model" in text and "by mrd_response" in text

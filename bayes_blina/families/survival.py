@@ -204,6 +204,7 @@ class SurvivalModel(ModelFamily):
 
     name = "survival"
     Options = SurvivalOptions
+    report_checks = ("survival_curves",)
 
     def default_priors(self) -> dict[str, Prior]:
         o = self.options

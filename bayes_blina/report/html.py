@@ -466,9 +466,29 @@ def _figures_pcr_expansion(c: _Ctx) -> str:
     return _pcr_expansion_part(c.stored, c.prob, c.fig)
 
 
+def _check_survival_curves(c: _Ctx) -> str:
+    from bayes_blina.checks.survival_curves import survival_curve_table
+    from bayes_blina.families import family_class
+    from bayes_blina.report.plots import survival_figure
+
+    stored = c.stored
+    family = family_class(stored.family_name)(stored.options, stored.provenance["model"]["resolved"].get("priors"))
+    kept = [f for f in family.options.covariates if f"x_{f}" in stored.idata.constant_data]
+    by = kept[0] if kept else None  # the first covariate factor the fit kept: one curve per level
+    table = survival_curve_table(stored, by=by, prob=c.check_prob)
+    inside = table["inside"].dropna()
+    c.sec_parts.append("survival-curves")
+    return (c.fig(survival_figure(table), f"Kaplan-Meier estimate (steps, 95% band) beside the model's survival "
+                                         f"of the same patients ({c.check_prob:.0%} interval)"
+                                         + (f", by {by}" if by else ""), "survival-curves")
+            + _pre(f"Kaplan-Meier estimate inside the model's interval at {int(inside.sum())} of {len(inside)} "
+                   "grid times with patients at risk"))
+
+
 #: Predictive checks a family may declare in ``report_checks``, by name.
 CHECKS: dict[str, Callable[[_Ctx], str]] = {
     "response_ppc": _check_response_ppc, "vpc": _check_vpc, "joint_vpc": _check_joint_vpc,
+    "survival_curves": _check_survival_curves,
 }
 #: Family figures a family may declare in ``report_figures``, by name.
 FIGURES: dict[str, Callable[[_Ctx], str]] = {
