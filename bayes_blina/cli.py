@@ -70,7 +70,8 @@ def ppc(fitdir, prob, fmt, out, allow_unconverged) -> None:
     stored = load_fit(fitdir)
     if family_class(stored.family_name).outcome != "binary":
         raise BayesBlinaError(f"ppc checks binary outcomes (response fits); {fitdir} is a {stored.family_name!r} "
-                              "fit: use `bayes-blina vpc` for trajectories")
+                              "fit: use `bayes-blina vpc` for trajectories, `bayes-blina figure survival` for "
+                              "survival fits")
     banner = gate_banner(stored, allow_unconverged)
     df = response_ppc(stored.idata, factors=stored.options["factors"], prob=prob, seed=stored.spec.sampler.seed)
     _write_text(format_table(df, fmt, banner=banner,
@@ -226,11 +227,16 @@ def check(fitdir) -> None:
 @click.option("--landmark-day", "landmark_day", default=None,
               help="Joint fits: landmark day(s) of cycle 1, comma-separated (observations with "
                    "time_h <= (day - 1) * 24 are used; default 1,2,8,15,29).")
+@click.option("--months", default="0,1,2,3,6,9,12,18,24", show_default=True,
+              help="Survival fits: months from the first infusion start, comma-separated.")
+@click.option("--landmark-month", "landmark_month", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Survival fits: curves conditional on being event-free at this month.")
 @click.option("--allow-unconverged", is_flag=True, help="Predict even if the fit fails the convergence gate.")
 def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data, figure, observations, landmark_day,
-            allow_unconverged) -> None:
+            months, landmark_month, allow_unconverged) -> None:
     """Posterior predictions: CR probability (response fits; joint fits, dynamically from the
-    biomarker data up to a landmark day) or trajectories (trajectory fits)."""
+    biomarker data up to a landmark day), trajectories (trajectory fits) or survival curves
+    (survival fits, optionally conditional on being event-free at a landmark)."""
     from bayes_blina.report.tables import gate_or_raise
     from bayes_blina.families import family_class
     from bayes_blina.store import load_fit
@@ -251,6 +257,18 @@ def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data,
             raise BayesBlinaError(f"--landmark-day must be numbers separated by commas (found {landmark_day!r})") from None
         new = read_landmark_inputs(subjects, observations, dosing)
         df = predict_landmark(stored, new, landmark_days=days, prob=prob, seed=stored.spec.sampler.seed)
+    elif outcome == "survival":
+        from bayes_blina.data.io import read_subjects_file
+        from bayes_blina.families import get_family
+
+        try:
+            grid = [float(t) for t in months.split(",") if t.strip()]
+        except ValueError:
+            raise BayesBlinaError(f"--months must be numbers separated by commas (found {months!r})") from None
+        family = get_family(stored.family_name)(stored.options, stored.provenance["model"]["resolved"].get("priors"))
+        df = family.predict_survival(stored.idata.posterior, read_subjects_file(subjects),
+                                     stored.provenance["data"].get("use", {}), grid, landmark=landmark_month,
+                                     prob=prob, seed=stored.spec.sampler.seed)
     elif outcome == "binary":
         from bayes_blina.data.io import read_subjects_file
         from bayes_blina.families.response import predict_response

@@ -472,3 +472,38 @@ def test_kaplan_meier_check_of_a_well_specified_fit(tmp_path):
     assert r.exit_code == 0, r.output
     text = html.read_text(encoding="utf-8")
     assert "Kaplan-Meier estimate inside the model" in text and "by mrd_response" in text
+
+
+@pytest.mark.slow
+def test_survival_predictions_for_new_patients_and_a_landmark(tmp_path):
+    from bayes_blina.store import save_fit
+
+    ds, _ = weibull_cohort(300, median=5.0, shape=1.2, seed=23, hr_mrd=0.5, hr_regimen=2.0)
+    path = save_fit(_fit({"covariates": ["mrd_response", "regimen"]}, ds), tmp_path / "fit")
+    new = tmp_path / "new.csv"
+    new.write_text("subject_id,study,regimen,mrd_response\nA,NEW,15,1\nB,NEW,5-15,0\n")
+    out = tmp_path / "p.csv"
+    r = CliRunner().invoke(main, ["predict", str(path), "--subjects", str(new), "--months", "0,3,6,12",
+                                  "--landmark-month", "3", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(out)
+    assert got["time_months"].tolist() == [3, 6, 12, 3, 6, 12] and (got["landmark_months"] == 3).all()
+    # the closed form on every draw: S(t | T > 3) = exp(-(H(t) - H(3))), H = log 2 exp(eta) (t / median)^shape
+    from bayes_blina.store import load_fit
+
+    post = load_fit(path).idata.posterior
+    lm, k = np.log(post["median_months"].values.ravel()), post["shape"].values.ravel()
+    eta_a = np.log(post["hr_mrd_response"].values.ravel()) + np.log(post["hr_regimen"].sel(regimen_contrast="15").values.ravel())
+    for t in (6.0, 12.0):
+        H = lambda s: math.log(2.0) * np.exp(eta_a + k * (math.log(s) - lm))  # noqa: E731
+        expected = np.median(np.exp(-(H(t) - H(3.0))))
+        row = got[(got["subject_id"] == "A") & (got["time_months"] == t)].iloc[0]
+        assert row["survival_median"] == pytest.approx(expected, rel=1e-6)
+        assert row["survival_lower"] < row["survival_median"] < row["survival_upper"]
+    b = got[got["subject_id"] == "B"].set_index("time_months")
+    assert b.loc[3, "survival_median"] == 1.0 and b.loc[12, "survival_median"] < b.loc[6, "survival_median"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("subject_id,study,regimen,mrd_response\nC,NEW,30,1\n")
+    r = CliRunner().invoke(main, ["predict", str(path), "--subjects", str(bad), "--out", str(tmp_path / "q.csv")])
+    assert r.exit_code == 2 and "regimen must be one of the fit's levels (5-15, 15)" in r.output
+    assert not (tmp_path / "q.csv").exists()

@@ -95,7 +95,8 @@ class ModelFamily(ABC):
     #: What the family's observed data are, for the checks that simulate and compare them
     #: (:mod:`bayes_blina.checks`): ``"trajectory"`` (log values with LOD/LLOQ censoring),
     #: ``"binary"`` (patient outcomes and aggregate counts), ``"composite"`` (trajectory parts and a
-    #: binary outcome) or ``""`` (no simulation-based check applies).
+    #: binary outcome), ``"survival"`` (right-censored event times) or ``""`` (no simulation-based
+    #: check applies).
     outcome: ClassVar[str] = ""
     #: Patients in the built-in design of simulation-based calibration
     #: (:func:`bayes_blina.checks.sbc.builtin_design`).

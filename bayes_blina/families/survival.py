@@ -205,6 +205,7 @@ class SurvivalModel(ModelFamily):
     name = "survival"
     Options = SurvivalOptions
     report_checks = ("survival_curves",)
+    outcome = "survival"
 
     def default_priors(self) -> dict[str, Prior]:
         o = self.options
@@ -485,6 +486,94 @@ class SurvivalModel(ModelFamily):
         H0_s = H0(np.where(np.isfinite(th), th, 0.0))[..., :, None]  # (chain, draw, patient, 1)
         b = np.asarray(post["log_hr_hsct"].values)[..., None, None]
         return np.exp(-switch_terms(0.0, H0_t, H0_s, after, eta, b)[1])
+
+    def new_patient_arrays(self, subjects: pd.DataFrame, posterior, data_use, *, file: str = "subjects.csv"
+                           ) -> Prepared:
+        """The covariate arrays of new patients (``subjects.csv`` rows) on the fit's coding.
+
+        Factor levels must be levels of the fit (the reference level or one of its contrasts), a
+        binary covariate 0 or 1, a numeric one a number; anything else is an error naming the row.
+        ``hsct_days``, where given and the fit has the transplant term, switches the hazard on
+        that day. A new patient belongs to a new study (:meth:`predict_survival`).
+        """
+        subj = subjects.reset_index(drop=True)
+        n = len(subj)
+        arrays: dict[str, np.ndarray] = {"time": np.zeros(n)}
+        coords: dict[str, list[str]] = {"patient": subj["subject_id"].astype(str).tolist()}
+        problems: list[Problem] = []
+        for f in self.options.covariates:
+            dim = f"{f}_contrast"
+            if f in BINARY:
+                if f"log_hr_{f}" not in posterior:
+                    continue
+                v = pd.to_numeric(subj[f], errors="coerce").to_numpy(dtype=float) if f in subj else np.full(n, np.nan)
+                for i in np.flatnonzero(~np.isin(v, (0.0, 1.0))):
+                    problems.append(Problem(file, f, i + 1, f"{f} must be 0 or 1 for a prediction from this fit",
+                                            None if not np.isfinite(v[i]) else str(v[i])))
+                arrays[f"x_{f}"] = np.nan_to_num(v)
+                continue
+            if dim not in posterior.dims:
+                continue
+            levels = [str((data_use.get("factors", {}).get(f) or {}).get("reference", "")),
+                      *[str(x) for x in posterior[dim].values]]
+            lv = subject_levels(subj, f)
+            lut = {x: i for i, x in enumerate(levels)}
+            for i, x in enumerate(lv):
+                if x not in lut:
+                    problems.append(Problem(file, f, i + 1, f"{f} must be one of the fit's levels ({', '.join(levels)})",
+                                            None if x is None else str(x)))
+            arrays[f"x_{f}"] = np.array([lut.get(x, 0) for x in lv], dtype=np.int64)
+            coords[dim] = levels[1:]
+        for c, nc in self.options.numeric_covariates.items():
+            v = subject_numbers(subj, c)[0] if c in subj else np.full(n, np.nan)
+            ok = np.isfinite(v) & ((v > 0) if nc.transform == "log2" else True)
+            for i in np.flatnonzero(~ok):
+                problems.append(Problem(file, c, i + 1, f"{c} must be a number"
+                                        f"{' > 0' if nc.transform == 'log2' else ''} (a covariate of this fit)"))
+            arrays[f"x_{c}"] = nc.values(np.where(ok, v, nc.ref))  # (bad rows raise below)
+        if problems:
+            raise DataValidationError(problems)
+        if "log_hr_hsct" in posterior and "hsct_days" in subj:
+            h = pd.to_numeric(subj["hsct_days"], errors="coerce").to_numpy(dtype=float) / DAYS_PER_MONTH
+            arrays["hsct_after"] = np.isfinite(h).astype(float)
+            arrays["hsct_time"] = np.where(np.isfinite(h), np.maximum(h, 1e-9), 0.0)
+        return Prepared(arrays=arrays, coords=coords, data_use={})
+
+    def predict_survival(self, post, subjects: pd.DataFrame, data_use, times, *, landmark: float = 0.0,
+                         prob: float = 0.95, seed: int = 0) -> pd.DataFrame:
+        """Posterior survival curves of new patients, each in a new study, at ``times`` (months).
+
+        With ``landmark`` > 0 the curves are conditional on being event-free at the landmark:
+        ``S(t) / S(landmark)`` for ``t >= landmark`` (times before it are left out). With several
+        studies in the fit, each draw adds a new study's effect ``sd_study * N(0, 1)``.
+
+        Returns
+        -------
+        DataFrame
+            ``subject_id, landmark_months, time_months, survival_median, survival_lower,
+            survival_upper`` (equal-tailed ``prob`` interval).
+        """
+        from bayes_blina._tree import as_dataset
+
+        post = as_dataset(post)
+        times = np.asarray(sorted(float(t) for t in times if float(t) >= landmark), dtype=float)
+        if not len(times):
+            raise DataValidationError([Problem("--times", None, None, f"no time at or after the landmark {landmark:g}")])
+        new = self.new_patient_arrays(subjects, post, data_use)
+        grid = np.concatenate([[landmark], times])
+        S = self.survival_draws(post, new, grid)  # (chain, draw, patient, 1 + time)
+        if "sd_study" in post:  # a new study: its effect multiplies the cumulative hazard
+            rng = np.random.default_rng(seed)
+            u = np.asarray(post["sd_study"].values)[..., None, None] * rng.standard_normal(S.shape[:2])[..., None, None]
+            S = S ** np.exp(u)
+        cond = S[..., 1:] / np.maximum(S[..., :1], 1e-300)
+        flat = cond.reshape(-1, *cond.shape[2:])
+        q = (1.0 - prob) / 2.0
+        lo, med, hi = np.quantile(flat, [q, 0.5, 1.0 - q], axis=0)
+        ids = new.coords["patient"]
+        return pd.DataFrame({"subject_id": np.repeat(ids, len(times)), "landmark_months": landmark,
+                             "time_months": np.tile(times, len(ids)), "survival_median": med.ravel(),
+                             "survival_lower": lo.ravel(), "survival_upper": hi.ravel()})
 
     @staticmethod
     def stored_prepared(constant_data, posterior, data_use) -> Prepared:
