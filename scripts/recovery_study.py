@@ -99,16 +99,28 @@ FINDINGS = """
   centre 1) and CD3 nadir at 10 h (prior centre 24 h); fits with the shipped specs' priors and
   options (event effects in decorrelated coordinates, session 7). The T-cell model recovers them
   (n = 36: 8/10, 10/10, 9/10 inside, all pass the gate; the moved nadir 10 h is inside or just
-  below the interval). The cytokine model at n = 36 has 32/36, 31/36 and 34/36 inside (seed 1
-  fails the gate, R-hat 1.016), comparable with the default truths. At n = 200 the two fits run so
-  far have 32/36 and 31/36 inside but the typical IL-10 curve is not tracked (typical share 0.37
-  and 0.56) and seed 2 fails the gate narrowly (R-hat 1.010): IL-10's `log_amp_mu` is high (90%
-  interval 4.75-5.19 and 4.76-5.24 against 4.7), its `gamma_dose` low (0.67-0.77 against 0.8) and
-  its `sd_log_tpeak` low in seed 1 (0.32-0.38 against 0.4). The default-truth n = 200 fit of seed 2
-  shows the same direction for IL-10 (`gamma_dose` 0.87-0.96 against 1.0). This is a systematic
-  IL-10 bias at large n that the n = 36 fits are too wide to show; not yet explained (candidates:
-  the amplitude-timing trade-off of a wide timing spread on a sparse schedule; the IL-10 rows of
-  the simulator's step-dose arms). Open in issue 15.
+  below the interval; n = 200: 8/10, 10/10, 9/10, all pass).
+* **Cytokine-core with moved truths, session 14: centred patient timing.** Session 13 found the
+  n = 200 fits failing the gate in 3 of 3 seeds (R-hat 1.021-1.028) with the patient-mean timing
+  coordinates of that time (before session 12 the two fits run had passed, 1.007 and 1.010). The
+  slow quantities were `log_tpeak` and `sd_log_tpeak` (seed 3: bulk ESS 154-290), the
+  non-centred funnel of well-identified patient timings (docs/sampling.md). `models/cytokine-core.toml`
+  now samples the patient timing centred (`timing_sampling = "centred"`); every cytokine-core
+  `moved` row and the n = 36 `default` rows are fits with it (session 14; fit times measured with
+  other fits and tests sharing the 2 cores). All nine pass the gate (n = 200: largest R-hat 1.0047,
+  1.0096, 1.0033). The n = 200 `default` rows are older fits (before sessions 12 and 14, with
+  `--covariates blast_burden`), not rerun.
+* **What the moved n = 200 rows still miss.** IL-10's (and less IL-6's) `log_amp_mu` lies above
+  the truth (90% intervals 4.75-5.23, 4.79-5.27 against 4.7) and the typical curves are high
+  (typical share 0.37, 0.56, 0.22; largest log error 0.25-0.33), so none of the three meets the
+  criterion although all pass the gate (the table's 1.010 for seed 2 is 1.0096). These rows are fitted without covariates, while the simulator raises every cytokine's
+  log amplitude by 0.5 for high blast burden in 60% of the patients: the model's `log_amp_mu` is
+  then the cohort average, about 4.7 + 0.6 x 0.5 = 5.0, not the reference level's 4.7 that the
+  typical-curve check compares with. The `default` rows are fitted with `--covariates
+  blast_burden` and do not show it; a moved-truth run with the covariate would confirm it (not
+  run: 10 minutes per fit). IL-10's `gamma_dose` and `delta_reexposure` trade off against each
+  other from seed to seed (seed 2 low/high, seed 3 high/low): the step from 5 to 15 is both a
+  dose and a re-exposure, and only the flat-dose arms separate them.
 """
 PER_FIT_MIN, POOLED_MIN, TYPICAL_MIN = 0.75, 0.80, 0.60
 #: Or the typical trajectory tracks when its median is within 20% of the truth at every point.
