@@ -253,9 +253,9 @@ def survival(fitdir, out, by, prob, table, allow_unconverged) -> None:
     stored = load_fit(fitdir)
     banner = gate_banner(stored, allow_unconverged)
     t = survival_curve_table(stored, by=by, prob=prob)
+    click.echo(f"wrote {save_figure(survival_figure(t, title=banner), out)}", err=True)
     if table:
         write_text(t.to_csv(index=False, float_format="%.6g", lineterminator="\n"), out=table)
-    click.echo(f"wrote {save_figure(survival_figure(t, title=banner), out)}", err=True)
 
 
 @figure.command("odds-ratios")

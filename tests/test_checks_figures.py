@@ -6,7 +6,7 @@ import pytest
 from bayes_blina.checks import response_ppc
 from bayes_blina.data import read_dataset
 from bayes_blina.data.dataset import Dataset
-from bayes_blina.errors import SpecError
+from bayes_blina.errors import OutputError, SpecError
 from bayes_blina.inference import fit
 from bayes_blina.report.figures import forest_cr_subgroups, save_figure
 from bayes_blina.subgroup_table import cr_subgroup_table
@@ -41,6 +41,14 @@ def test_forest_plot_files(tmp_path):
         assert p.stat().st_size > 1000
     with pytest.raises(SpecError, match="must end in one of"):
         save_figure(fig, tmp_path / "forest.jpg")
+    # a figure that cannot be written where asked: a clear error, nothing left behind
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputError, match="afile exists and is a file, not a folder"):
+        save_figure(fig, tmp_path / "afile" / "forest.png")
+    (tmp_path / "adir.png").mkdir()
+    with pytest.raises(OutputError, match="it is an existing folder"):
+        save_figure(fig, tmp_path / "adir.png")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.slow

@@ -19,16 +19,33 @@ def _plt():
 
 
 def save_figure(fig, path: str | Path, dpi: int = 200) -> Path:
-    """Save ``fig`` to ``path`` (format from the extension: .png, .svg or .pdf), atomically."""
-    from bayes_blina.errors import SpecError
+    """Save ``fig`` to ``path`` (format from the extension: .png, .svg or .pdf), atomically.
+
+    Raises
+    ------
+    SpecError
+        For another extension.
+    OutputError
+        If ``path`` is a folder, a parent is a file, or the file system refuses the write (nothing
+        is left behind).
+    """
+    from bayes_blina._atomic import make_parent
+    from bayes_blina.errors import OutputError, SpecError
 
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise SpecError(f"figure file must end in one of {', '.join(FORMATS)} (found {path.name!r})")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is an existing folder (expected a file name)")
+    make_parent(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    tmp.replace(path)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        tmp.replace(path)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
