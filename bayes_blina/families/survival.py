@@ -58,6 +58,7 @@ from bayes_blina.families.levels import FACTORS, NumericCovariate, factor_vocabu
 from bayes_blina.priors import Prior
 
 LN2 = math.log(2.0)
+LN2_LOG = math.log(LN2)
 #: Binary covariates of the survival model besides the response model's factors.
 BINARY = ("mrd_response",)
 
@@ -122,9 +123,6 @@ def weibull_terms(t, eta, log_median, shape, *, exp=np.exp, log=np.log):
     """
     z = log(t) - log_median
     return LN2_LOG + eta + log(shape) - log_median + (shape - 1.0) * z, LN2 * exp(eta + shape * z)
-
-
-LN2_LOG = math.log(LN2)
 
 
 def piecewise_exposure(t: np.ndarray, cuts) -> tuple[np.ndarray, np.ndarray]:
@@ -364,24 +362,19 @@ class SurvivalModel(ModelFamily):
         A, o, P = prepared.arrays, self.options, self.priors
         n = len(A["time"])
         with pm.Model(coords=prepared.coords) as model:
-            eta = pt.zeros(n)
+            coef = {}
             for f, dim in self.covariate_terms(prepared):
-                if dim is None:
-                    b = P[f"log_hr_{f}"].create(f"log_hr_{f}")
-                    eta = eta + b * A[f"x_{f}"]
-                else:
-                    b = P[f"log_hr_{f}"].create(f"log_hr_{f}", dims=dim)
-                    eta = eta + pt.concatenate([pt.zeros(1), b])[A[f"x_{f}"]]
-                pm.Deterministic(f"hr_{f}", pt.exp(b), dims=dim)
+                coef[f] = P[f"log_hr_{f}"].create(f"log_hr_{f}", **({"dims": dim} if dim else {}))
+                pm.Deterministic(f"hr_{f}", pt.exp(coef[f]), dims=dim)
+            study = None
             if "study" in A:
-                sd = P["sd_study"].create("sd_study")
-                z = pm.Normal("z_study", 0.0, 1.0, dims="study")
-                eta = eta + sd * z[A["study"]]
+                study = (P["sd_study"].create("sd_study"), pm.Normal("z_study", 0.0, 1.0, dims="study"))
+            eta = self.eta_terms(prepared, coef, study, zeros=lambda b: pt.zeros_like(b[..., :1]),
+                                 concat=lambda parts: pt.concatenate(parts, axis=-1), start=pt.zeros(n))
             horizons = np.asarray(o.horizons_months, dtype=float)
             if o.baseline == "weibull":
                 params = {"log_median": P["log_median"].create("log_median"), "shape": P["shape"].create("shape")}
                 pm.Deterministic("median_months", pt.exp(params["log_median"]))
-                _, H_ref = weibull_terms(horizons, 0.0, params["log_median"], params["shape"], exp=pt.exp, log=pt.log)
             else:
                 first = P["log_hazard_first"].create("log_hazard_first")
                 sd_step = P["sd_log_hazard_step"].create("sd_log_hazard_step")
@@ -390,8 +383,7 @@ class SurvivalModel(ModelFamily):
                     "log_hazard", first + pt.concatenate([pt.zeros(1), pt.cumsum(sd_step * steps)]), dims="interval")
                 params = {"log_hazard": log_hazard}
                 pm.Deterministic("median_months", piecewise_median(log_hazard, o.cut_months, exp=pt.exp, where=pt.where))
-                ex, _ = piecewise_exposure(horizons, o.cut_months)
-                H_ref = (pt.exp(log_hazard)[None, :] * ex).sum(axis=-1)
+            H_ref = self.baseline_cumulative(params, horizons, exp=pt.exp, log=pt.log)
             b_hsct = None
             if "hsct_after" in A:
                 b_hsct = P["log_hr_hsct"].create("log_hr_hsct")
@@ -400,6 +392,35 @@ class SurvivalModel(ModelFamily):
             pm.Deterministic("surv_prob", pt.exp(-H_ref), dims="horizon")
             pm.Potential("loglik", pt.sum(A["event"] * log_h - cum_h))
         return model
+
+    def eta_terms(self, prepared: Prepared, coef, study, *, zeros, concat, start):
+        """The linear predictor ``eta`` of the model's patients: the one formula of the covariate
+        and study terms, for PyTensor variables (:meth:`build`) and for numpy draws
+        (:meth:`linear_predictor`).
+
+        ``coef[f]``: the log hazard ratio(s) of covariate ``f`` (contrasts on the last axis; a
+        scalar coefficient shaped to broadcast against patients), ``study``: ``(sd, z)`` or None,
+        ``zeros(b)``: a zero of ``b``'s shape with a last axis of 1, ``concat``: join along the last
+        axis, ``start``: the zero predictor.
+        """
+        A = prepared.arrays
+        eta = start
+        for f, dim in self.covariate_terms(prepared):
+            b = coef[f]
+            eta = eta + (b * A[f"x_{f}"] if dim is None else concat([zeros(b), b])[..., A[f"x_{f}"]])
+        if study is not None:
+            sd, z = study
+            eta = eta + sd * z[..., A["study"]]
+        return eta
+
+    def baseline_cumulative(self, params, t, *, exp=np.exp, log=np.log):
+        """``H0(t)`` at the times ``t`` (months; last axis) for the baseline parameters ``params``
+        (numpy draws on leading axes, shaped as :meth:`patient_terms` takes them, or PyTensor)."""
+        if self.options.baseline == "weibull":
+            return weibull_terms(np.maximum(np.asarray(t, dtype=float), 1e-12), 0.0, params["log_median"],
+                                 params["shape"], exp=exp, log=log)[1]
+        ex, _ = piecewise_exposure(t, self.options.cut_months)  # (time, interval)
+        return (exp(params["log_hazard"])[..., None, :] * ex).sum(axis=-1)
 
     def patient_terms(self, A, params, eta, log_hr_hsct=None, *, exp=np.exp, log=np.log):
         """``(log h_i(t_i), H_i(t_i))`` of the fitted patients: the baseline formula
@@ -431,17 +452,14 @@ class SurvivalModel(ModelFamily):
         """``eta`` of every fitted patient for every draw: shape ``(chain, draw, patient)``."""
         A = prepared.arrays
         shape = post["median_months"].shape
-        eta = np.zeros(shape + (len(A["time"]),))
-        for f, dim in self.covariate_terms(prepared):
-            b = np.asarray(post[f"log_hr_{f}"].values, dtype=float)
-            if dim is None:
-                eta += b[..., None] * A[f"x_{f}"]
-            else:
-                eta += np.concatenate([np.zeros(shape + (1,)), b], axis=-1)[..., A[f"x_{f}"]]
-        if "study" in A:
-            eta += (np.asarray(post["sd_study"].values)[..., None]
-                    * np.asarray(post["z_study"].values)[..., A["study"]])
-        return eta
+        coef = {f: np.asarray(post[f"log_hr_{f}"].values, dtype=float)[..., None] if dim is None
+                else np.asarray(post[f"log_hr_{f}"].values, dtype=float)
+                for f, dim in self.covariate_terms(prepared)}
+        study = ((np.asarray(post["sd_study"].values)[..., None], np.asarray(post["z_study"].values))
+                 if "study" in A else None)
+        return self.eta_terms(prepared, coef, study, zeros=lambda b: np.zeros(b.shape[:-1] + (1,)),
+                              concat=lambda parts: np.concatenate(parts, axis=-1),
+                              start=np.zeros(shape + (len(A["time"]),)))
 
     def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:
         """Pointwise log-likelihood ``y`` (chain, draw, patient): ``e log h(t) - H(t)``, the same
@@ -469,13 +487,10 @@ class SurvivalModel(ModelFamily):
         A = prepared.arrays
         eta = self.linear_predictor(post, prepared)[..., None]  # (chain, draw, patient, 1)
 
+        params = self._numpy_params(post)
+
         def H0(t):  # baseline cumulative hazard at times t: (chain, draw, len(t))
-            if self.options.baseline == "weibull":
-                lm = np.asarray(post["log_median"].values)[..., None]
-                k = np.asarray(post["shape"].values)[..., None]
-                return weibull_terms(np.maximum(t, 1e-12), 0.0, lm, k)[1]
-            ex, _ = piecewise_exposure(t, self.options.cut_months)  # (time, interval)
-            return np.exp(np.asarray(post["log_hazard"].values)) @ ex.T
+            return self.baseline_cumulative(params, t)
 
         H0_t = H0(times)[..., None, :]  # (chain, draw, 1, time)
         if "hsct_after" not in A:
