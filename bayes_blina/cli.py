@@ -33,8 +33,11 @@ def _sampler_options(f):
 
 @click.group(cls=_Group)
 @click.version_option(package_name="bayes_blina")
-@click.option("-v", "--verbose", is_flag=True, help="Log what is being done.")
-def main(verbose: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log what is being done; list every problem in bad input.")
+@click.option("--problems", type=click.Path(dir_okay=False), default=None,
+              help="When input data have problems, write every one of them (file, column, row, rule, "
+                   "value) to this CSV file.")
+def main(verbose: bool, problems: str | None) -> None:
     """Bayesian biomarker and response models for blinatumomab therapy in ALL."""
     import warnings
 

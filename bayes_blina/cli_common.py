@@ -6,21 +6,47 @@ import sys
 import click
 
 from bayes_blina._atomic import write_text_atomic
-from bayes_blina.errors import BayesBlinaError, ConvergenceError
+from bayes_blina.errors import BayesBlinaError, ConvergenceError, DataValidationError
 
 #: Exit status for bad input (data, spec, arguments) and for a fit that fails the convergence gate.
 EXIT_INPUT, EXIT_UNCONVERGED = 2, 3
 
 
 class ErrorHandlingGroup(click.Group):
-    """Turns the package's errors into a clear message and a non-zero exit, not a traceback."""
+    """Turns the package's errors into a clear message and a non-zero exit, not a traceback.
+
+    Problems in input data are shown grouped by kind and value (:class:`DataValidationError`); the
+    main group's ``--problems FILE`` writes every one of them to a CSV file and ``-v`` prints every
+    one, one per line.
+    """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except BayesBlinaError as err:
-            click.secho(f"error: {err}", fg="red", err=True)
+            root = ctx.find_root().params
+            if isinstance(err, DataValidationError):
+                _report_problems(err, verbose=bool(root.get("verbose")), problems_file=root.get("problems"))
+            else:
+                click.secho(f"error: {err}", fg="red", err=True)
             sys.exit(EXIT_UNCONVERGED if isinstance(err, ConvergenceError) else EXIT_INPUT)
+
+
+def _report_problems(err: DataValidationError, *, verbose: bool, problems_file: str | None) -> None:
+    """The grouped message, or every problem with ``-v``; the full list written to ``problems_file``."""
+    if verbose:
+        text = "\n".join([f"{len(err.problems)} problem(s) in the input data:"] + [f"  - {p}" for p in err.problems])
+    else:
+        text = str(err)
+    click.secho(f"error: {text}", fg="red", err=True)
+    if problems_file:
+        try:
+            click.echo(f"wrote every problem ({len(err.problems)}) to {err.write_csv(problems_file)}", err=True)
+        except BayesBlinaError as out_err:
+            click.secho(f"error: {out_err}", fg="red", err=True)
+    elif not verbose and len(err.problems) > len(str(err).splitlines()) - 1:
+        click.echo("(every problem, one per line: add -v, or --problems FILE for a CSV file, after "
+                   "'bayes-blina')", err=True)
 
 
 def write_text(text: str, *, out: str | None) -> None:

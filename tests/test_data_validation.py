@@ -414,7 +414,7 @@ def test_several_problems_in_several_tables_in_one_error(tmp_path):
     assert files == {"subjects.csv", "dosing.csv", "observations.csv", "aggregates.csv",
                      "summaries.csv"}
     assert len(err.value.problems) == 5
-    assert str(err.value).startswith("5 problem(s) in the input data:")
+    assert str(err.value).startswith("5 problem(s) in the input data, 5 kinds:")
 
 
 # ------------------------------------------------------------------------------------------------
