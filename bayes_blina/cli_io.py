@@ -76,14 +76,25 @@ def import_group() -> None:
               help="TOML file renaming variables and codes (see docs/import.md).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Dataset folder to write.")
+@click.option("--screening-window-days", type=click.FloatRange(0), default=None,
+              help="Observations may lie this many days before the first infusion start (default: "
+                   "the mapping's [options] screening_window_days, else 21).")
+@click.option("--before-window", type=click.Choice(["error", "skip"]), default=None,
+              help="Records earlier than the screening window: an error (default) or left out and "
+                   "counted (default: the mapping's [options] before_window).")
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
-def import_adam(adsl, adlb, adrs, adex, adpc, adtte, mapping, out, force) -> None:
-    """Read ADaM datasets, validate them and write a dataset folder."""
+def import_adam(adsl, adlb, adrs, adex, adpc, adtte, mapping, out, screening_window_days, before_window,
+                force) -> None:
+    """Read ADaM datasets, validate them and write a dataset folder.
+
+    Every record read is used or reported as left out, with its reason.
+    """
     from bayes_blina.data.adam import read_adam
     from bayes_blina.data.io import write_dataset
 
     _refuse_existing(out, force, folder=True)
-    ds = read_adam(adsl, adlb, adrs, adex, adpc, mapping, adtte=adtte)
+    ds = read_adam(adsl, adlb, adrs, adex, adpc, mapping, adtte=adtte, before_window=before_window,
+                   screening_window_h=None if screening_window_days is None else 24.0 * screening_window_days)
     path = write_dataset(ds, out, overwrite=force)
     _report(ds, path)
 

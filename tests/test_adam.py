@@ -91,10 +91,12 @@ def test_sponsor_style_files_with_a_mapping():
     """Other names, where filters, months, SAS datetimes, ADY+ATPT, DTYPE, AFRLT in days."""
     ds = read_adam_folder(ADAM / "sponsor")
     assert ds.sha256() == read_dataset(ADAM / "sponsor-expected").sha256()
+    left = "records of subjects left out of ADSL (where, or an arm mapped to skip)"
     assert ds.meta["skipped"] == {"adlb.csv: PARAMCD HGB (mapped to skip)": 1,
                                   "adlb.csv: derived records (DTYPE)": 1,
-                                  "adrs.csv: records of subjects left out of ADSL by where": 1,
-                                  "adlb.csv: records of subjects left out of ADSL by where": 1}
+                                  f"adrs.csv: {left}": 1, f"adlb.csv: {left}": 1,
+                                  # every record is used or counted (issue 23): it was dropped unsaid
+                                  "adrs.csv: PARAMCD OVRLRESP (not the response parameter)": 1}
     assert "F-004" not in set(ds.subjects["subject_id"])  # SAFFL = N
     assert list(ds.subjects["sex"]) == ["F", "M", "M"]  # keep = ["SEX"]
 

@@ -53,7 +53,7 @@ import shutil
 import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -346,7 +346,7 @@ DEFAULT_VARIABLES: dict[str, dict[str, tuple[str, ...]]] = {
              "rel_time_unit": ("FRLTU", "RRLTU"), "datetime": ("ADTM",), "day": ("ADY",),
              "timepoint": ("ATPT",), "lloq": ("ALLOQ", "LLOQ", "LBLLOQ", "PCLLOQ"),
              "lod": ("ALOD", "LOD"), "blq_flag": ("BLQFL",), "bld_flag": ("BLODFL",),
-             "dtype": ("DTYPE",)},
+             "dtype": ("DTYPE",), "paramtyp": ("PARAMTYP",)},
 }
 DEFAULT_VARIABLES["adpc"] = dict(DEFAULT_VARIABLES["adlb"])
 DEFAULT_VARIABLES["adtte"] = {"subject_id": ("USUBJID",), "paramcd": ("PARAMCD",), "aval": ("AVAL",),
@@ -369,7 +369,9 @@ _SURVIVAL_DEFAULTS: dict[str, tuple[str, ...]] = {"os": ("OS",), "rfs": ("RFS",)
 _TTE_UNITS = {"DAYS": 1.0, "DAY": 1.0, "D": 1.0, "HOURS": 1.0 / 24.0, "HOUR": 1.0 / 24.0, "H": 1.0 / 24.0,
               "WEEKS": 7.0, "WEEK": 7.0, "MONTHS": 30.4375, "MONTH": 30.4375, "YEARS": 365.25, "YEAR": 365.25}
 _OPTION_DEFAULTS: dict[str, Any] = {"unknown_params": "error", "keep_derived": False,
-                                    "cycle_gap_days": 7.0, "reference": "adex"}
+                                    "cycle_gap_days": 7.0, "reference": "adex",
+                                    "screening_window_days": None, "before_window": "error",
+                                    "missing_results": "skip"}
 
 
 @dataclass(frozen=True)
@@ -410,7 +412,10 @@ class AdamMapping:
         ADTTE ``PARAMCD`` codes of ``os`` and ``rfs``.
     options : dict
         ``unknown_params`` (``'error'``/``'skip'``), ``keep_derived`` (bool),
-        ``cycle_gap_days`` (float), ``reference`` (``'adex'``/``'adsl'``).
+        ``cycle_gap_days`` (float), ``reference`` (``'adex'``/``'adsl'``),
+        ``screening_window_days`` (float or None: the reader's window), ``before_window``
+        (``'error'``/``'skip'``: records earlier than the window), ``missing_results``
+        (``'skip'``/``'error'``: records with neither a value nor a below-limit flag).
     source : str
         The mapping file (for messages), ``''`` for defaults.
     """
@@ -539,6 +544,9 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
 
     regimen: dict[str, str] = {}
     for k, v in (data.get("regimen") or {}).items():
+        if isinstance(v, str) and v.strip().lower() == "skip":
+            regimen[str(k).strip().upper()] = "skip"  # subjects of this arm are left out, counted
+            continue
         try:
             regimen[str(k).strip().upper()] = normalise_regimen(v)
         except ValueError as err:
@@ -577,6 +585,11 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
             bad(f"options.{k}", "must be \"error\" or \"skip\"", v)
         elif k == "reference" and v not in ("adex", "adsl"):
             bad(f"options.{k}", "must be \"adex\" or \"adsl\"", v)
+        elif k in ("before_window", "missing_results") and v not in ("error", "skip"):
+            bad(f"options.{k}", "must be \"error\" or \"skip\"", v)
+        elif k == "screening_window_days" and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                               or not v >= 0):
+            bad(f"options.{k}", "must be a number of days >= 0", v)
         elif k == "keep_derived" and not isinstance(v, bool):
             bad(f"options.{k}", "must be true or false", v)
         elif k == "cycle_gap_days" and (isinstance(v, bool) or not isinstance(v, (int, float))
@@ -916,7 +929,8 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
               adpc: str | os.PathLike[str] | None = None,
               mapping: str | os.PathLike[str] | Mapping[str, Any] | AdamMapping | None = None,
               adtte: str | os.PathLike[str] | None = None,
-              *, screening_window_h: float = 504.0, name: str | None = None) -> Dataset:
+              *, screening_window_h: float | None = None, before_window: str | None = None,
+              name: str | None = None) -> Dataset:
     """Read ADaM datasets (``.xpt`` or ``.csv``) into a validated :class:`Dataset`.
 
     Parameters
@@ -933,8 +947,12 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
         Time-to-event dataset: overall and relapse-free survival (``os_days``, ``rfs_days``, ...).
     mapping : path, dict or AdamMapping, optional
         Variable and code mapping (see :func:`load_mapping` and ``docs/import.md``).
-    screening_window_h : float, default 504
-        Observations may lie this many hours before the first infusion start.
+    screening_window_h : float, optional
+        Observations may lie this many hours before the first infusion start (default: the
+        mapping's ``[options] screening_window_days``, else 504 h = 21 days).
+    before_window : {"error", "skip"}, optional
+        Records earlier than that: an error quoting the file's own value (default), or left out
+        and counted (default: the mapping's ``[options] before_window``).
     name : str, optional
         Dataset name (default: the study of ADSL, else the file name).
 
@@ -942,8 +960,10 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
     -------
     Dataset
         ``subjects``, ``dosing`` and ``observations`` in canonical form. ``meta['skipped']``
-        counts records deliberately left out (derived ``DTYPE`` records, parameters mapped to
-        ``skip``).
+        counts records deliberately left out, by reason (derived ``DTYPE`` records and
+        ``PARAMTYP = DERIVED`` parameters, parameters mapped to ``skip``, subjects of arms mapped
+        to ``skip`` and their records, records without a result, records before the screening
+        window when asked).
 
     Raises
     ------
@@ -951,6 +971,13 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
         Listing every problem found in every file (``AdamProblem``: file, variable, row, rule).
     """
     m = load_mapping(mapping)
+    if before_window is not None and before_window not in ("error", "skip"):
+        raise ValueError(f"before_window must be 'error' or 'skip' (found {before_window!r})")
+    window_h = (screening_window_h if screening_window_h is not None
+                else 24.0 * m.options["screening_window_days"] if m.options["screening_window_days"] is not None
+                else 504.0)
+    m = replace(m, options={**m.options, "window_h": float(window_h),
+                            "before_window": before_window or m.options["before_window"]})
     problems: list[Problem] = []
     paths = {"adsl": adsl, "adrs": adrs, "adex": adex, "adlb": adlb, "adpc": adpc, "adtte": adtte}
     src: dict[str, _Source] = {}
@@ -966,6 +993,7 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
     if src["adsl"].var("subject_id") is None:  # nothing else can be matched to a subject
         src["adsl"].var("subject_id", required=True)
         raise DataValidationError(problems)
+    _skip_arms(src["adsl"], m, skipped)
     subjects, first_dose = _subjects(src["adsl"], m)
     known = {r["subject_id"] for r in subjects.records if r["subject_id"]}
     sid_var = src["adsl"].var("subject_id")
@@ -975,11 +1003,12 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
         if key in src:
             n = src[key].drop_subjects(excluded)
             if n:
-                skipped[f"{src[key].label}: records of subjects left out of ADSL by where"] = n
+                skipped[f"{src[key].label}: records of subjects left out of ADSL (where, or an arm "
+                        "mapped to skip)"] = n
     if "adrs" in src:
-        _responses(src["adrs"], m, subjects, src["adsl"].label)
+        _responses(src["adrs"], m, subjects, src["adsl"].label, skipped)
     if "adtte" in src:
-        _survival_times(src["adtte"], m, subjects, src["adsl"].label)
+        _survival_times(src["adtte"], m, subjects, src["adsl"].label, skipped)
     dosing, refs = _dosing(src.get("adex"), m, first_dose)
     _offstudy_hours(src["adsl"], subjects, refs)
     observations = _Rows(file=(src.get("adlb") or src.get("adpc") or src["adsl"]).label,
@@ -992,7 +1021,7 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
     files = {k: s.label for k, s in src.items()}
     return _validate_rows({"subjects": subjects, "dosing": dosing, "observations": observations},
                           problems=problems, problem_cls=AdamProblem,
-                          screening_window_h=screening_window_h, name=ds_name,
+                          screening_window_h=window_h, name=ds_name,
                           origin=str(adsl), meta={"format": "adam", "files": files,
                                                   "mapping": m.source, "skipped": skipped},
                           order=[src[k].label for k in ADAM_FILES if k in src])
@@ -1027,6 +1056,24 @@ def read_adam_folder(folder: str | os.PathLike[str],
         mapping = folder / "mapping.toml"
     return read_adam(found["adsl"], found.get("adlb"), found.get("adrs"), found.get("adex"),
                      found.get("adpc"), mapping, adtte=found.get("adtte"), **kwargs)
+
+
+def _skip_arms(s: _Source, m: AdamMapping, skipped: dict[str, int]) -> None:
+    """Leave out (counted per arm) the ADSL records whose treatment ``[regimen]`` maps to ``skip``
+    (placebo or comparator arms, which are not a blinatumomab regimen)."""
+    var = s.var("regimen")
+    if var is None or "skip" not in m.regimen.values() or not len(s.df):
+        return
+    texts = [_text(x) for x in s.column(var)]
+    drop = np.array([t.upper() in m.regimen and m.regimen[t.upper()] == "skip" for t in texts], dtype=bool)
+    if not drop.any():
+        return
+    for arm in sorted({t for t, d in zip(texts, drop) if d}):
+        skipped[f"{s.label}: subjects of {var} {arm!r} (mapped to skip in [regimen])"] = \
+            sum(t == arm for t, d in zip(texts, drop) if d)
+    s.left_out = pd.concat([s.left_out, s.df.loc[drop]], ignore_index=True)
+    s.df = s.df.loc[~drop].reset_index(drop=True)
+    s.rows = s.rows[~drop]
 
 
 def _subjects(s: _Source, m: AdamMapping) -> tuple[_Rows, dict[str, datetime]]:
@@ -1183,7 +1230,7 @@ def _age(s: _Source, i: int, v: dict[str, str | None], cells: dict[str, list[obj
     return _text(raw) if _AGE_UNITS[unit] == 1.0 else _float_text(_round_sig(x * _AGE_UNITS[unit]))
 
 
-def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str) -> None:
+def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str, skipped: dict[str, int]) -> None:
     """ADRS -> the ``response`` of each subject record."""
     sid_v = s.var("subject_id", required=True)
     pcd_v = s.var("paramcd", required=True)
@@ -1197,10 +1244,16 @@ def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str) -> 
     yes, no, ne = (set(m.response[k]) for k in ("responder", "nonresponder", "not_evaluable"))
     index = {r["subject_id"]: r for r in subjects.records}
     chosen: dict[str, tuple[int, int]] = {}  # subject -> (preference, position)
-    for i, sid, pcd, _ in _parameter_records(s, sid_v, pcd_v, {c: c for c in wanted}, index, adsl_label):
+    used = 0
+    for i, sid, pcd, _ in _parameter_records(s, sid_v, pcd_v, {c: c for c in wanted}, index, adsl_label,
+                                             skipped, "the response parameter", "[response] paramcd"):
+        used += 1
         pref = wanted.index(pcd)
         if sid not in chosen or pref < chosen[sid][0]:
             chosen[sid] = (pref, i)
+    if used > len(chosen):
+        key = f"{s.label}: records of a less preferred response parameter ([response] paramcd order)"
+        skipped[key] = skipped.get(key, 0) + used - len(chosen)
     avalcs, avals = s.column(avalc_v), s.column(aval_v)
     for sid, (_, i) in chosen.items():
         code = _text(avalcs[i]).upper()
@@ -1223,16 +1276,21 @@ def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str) -> 
 
 
 def _parameter_records(s: _Source, sid_v: str, pcd_v: str, key_of: Mapping[str, str], known: Mapping[str, Any],
-                       adsl_label: str):
+                       adsl_label: str, skipped: dict[str, int], what: str, hint: str):
     """``(row, subject, PARAMCD, key)`` of each record whose ``PARAMCD`` maps to a key (``key_of``),
     for subjects of ADSL (``known``); a subject's second record of one key is reported (select one
-    with the file's ``where``), a subject ADSL does not have too."""
+    with the file's ``where``), a subject ADSL does not have too. Records of other parameters are
+    counted in ``skipped`` (``what`` the file's parameters are for); a file none of whose records
+    has such a parameter is reported (``hint``: the mapping section that names them), since it
+    would otherwise give nothing without a word (an ADTTE passed as ADRS, a renamed parameter)."""
     seen: dict[tuple[str, str], int] = {}
     sids, pcds = s.column(sid_v), s.column(pcd_v)
+    others: dict[str, int] = {}
     for i in range(len(s.df)):
         sid, pcd = _text(sids[i]), _text(pcds[i]).upper()
         key = key_of.get(pcd)
         if key is None:
+            others[pcd] = others.get(pcd, 0) + 1
             continue
         if sid not in known:
             s.add(sid_v, i, f"{sid_v} must be a subject of {adsl_label}", sid)
@@ -1244,6 +1302,14 @@ def _parameter_records(s: _Source, sid_v: str, pcd_v: str, key_of: Mapping[str, 
             continue
         seen[sid, key] = i
         yield i, sid, pcd, key
+    if others and sum(others.values()) == len(s.df):
+        found = ", ".join(sorted(others)[:6]) + (", ..." if len(others) > 6 else "")
+        s.add(pcd_v, None, f"no record has PARAMCD {' or '.join(key_of)} ({what}); name the file's "
+              f"parameter in {hint} of the mapping file", found)
+        return
+    for pcd, n in others.items():
+        key = f"{s.label}: PARAMCD {pcd or '(empty)'} (not {what})"
+        skipped[key] = skipped.get(key, 0) + n
 
 
 def _number_or_none(v: object) -> float | None:
@@ -1254,7 +1320,7 @@ def _number_or_none(v: object) -> float | None:
         return None
 
 
-def _survival_times(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str) -> None:
+def _survival_times(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str, skipped: dict[str, int]) -> None:
     """ADTTE -> ``os_days``/``os_event`` and ``rfs_days``/``rfs_event`` of each subject record
     (every record gets the four columns; empty where the subject has no such parameter)."""
     sid_v = s.var("subject_id", required=True)
@@ -1270,7 +1336,8 @@ def _survival_times(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str
     index = {r["subject_id"]: k for k, r in enumerate(subjects.records)}
     avals, cnsrs = s.column(aval_v), s.column(cnsr_v)
     units = s.column(unit_v) if unit_v else [""] * len(s.df)
-    for i, sid, pcd, ep in _parameter_records(s, sid_v, pcd_v, code_of, index, adsl_label):
+    for i, sid, pcd, ep in _parameter_records(s, sid_v, pcd_v, code_of, index, adsl_label, skipped,
+                                              "an overall or relapse-free survival endpoint", "[survival]"):
         unit = _text(units[i]).upper() or "DAYS"
         if unit not in _TTE_UNITS:
             s.add(unit_v, i, f"{unit_v} must be DAYS, HOURS, WEEKS, MONTHS or YEARS", unit)
@@ -1409,6 +1476,11 @@ def _observations(s: _Source, m: AdamMapping, refs: dict[str, datetime], out: _R
             skipped[f"{s.label}: derived records (DTYPE)"] = \
                 skipped.get(f"{s.label}: derived records (DTYPE)", 0) + 1
             continue
+        if v["paramtyp"] is not None and _text(cells["paramtyp"][i]).upper() == "DERIVED" and \
+                not m.options["keep_derived"]:
+            key = f"{s.label}: derived parameters (PARAMTYP = DERIVED) {_text(cells['paramcd'][i])}"
+            skipped[key] = skipped.get(key, 0) + 1
+            continue
         pcd, param = _text(cells["paramcd"][i]), _text(cells["param"][i])
         code = _param_code(pcd, param, m)
         if code == "skip":
@@ -1427,6 +1499,8 @@ def _observations(s: _Source, m: AdamMapping, refs: dict[str, datetime], out: _R
         time = _obs_time(s, i, v, cells, refs.get(rec["subject_id"]), cols)
         if time is None:
             continue
+        if _before_window(s, i, time, cols["time_h"], m, skipped):
+            continue
         rec["time_h"] = time
         unit = _text(cells["unit"][i])
         if v["unit"] is None and param:
@@ -1436,6 +1510,10 @@ def _observations(s: _Source, m: AdamMapping, refs: dict[str, datetime], out: _R
         rec["unit"] = unit
         if not _censoring(s, i, v, cells, rec, cols):
             continue
+        if not rec.get("value") and not rec.get("below") and m.options["missing_results"] == "skip":
+            key = f"{s.label}: records without a result ({cols['value']} empty, no below-limit flag)"
+            skipped[key] = skipped.get(key, 0) + 1
+            continue
         for k in keep:
             rec[k.lower()] = _text(s.df[k].iloc[i])
         out.add(rec, s.label, int(s.rows[i]), cols)
@@ -1443,6 +1521,29 @@ def _observations(s: _Source, m: AdamMapping, refs: dict[str, datetime], out: _R
         s.add(v["paramcd"] or v["param"], idx[0], f"unknown PARAMCD ({len(idx)} record(s)): not "
               "an analyte code or alias; map it in [params] of the mapping file (to a code, or "
               "to \"skip\")", pcd)
+
+
+def _before_window(s: _Source, i: int, time: str, var: str, m: AdamMapping, skipped: dict[str, int]) -> bool:
+    """Whether a record lies before the screening window: left out and counted with
+    ``before_window = "skip"``, else reported quoting the file's own value (e.g. ``ADY`` -26, not
+    the hours it was turned into). True when the record is not to be kept."""
+    try:
+        hours = float(time)
+    except ValueError:
+        return False  # the validator reports the non-number
+    window = m.options["window_h"]
+    if not hours < -window:
+        return False
+    if m.options["before_window"] == "skip":
+        key = f"{s.label}: records more than {window:g} h ({window / 24:g} days) before the first infusion start"
+        skipped[key] = skipped.get(key, 0) + 1
+        return True
+    raw = s.df[var].iloc[i] if var in s.df.columns else time
+    s.add(var, i, f"{var} must not be more than the screening window of {window:g} h ({window / 24:g} "
+          "days) before the first infusion start; leave such records out with [options] "
+          "before_window = \"skip\" in the mapping file or --before-window skip, or widen the window "
+          "([options] screening_window_days, --screening-window-days)", raw)
+    return True
 
 
 def _obs_time(s: _Source, i: int, v: dict[str, str | None], cells: dict[str, list[object]],
