@@ -341,7 +341,7 @@ DEFAULT_VARIABLES: dict[str, dict[str, tuple[str, ...]]] = {
              "start": ("ASTDTM", "EXSTDTC"), "end": ("AENDTM", "EXENDTC"),
              "cycle": ("APERIOD", "CYCLE", "AVISIT")},
     "adlb": {"subject_id": ("USUBJID",), "paramcd": ("PARAMCD",), "param": ("PARAM",),
-             "value": ("AVAL",), "value_text": ("AVALC",),
+             "value": ("AVAL",), "value_text": ("AVALC", "PCSTRESC", "LBSTRESC"),
              "unit": ("AVALU", "LBSTRESU", "PCSTRESU"), "rel_time": ("AFRLT",),
              "rel_time_unit": ("FRLTU", "RRLTU"), "datetime": ("ADTM",), "day": ("ADY",),
              "timepoint": ("ATPT",), "lloq": ("ALLOQ", "LLOQ", "LBLLOQ", "PCLLOQ"),
@@ -371,7 +371,7 @@ _TTE_UNITS = {"DAYS": 1.0, "DAY": 1.0, "D": 1.0, "HOURS": 1.0 / 24.0, "HOUR": 1.
 _OPTION_DEFAULTS: dict[str, Any] = {"unknown_params": "error", "keep_derived": False,
                                     "cycle_gap_days": 7.0, "reference": "adex",
                                     "screening_window_days": None, "before_window": "error",
-                                    "missing_results": "skip"}
+                                    "missing_results": "skip", "zero_results": "error"}
 
 
 @dataclass(frozen=True)
@@ -415,7 +415,8 @@ class AdamMapping:
         ``cycle_gap_days`` (float), ``reference`` (``'adex'``/``'adsl'``),
         ``screening_window_days`` (float or None: the reader's window), ``before_window``
         (``'error'``/``'skip'``: records earlier than the window), ``missing_results``
-        (``'skip'``/``'error'``: records with neither a value nor a below-limit flag).
+        (``'skip'``/``'error'``: records with neither a value nor a below-limit flag),
+        ``zero_results`` (``'error'``/``'below_lloq'``: unflagged results of exactly 0).
     source : str
         The mapping file (for messages), ``''`` for defaults.
     """
@@ -587,6 +588,8 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
             bad(f"options.{k}", "must be \"adex\" or \"adsl\"", v)
         elif k in ("before_window", "missing_results") and v not in ("error", "skip"):
             bad(f"options.{k}", "must be \"error\" or \"skip\"", v)
+        elif k == "zero_results" and v not in ("error", "below_lloq"):
+            bad(f"options.{k}", "must be \"error\" or \"below_lloq\"", v)
         elif k == "screening_window_days" and (isinstance(v, bool) or not isinstance(v, (int, float))
                                                or not v >= 0):
             bad(f"options.{k}", "must be a number of days >= 0", v)
@@ -711,8 +714,9 @@ _TIME_UNITS = {"H": 1.0, "HR": 1.0, "HRS": 1.0, "HOUR": 1.0, "HOURS": 1.0, "MIN"
 _AGE_UNITS = {"YEARS": 1.0, "YEAR": 1.0, "Y": 1.0, "YRS": 1.0, "MONTHS": 1 / 12,
               "MONTH": 1 / 12, "WEEKS": 7 / 365.25, "WEEK": 7 / 365.25, "DAYS": 1 / 365.25,
               "DAY": 1 / 365.25}
-_LLOQ_TOKENS = frozenset({"BLQ", "BQL", "<LLOQ", "BLOQ", "<LOQ", "NQ", "<LLQ"})
-_LOD_TOKENS = frozenset({"BLD", "<LOD", "ND", "NOTDETECTED", "BDL", "<LLOD"})
+_LLOQ_TOKENS = frozenset({"BLQ", "BQL", "<LLOQ", "BLOQ", "<LOQ", "NQ", "<LLQ", "<BLQ", "<BQL", "<BLOQ",
+                          "BELOWLLOQ", "<NQ"})
+_LOD_TOKENS = frozenset({"BLD", "<LOD", "ND", "NOTDETECTED", "BDL", "<LLOD", "<BLD", "<ND", "BELOWLOD"})
 
 
 def _timepoint_hours(text: str) -> float:
@@ -1508,7 +1512,7 @@ def _observations(s: _Source, m: AdamMapping, refs: dict[str, datetime], out: _R
             unit = mu.group(1).strip() if mu else ""
             cols["unit"] = v["param"] or "PARAM"
         rec["unit"] = unit
-        if not _censoring(s, i, v, cells, rec, cols):
+        if not _censoring(s, i, v, cells, rec, cols, m.options["zero_results"]):
             continue
         if not rec.get("value") and not rec.get("below") and m.options["missing_results"] == "skip":
             key = f"{s.label}: records without a result ({cols['value']} empty, no below-limit flag)"
@@ -1605,8 +1609,13 @@ def _obs_time(s: _Source, i: int, v: dict[str, str | None], cells: dict[str, lis
 
 
 def _censoring(s: _Source, i: int, v: dict[str, str | None], cells: dict[str, list[object]],
-               rec: dict[str, str], cols: dict[str, str]) -> bool:
-    """Fill ``value``, ``lod``, ``lloq`` and ``below`` of one record; ``False`` after a problem."""
+               rec: dict[str, str], cols: dict[str, str], zero_results: str = "error") -> bool:
+    """Fill ``value``, ``lod``, ``lloq`` and ``below`` of one record; ``False`` after a problem.
+
+    An unflagged result of exactly 0 on a record that gives a positive LLOQ or LOD (sponsors write 0
+    for pre-dose concentrations below the limit) is not a measurement: an error, or below the LLOQ
+    with ``zero_results = "below_lloq"``; read as a value it would be an uncensored zero below the
+    record's own limit. A zero without a limit (a B-cell count of 0) is a value."""
     value = _text(cells["value"][i])
     avalc = _text(cells["value_text"][i])
     lod, lloq = _text(cells["lod"][i]), _text(cells["lloq"][i])
@@ -1654,6 +1663,15 @@ def _censoring(s: _Source, i: int, v: dict[str, str | None], cells: dict[str, li
             cols["value"] = v["value_text"]  # type: ignore[assignment]
         if below:
             cols["below"] = v["value_text"]  # type: ignore[assignment]
+    limits = [x for x in (_safe_float(lloq), _safe_float(lod)) if x is not None and x > 0]
+    if not below and value and _safe_float(value) == 0.0 and limits:
+        if zero_results == "below_lloq":
+            below = "LLOQ"
+        else:
+            s.add(cols.get("value", v["value"]), i, f"a result of 0 below the record's own limit "
+                  f"({lloq or lod}) without a below-limit flag is not a measurement; flag it (AVALC 'BLQ', BLQFL 'Y') or read such zeros as below the LLOQ "
+                  "with [options] zero_results = \"below_lloq\" in the mapping file", value)
+            return False
     rec.update(value=value, lod=lod, lloq=lloq, below=below)
     return True
 

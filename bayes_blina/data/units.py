@@ -93,6 +93,7 @@ UNITS: dict[str, _Unit] = {
     "10^3/mL": _Unit("cells", 1.0),
     "10^3/uL": _Unit("cells", 1e3),
     "10^9/L": _Unit("cells", 1e3),
+    "10^12/L": _Unit("cells", 1e6),
     "10^6/mL": _Unit("cells", 1e3),
     # temperature, base °C
     "degC": _Unit("temperature", 1.0),
@@ -127,8 +128,13 @@ _CROSS: dict[str, dict[tuple[str, str], float]] = {
 def _unit_key(text: str) -> str:
     """Cleaned, lower-case spelling of a unit used to look it up."""
     s = str(text).strip()
-    if re.fullmatch(r"G\s*/\s*[lL]|(?i:gpt)\s*/\s*[lL]", s):  # giga-cells per litre, not grams
+    if re.fullmatch(r"G\s*/\s*[lL]|(?i:gpt|gi)\s*/\s*[lL]", s):  # giga-cells per litre, not grams
         return "10^9/l"
+    # CDISC controlled terminology (UNIT codelist) synonyms of 10^6/L and 10^12/L
+    if re.fullmatch(r"(?i:mi)\s*/\s*[lL]", s):
+        return "10^6/l"
+    if re.fullmatch(r"(?i:ti|tpt)\s*/\s*[lL]|T\s*/\s*[lL]", s):
+        return "10^12/l"
     s = re.sub(r"10([⁰¹²³⁴⁵⁶⁷⁸⁹]+)", lambda m: "10^" + m.group(1).translate(_SUPERSCRIPTS),
                s)
     s = (s.replace("µ", "u").replace("μ", "u").translate(_SUPERSCRIPTS)
@@ -149,8 +155,8 @@ def normalise_unit(text: str) -> str:
     """Canonical spelling of a unit.
 
     Accepts the usual variants: ``µ``/``μ``/``mc`` for micro, any letter case, spaces, ``cells``
-    or not, exponents written ``10^9``, ``x10E9``, ``10*9``, ``10⁹``, ``G/L`` and ``Gpt/L`` for
-    10^9/L, ``°C``/``C``, ``IU/L``, a trailing ``FEU`` (D-dimer).
+    or not, exponents written ``10^9``, ``x10E9``, ``10*9``, ``10⁹``, ``G/L``, ``Gpt/L`` and the
+    CDISC controlled terminology's ``GI/L`` for 10^9/L (``MI/L``, ``TI/L`` for 10^6/L and 10^12/L), ``°C``/``C``, ``IU/L``, a trailing ``FEU`` (D-dimer).
 
     Parameters
     ----------
