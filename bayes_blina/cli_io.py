@@ -36,24 +36,28 @@ def _report(ds, out: Path) -> None:
     click.echo(f"read {', '.join(parts)}", err=True)
     for what, n in (ds.meta.get("skipped") or {}).items():
         click.echo(f"left out: {n} {what}", err=True)
+    for what in ds.meta.get("assumed") or []:
+        click.echo(f"assumed: {what}", err=True)
     click.echo(f"wrote {out} (sha256 {ds.sha256()[:12]})", err=True)
 
 
-def _code_table(text: str | None, option: str) -> dict[int, str] | None:
-    """``'1=BLINA,2=IL6'`` -> ``{1: 'BLINA', 2: 'IL6'}``."""
+def _code_table(text: str | None, option: str, *, text_codes: bool = False) -> dict[int | str, str] | None:
+    """``'1=BLINA,2=IL6'`` -> ``{1: 'BLINA', 2: 'IL6'}``; with ``text_codes`` (DVID) text codes too
+    (``'cp=BLINA'``); CMT numbers are whole numbers in NONMEM."""
     if not text:
         return None
-    out: dict[int, str] = {}
+    out: dict[int | str, str] = {}
     for part in text.split(","):
         key, sep, code = part.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            out[int(key.strip())] = code.strip()
-        except ValueError:
+        key = key.strip()
+        if not sep or not key or not code.strip():
             raise click.BadParameter(f"expected CODE=ANALYTE pairs separated by commas "
-                                     f"(e.g. 1=BLINA,2=IL6), found {part!r}",
-                                     param_hint=option) from None
+                                     f"(e.g. 1=BLINA,2=IL6 or cp=BLINA), found {part!r}",
+                                     param_hint=option)
+        if not key.lstrip("-").isdigit() and not text_codes:
+            raise click.BadParameter(f"codes must be whole numbers (e.g. 1=BLINA,2=IL6), found {part!r}",
+                                     param_hint=option)
+        out[int(key) if key.lstrip("-").isdigit() else key] = code.strip()
     return out
 
 
@@ -110,7 +114,8 @@ def import_adam(adsl, adlb, adrs, adex, adpc, adtte, mapping, out, screening_win
               help="Analyte of each CMT when there is no ANALYTE or DVID column, e.g. "
                    "'1=BLINA,2=IL6'.")
 @click.option("--analyte-by-dvid", default=None,
-              help="Analyte of each DVID (default: the package's DVID table).")
+              help="Analyte of each DVID, whole numbers or text codes, e.g. '1=BLINA,4=IL6' or "
+                   "'cp=BLINA' (default: the package's DVID table).")
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 def import_nonmem(file, out, study, dose_unit, analyte_by_cmt, analyte_by_dvid, force) -> None:
     """Read a NONMEM-style event file, validate it and write a dataset folder."""
@@ -118,7 +123,7 @@ def import_nonmem(file, out, study, dose_unit, analyte_by_cmt, analyte_by_dvid, 
     from bayes_blina.data.nonmem import read_nonmem
 
     cmt = _code_table(analyte_by_cmt, "--analyte-by-cmt")
-    dvid = _code_table(analyte_by_dvid, "--analyte-by-dvid")
+    dvid = _code_table(analyte_by_dvid, "--analyte-by-dvid", text_codes=True)
     _refuse_existing(out, force, folder=True)
     ds = read_nonmem(file, study=study, dose_unit=dose_unit, analyte_by_cmt=cmt,
                      analyte_by_dvid=dvid)

@@ -161,8 +161,9 @@ def test_analyte_by_cmt_and_dvid(tmp_path):
     assert ds.observations["analyte"].tolist() == ["BLINA", "IL6"]
     with pytest.raises(DataValidationError) as err:
         read_nonmem(write(tmp_path, no_dvid))
-    assert messages(err) == ["data.csv, column 'ANALYTE': the analyte of each observation needs "
-                             "an ANALYTE column, a DVID column or CMT codes (analyte_by_cmt)"]
+    assert messages(err) == ["data.csv, column 'CMT': the analyte of each observation needs an ANALYTE "
+                             "column, a DVID column or CMT codes: give the analyte of each CMT with "
+                             "analyte_by_cmt (--analyte-by-cmt, e.g. 1=BLINA,2=IL6) (found '1, 3')"]
     with pytest.raises(BayesBlinaError, match="not a known analyte"):
         read_nonmem(write(tmp_path, no_dvid), analyte_by_cmt={1: "wibble"})
 

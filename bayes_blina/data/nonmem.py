@@ -195,17 +195,28 @@ class _Records:
         return (default if x is None else x), True
 
 
-def _code_table(table: Mapping[Any, str] | None, what: str) -> dict[int, str]:
-    """A CMT/DVID -> analyte table with codes checked."""
-    out: dict[int, str] = {}
+def _code_key(k: object) -> int | str | None:
+    """A CMT/DVID code as a table key: a whole number, else the text in upper case (files such as
+    pharmpy's write DVID as text, e.g. ``cp``); ``None`` for an empty or fractional code."""
+    text = str(k).strip()
+    try:
+        x = float(text)
+    except ValueError:
+        return text.upper() or None
+    return int(x) if x == round(x) else None
+
+
+def _code_table(table: Mapping[Any, str] | None, what: str) -> dict[int | str, str]:
+    """A CMT/DVID -> analyte table with codes checked (keys: whole numbers or text codes)."""
+    out: dict[int | str, str] = {}
     for k, v in (table or {}).items():
         code = resolve_analyte(str(v))
         if code is None:
             raise BayesBlinaError(f"{what}: {v!r} (for {k}) is not a known analyte code or alias")
-        try:
-            out[int(k)] = code
-        except (TypeError, ValueError):
-            raise BayesBlinaError(f"{what}: keys must be whole numbers (found {k!r})") from None
+        key = _code_key(k)
+        if key is None:
+            raise BayesBlinaError(f"{what}: keys must be whole numbers or text codes (found {k!r})")
+        out[key] = code
     return out
 
 
@@ -301,7 +312,23 @@ def read_nonmem(file: str | os.PathLike[str], *,
     return _validate_rows(tables, problems=problems, problem_cls=Problem,
                           screening_window_h=screening_window_h, name=name or path.stem,
                           origin=str(path), meta={"format": "nonmem", "files": {"nonmem": label},
-                                                  "skipped": reader.skipped})
+                                                  "skipped": reader.skipped,
+                                                  "assumed": _assumptions(r, tables, dose_unit)})
+
+
+def _assumptions(r: _Records, tables: dict[str, _Rows], dose_unit: str) -> list[str]:
+    """What the reader took for granted because the file does not say it (the units), in words
+    that ``import nonmem`` prints, so that nothing is assumed silently."""
+    out = []
+    if not r.has("DOSU") and tables["dosing"].records:
+        out.append(f"doses in {dose_unit} (the file has no DOSU column; set the basis with "
+                   "dose_unit / --dose-unit)")
+    if not r.has("UNIT") and tables["observations"].records:
+        codes = sorted({c for c in (resolve_analyte(rec.get("analyte", "")) for rec in tables["observations"].records)
+                        if c})
+        out.append("results in each analyte's package unit (the file has no UNIT column): "
+                   + ", ".join(f"{c} {ANALYTES[c].unit}" for c in codes))
+    return out
 
 
 class _Reader:
@@ -629,15 +656,14 @@ class _Reader:
         table, what = ((self.dvid_table, "analyte_by_dvid") if col == "DVID"
                        else (self.cmt_table, "analyte_by_cmt"))
         raw = r.cell(col, i)
-        try:
-            k = _number(raw)
-        except ValueError:
-            k = None
-        if k is None or k != round(k) or int(k) not in table:
-            r.add(col, i, f"{col} must be one of {', '.join(map(str, sorted(table)))} (the "
-                  f"analyte codes of {what}); add the code to {what}", raw)
+        key = _code_key(raw)
+        if key is None or key not in table:
+            flag = "--analyte-by-dvid" if col == "DVID" else "--analyte-by-cmt"
+            r.add(col, i, f"{col} must be one of {', '.join(sorted(map(str, table)))} (the "
+                  f"analyte codes of {what}); add the code to {what} ({flag} CODE=ANALYTE, e.g. "
+                  f"{flag} {raw or 1}=IL6)", raw)
             return None
-        return table[int(k)]
+        return table[key]
 
     def _observations(self, ids: list[str], times: list[float | None], evid: list[int | None],
                       t0: dict[str, float], sid_of: dict[str, str]) -> _Rows:
@@ -667,8 +693,14 @@ class _Reader:
                 self._skip("observation records with MDV = 1 and no BLQ flag")
                 continue
             if acol is None:
-                r.add("ANALYTE", None, "the analyte of each observation needs an ANALYTE column, "
-                      "a DVID column or CMT codes (analyte_by_cmt)")
+                if r.has("CMT"):
+                    found = sorted({r.cell("CMT", j) for j in range(r.n) if evid[j] == 0} - {""}, key=str)
+                    r.add("CMT", None, "the analyte of each observation needs an ANALYTE column, a DVID "
+                          "column or CMT codes: give the analyte of each CMT with analyte_by_cmt "
+                          "(--analyte-by-cmt, e.g. 1=BLINA,2=IL6)", ", ".join(found[:8]))
+                else:
+                    r.add("ANALYTE", None, "the analyte of each observation needs an ANALYTE column, "
+                          "a DVID column or CMT codes (analyte_by_cmt); the file has none of them")
                 break
             analyte = self._analyte(i, acol)
             if analyte is None:
