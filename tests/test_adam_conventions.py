@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import shutil
 from pathlib import Path
 
@@ -83,3 +84,45 @@ def test_a_zero_count_without_a_limit_stays_a_value():
     ds = read_adam_folder(EXAMPLE)
     cd19 = ds.observations[(ds.observations["analyte"] == "CD19") & (ds.observations["value"] == 0)]
     assert len(cd19) >= 1 and (cd19["below"] == "").all()
+
+
+def _date_only_trtsdtm(rows):
+    for r in rows:
+        r["TRTSDTM"] = r["TRTSDTM"][:10]  # as R writes it: 2020-01-01
+
+
+def test_a_date_only_first_dose_serves_study_day_times(tmp_path):
+    """R writes TRTSDTM as a date; with times from ADY (day resolution) nothing needs the hour."""
+    folder = _folder(tmp_path, "adsl.csv", _date_only_trtsdtm)
+    for name in ("adex.csv", "adpc.csv"):
+        (folder / name).unlink()
+
+    def by_day(rows):
+        for r in rows:
+            h = float(r.pop("AFRLT"))
+            r.pop("FRLTU"), r.pop("ADTM")
+            r["ADY"] = str(math.floor(h / 24) + (1 if h >= 0 else 0))  # no day 0
+        return ["STUDYID", "USUBJID", "PARAMCD", "PARAM", "AVAL", "AVALC", "AVALU", "ALLOQ", "ALOD", "ADY"]
+
+    src = _folder(tmp_path / "x", "adlb.csv", by_day)
+    shutil.copy(src / "adlb.csv", folder / "adlb.csv")
+    ds = read_adam_folder(folder)
+    assert len(ds.observations) > 0 and (ds.dosing is None or len(ds.dosing) == 0)
+    assert ds.observations["time_h"].astype(float).min() == -48.0  # AFRLT -48 h: day -2
+
+
+def test_a_date_only_first_dose_is_refused_where_hours_are_measured_from_it(tmp_path):
+    folder = _folder(tmp_path, "adsl.csv", _date_only_trtsdtm)
+    (folder / "adex.csv").unlink()
+
+    def clock_times(rows):  # observation times from ADTM only
+        for r in rows:
+            r.pop("AFRLT"), r.pop("FRLTU")
+        return ["STUDYID", "USUBJID", "PARAMCD", "PARAM", "AVAL", "AVALC", "AVALU", "ALLOQ", "ALOD", "ADTM"]
+
+    src = _folder(tmp_path / "x", "adlb.csv", clock_times)
+    shutil.copy(src / "adlb.csv", folder / "adlb.csv")
+    (folder / "adpc.csv").unlink()
+    with pytest.raises(DataValidationError, match=r"adlb.csv, variable 'ADTM'.*first dose \(TRTSDTM\) is a date "
+                                                  r"without a time"):
+        read_adam_folder(folder)

@@ -54,7 +54,7 @@ import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -704,6 +704,25 @@ def _iso(dt: datetime) -> str:
     return dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds")
 
 
+class _DateOnly(datetime):
+    """A first dose given as a date without a time (R writes TRTSDTM so): midnight of that day.
+    Good for study-day times (ADY) and off-study dates; refused where hours are measured from it
+    (ADTM, ADEX times with ``reference = "adsl"``)."""
+
+
+def _date_only(value: object) -> _DateOnly | None:
+    """The date of an ISO ``YYYY-MM-DD`` cell (or a ``datetime.date``) as :class:`_DateOnly`."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return _DateOnly(value.year, value.month, value.day)
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", _text(value))
+    if m is None:
+        return None
+    try:
+        return _DateOnly(*map(int, m.groups()))
+    except ValueError:
+        return None
+
+
 def _hours(dt: datetime, ref: datetime) -> float:
     return (dt - ref) / timedelta(hours=1)
 
@@ -1110,8 +1129,13 @@ def _subjects(s: _Source, m: AdamMapping) -> tuple[_Rows, dict[str, datetime]]:
             try:
                 first[sid] = parse_datetime(cells["first_dose"][i])
             except (ValueError, OverflowError):
-                s.add(v["first_dose"], i, f"{v['first_dose']} must be a date and time (ISO 8601 "
-                      "'2020-01-01T08:00' or a SAS datetime)", cells["first_dose"][i])
+                day = _date_only(cells["first_dose"][i])
+                if day is not None:  # a date only: enough for study days, refused for clock times
+                    first[sid] = day
+                else:
+                    s.add(v["first_dose"], i, f"{v['first_dose']} must be a date and time (ISO 8601 "
+                          "'2020-01-01T08:00' or a SAS datetime) or a date (YYYY-MM-DD)",
+                          cells["first_dose"][i])
         rec["response"] = ""
         if v["mrd_response"] is not None:  # the column only when ADSL has the flag
             flag = _text(cells["mrd_response"][i]).upper()
@@ -1412,6 +1436,11 @@ def _dosing(s: _Source | None, m: AdamMapping, first_dose: dict[str, datetime]
             ref = start
             s.add(v["start"], i, "the subject needs a first dose datetime (TRTSDTM in ADSL) "
                   "with reference = \"adsl\"", sid)
+        elif isinstance(ref, _DateOnly):
+            s.add(v["start"], i, "with reference = \"adsl\" the infusion times are measured from "
+                  "TRTSDTM, which is a date without a time for this subject; give TRTSDTM with the "
+                  "time or use reference = \"adex\"", sid)
+            ref = start
         start_h.append(_hours(start, ref))
         end_h.append(_hours(end, ref))
     if v["cycle"] is None:
@@ -1578,6 +1607,12 @@ def _obs_time(s: _Source, i: int, v: dict[str, str | None], cells: dict[str, lis
         if ref is None:
             s.add(v["datetime"], i, "the subject has no first dose datetime (no ADEX record, "
                   "no TRTSDTM in ADSL) to measure the time from", _text(cells["subject_id"][i]))
+            return None
+        if isinstance(ref, _DateOnly):
+            s.add(v["datetime"], i, f"the subject's first dose (TRTSDTM) is a date without a time, so "
+                  f"{v['datetime']} cannot be measured from it in hours; give TRTSDTM with the time, "
+                  "give ADEX, or take the time from the study day (ADY, with ATPT)",
+                  _text(cells["subject_id"][i]))
             return None
         return _float_text(_hours(dt, ref))
     day = cells["day"][i]
