@@ -96,7 +96,9 @@ def test_sponsor_style_files_with_a_mapping():
                                   "adlb.csv: derived records (DTYPE)": 1,
                                   f"adrs.csv: {left}": 1, f"adlb.csv: {left}": 1,
                                   # every record is used or counted (issue 23): it was dropped unsaid
-                                  "adrs.csv: PARAMCD OVRLRESP (not the response parameter)": 1}
+                                  "adrs.csv: PARAMCD OVRLRESP (not the response parameter)": 1,
+                                  "adsl.csv: records left out by [adsl] where": 1,  # F-004, SAFFL N
+                                  "adrs.csv: records left out by [adrs] where": 1}
     assert "F-004" not in set(ds.subjects["subject_id"])  # SAFFL = N
     assert list(ds.subjects["sex"]) == ["F", "M", "M"]  # keep = ["SEX"]
 

@@ -52,3 +52,32 @@ def test_nothing_is_assumed_when_the_file_says_it(tmp_path):
             "1,24,0,0,0,1,1,600,pg/mL,.,S,15\n")
     ds = read_nonmem(_write(tmp_path, text))
     assert ds.meta["assumed"] == []
+
+
+def test_a_reset_that_restarts_the_clock_is_refused_naming_the_row(tmp_path):
+    """Multi-occasion files restart TIME at an EVID 4 reset; read as they are, the second occasion's
+    infusions landed on the first's and failed later as overlapping segments."""
+    text = ("ID,TIME,EVID,AMT,RATE,CMT,DVID,DV,STUDY,REGIMEN\n"
+            "1,0,1,420,0.625,1,0,.,S,15\n"
+            "1,24,0,0,0,1,1,600,S,15\n"
+            "1,0,4,420,0.625,1,0,.,S,15\n"
+            "1,24,0,0,0,1,1,610,S,15\n")
+    with pytest.raises(DataValidationError) as err:
+        read_nonmem(_write(tmp_path, text))
+    assert ("data.csv, column 'TIME', row 3: TIME must not go back at a reset (EVID 4; row 2 has TIME 24)"
+            in str(err.value))
+    assert "overlap" not in str(err.value)
+    continuing = text.replace("1,0,4,420", "1,1008,4,420").replace("1,24,0,0,0,1,1,610", "1,1032,0,0,0,1,1,610")
+    ds = read_nonmem(_write(tmp_path, continuing))
+    assert ds.dosing["start_h"].astype(float).tolist() == [0.0, 1008.0]
+
+
+def test_a_regimen_that_cannot_be_derived_names_the_id_in_the_rule_not_as_a_value(tmp_path):
+    text = ("ID,TIME,EVID,AMT,RATE,CMT,DVID,DV,STUDY\n"
+            "7,0,1,0,0,1,0,.,S\n"
+            "7,24,0,0,0,1,1,600,S\n")
+    with pytest.raises(DataValidationError) as err:
+        read_nonmem(_write(tmp_path, text))
+    [problem] = [p for p in err.value.problems if p.column == "REGIMEN"]
+    assert problem.value is None
+    assert "the regimen of ID 7 cannot be derived from its dose records" in problem.rule

@@ -1016,6 +1016,9 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
     if src["adsl"].var("subject_id") is None:  # nothing else can be matched to a subject
         src["adsl"].var("subject_id", required=True)
         raise DataValidationError(problems)
+    for key, source in src.items():  # records the mapping's where filters out: counted, per file
+        if len(source.left_out):
+            skipped[f"{source.label}: records left out by [{key}] where"] = len(source.left_out)
     _skip_arms(src["adsl"], m, skipped)
     subjects, first_dose = _subjects(src["adsl"], m)
     known = {r["subject_id"] for r in subjects.records if r["subject_id"]}

@@ -409,6 +409,7 @@ class _Reader:
         prev_id: str | None = None
         prev_t: tuple[float, int] | None = None
         seen_lines: dict[tuple[str, ...], int] = {}
+        restarted: set[str] = set()
         for i in range(r.n):
             line = tuple(r.cells[c][i] for c in r.names)
             if line in seen_lines:
@@ -427,8 +428,18 @@ class _Reader:
             t = times[i]
             if t is None:
                 continue
-            if evid[i] in (3, 4):
-                prev_t = (t, i)
+            if sid in restarted:  # after a restarted clock nothing more of this ID can be placed
+                times[i] = None
+                continue
+            if evid[i] in (3, 4) and prev_t is not None and t < prev_t[0]:
+                # a reset whose clock starts again: the package's time is hours since the first
+                # infusion, and the gap between the occasions is not in the file
+                r.add("TIME", i, f"TIME must not go back at a reset (EVID {evid[i]}; row {r.rows[prev_t[1]]} "
+                      f"has TIME {_float_text(prev_t[0])}): the occasion's clock starts again and its "
+                      "time since the first dose is not in the file; give TIME as the time since the "
+                      "first dose (e.g. the TAFD column) across occasions", r.cell("TIME", i))
+                restarted.add(sid)
+                times[i] = None
                 continue
             if prev_t is not None and t < prev_t[0]:
                 r.add("TIME", i, f"TIME must not decrease within an ID (row {r.rows[prev_t[1]]} "
@@ -767,10 +778,12 @@ class _Reader:
                         levels.append(_round_sig(d, 6))
                 rec["regimen"] = normalise_regimen("-".join(_float_text(x) for x in levels))
             except (ValueError, UnitError, ZeroDivisionError):
-                r.problems.append(Problem(r.label, "REGIMEN", row, "the file has no REGIMEN "
-                                          "column and the regimen cannot be derived from the "
-                                          "subject's dose records (none with dose > 0, or doses "
-                                          "in ug/day without BSA)", rec["subject_id"]))
+                why = ("it has no usable dose record: none in the file, or every one refused above"
+                       if not segs else "no dose record with dose > 0, or doses in ug/day without BSA")
+                # the ID is named in the rule, not quoted as the value found in a REGIMEN column
+                r.problems.append(Problem(r.label, "REGIMEN", row, "the file has no REGIMEN column and "
+                                          f"the regimen of ID {rec['subject_id']} cannot be derived "
+                                          f"from its dose records ({why})"))
                 rec["regimen"] = "1"
         subjects.default_columns["regimen"] = "REGIMEN"
 
