@@ -153,14 +153,15 @@ def _pydantic_message(err: ValidationError, where: str) -> str:
 def models_dirs() -> list[Path]:
     """Folders searched for named specs, in order.
 
-    ``$BAYES_BLINA_MODELS`` (if set), ``./models`` in the working directory, then the ``models/``
-    folder of the source tree this package was installed from.
+    ``$BAYES_BLINA_MODELS`` (if set), ``./models`` in the working directory, then the specs that
+    ship inside the package (``bayes_blina/models/``; the source tree's top-level ``models/`` is a
+    link to them), so that an installed package run from any folder finds its own specs.
     """
     dirs = []
     if os.environ.get("BAYES_BLINA_MODELS"):
         dirs.append(Path(os.environ["BAYES_BLINA_MODELS"]))
     dirs.append(Path.cwd() / "models")
-    dirs.append(Path(__file__).resolve().parents[1] / "models")
+    dirs.append(Path(__file__).resolve().parent / "models")
     seen, out = set(), []
     for d in dirs:
         r = d.resolve()
