@@ -1,6 +1,6 @@
 """A non-editable install, run from another folder, lists and fits its own model specs (issue 17).
 
-The wheel is built from this source tree without network (``--no-build-isolation``), installed with
+The wheel is built from a copy of this source tree without network (``--no-build-isolation``), installed with
 ``--no-deps`` into a private folder, and imported from there by a fresh interpreter whose working
 directory is neither the source tree nor anything with a ``models/`` folder; the dependencies come
 from the current environment.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,8 +24,13 @@ SHIPPED = sorted(p.stem for p in (ROOT / "bayes_blina" / "models").glob("*.toml"
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("installed")
+    src = tmp / "src"  # a copy, so that the build leaves nothing in the source tree
+    shutil.copytree(ROOT / "bayes_blina", src / "bayes_blina", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(tmp / "dist"), str(ROOT)], check=True, cwd=tmp)
+                    "--wheel-dir", str(tmp / "dist"), str(src)], check=True, cwd=tmp)
     [wheel] = (tmp / "dist").glob("bayes_blina-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile", "--target",
                     str(tmp / "site"), str(wheel)], check=True, cwd=tmp)
