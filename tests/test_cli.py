@@ -150,6 +150,20 @@ def test_simulate_writes_a_valid_dataset_with_truth(tmp_path):
     assert r.exit_code == EXIT_INPUT and "adult-exploratory" in r.stderr
 
 
+def test_simulate_help_names_exactly_the_presets_there_are():
+    """The option's help lists the presets by hand (building them at import would slow every
+    command): it must not drift from simulate.PRESETS."""
+    import re
+
+    from bayes_blina.simulate import PRESETS
+
+    from bayes_blina.cli import main
+
+    [option] = [p for p in main.commands["simulate"].params if p.name == "preset"]
+    listed = re.search(r"Cohort preset \(([^)]*)\)", option.help).group(1)
+    assert sorted(n.strip() for n in listed.split(",")) == sorted(PRESETS)
+
+
 def test_trajectory_predict_and_figure(tmp_path):
     data = tmp_path / "cohort"
     assert run("simulate", "--preset", "adult-exploratory", "--n", 18, "--seed", 2, "--out", data).exit_code == 0
