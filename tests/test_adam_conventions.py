@@ -126,3 +126,36 @@ def test_a_date_only_first_dose_is_refused_where_hours_are_measured_from_it(tmp_
     with pytest.raises(DataValidationError, match=r"adlb.csv, variable 'ADTM'.*first dose \(TRTSDTM\) is a date "
                                                   r"without a time"):
         read_adam_folder(folder)
+
+
+@pytest.mark.parametrize("unit, factor, canonical", [("mg/day", 1000.0, "ug/day"), ("MG/M2/DAY", 1000.0, "ug/m2/day"),
+                                                     ("ug/m2/day", 1.0, "ug/m2/day")])
+def test_daily_doses_in_mg_are_converted_to_ug(tmp_path, unit, factor, canonical):
+    def edit(rows):
+        for r in rows:
+            r["EXDOSE"] = str(float(r["EXDOSE"]) / factor)
+            r["EXDOSU"] = unit
+
+    ds = read_adam_folder(_folder(tmp_path, "adex.csv", edit))
+    base = read_adam_folder(EXAMPLE)
+    assert set(ds.dosing["dose_unit"]) == {canonical}
+    if canonical == "ug/m2/day":
+        assert ds.dosing["dose"].astype(float).tolist() == pytest.approx(base.dosing["dose"].astype(float).tolist())
+
+
+def test_a_sites_own_dose_unit_spelling_is_mapped(tmp_path):
+    def edit(rows):
+        for r in rows:
+            r["EXDOSE"] = str(float(r["EXDOSE"]) / 1000.0)
+            r["EXDOSU"] = "MG"  # per day in this sponsor's files, which only the mapping can say
+
+    folder = _folder(tmp_path, "adex.csv", edit)
+    with pytest.raises(DataValidationError, match=r"dose_unit must be 'ug/m2/day' or 'ug/day' \(found 'MG'\)"):
+        read_adam_folder(folder)
+    (folder / "mapping.toml").write_text((EXAMPLE / "mapping.toml").read_text() + '\n[dose_units]\nMG = "mg/m2/day"\n')
+    ds = read_adam_folder(folder)
+    assert ds.dosing["dose"].astype(float).tolist() == pytest.approx(
+        read_adam_folder(EXAMPLE).dosing["dose"].astype(float).tolist())
+    (folder / "mapping.toml").write_text((EXAMPLE / "mapping.toml").read_text() + '\n[dose_units]\nMG = "mg"\n')
+    with pytest.raises(DataValidationError, match=r"dose_units.MG.*must be a daily dose unit"):
+        read_adam_folder(folder)

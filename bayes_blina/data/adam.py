@@ -65,6 +65,7 @@ from bayes_blina.data.analytes import ANALYTES, resolve_analyte
 from bayes_blina.data.dataset import Dataset
 from bayes_blina.data.schema import (COLUMNS, LEVELS, OFFSTUDY_REASONS, REQUIRED, normalise_level,
                                      normalise_offstudy_reason, normalise_regimen, validate_tables)
+from bayes_blina.data.units import UnitError, normalise_dose_unit
 from bayes_blina.errors import BayesBlinaError, DataValidationError, Problem
 
 __all__ = [
@@ -410,6 +411,9 @@ class AdamMapping:
         ``paramcd`` (preference order), ``responder``, ``nonresponder``, ``not_evaluable`` codes.
     survival : dict of str to tuple of str
         ADTTE ``PARAMCD`` codes of ``os`` and ``rfs``.
+    dose_units : dict of str to str
+        ``EXDOSU`` text (upper case) to a daily dose unit (``ug/m2/day``, ``ug/day``, ``mg/m2/day``,
+        ``mg/day``); doses in mg are converted to µg.
     options : dict
         ``unknown_params`` (``'error'``/``'skip'``), ``keep_derived`` (bool),
         ``cycle_gap_days`` (float), ``reference`` (``'adex'``/``'adsl'``),
@@ -428,6 +432,7 @@ class AdamMapping:
     survival: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(_SURVIVAL_DEFAULTS))
     options: dict[str, Any] = field(default_factory=lambda: dict(_OPTION_DEFAULTS))
     source: str = ""
+    dose_units: dict[str, str] = field(default_factory=dict)
 
 
 def _default_mapping() -> AdamMapping:
@@ -494,7 +499,7 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
 
     base = _default_mapping()
     files = dict(base.files)
-    sections = set(ADAM_FILES) | {"regimen", "params", "response", "survival", "options"}
+    sections = set(ADAM_FILES) | {"regimen", "params", "response", "survival", "options", "dose_units"}
     for key in data:
         if key not in sections:
             bad(key, f"unknown section; sections are {', '.join(sorted(sections))}")
@@ -553,6 +558,13 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
         except ValueError as err:
             bad(f"regimen.{k}", str(err), v)
 
+    dose_units: dict[str, str] = {}
+    for k, v in (data.get("dose_units") or {}).items():
+        try:
+            dose_units[str(k).strip().upper()] = (_mg_to_ug(v) and str(v).strip()) or normalise_dose_unit(v)
+        except (UnitError, TypeError):
+            bad(f"dose_units.{k}", "must be a daily dose unit: ug/m2/day, ug/day, mg/m2/day or mg/day", v)
+
     params: dict[str, str] = {}
     for k, v in (data.get("params") or {}).items():
         if isinstance(v, str) and v.strip().lower() == "skip":
@@ -603,7 +615,7 @@ def _parse_mapping(data: dict[str, Any], label: str) -> AdamMapping:
     if problems:
         raise DataValidationError(problems)
     return AdamMapping(files=files, regimen=regimen, params=params, response=response,
-                       survival=survival, options=options, source=label)
+                       survival=survival, options=options, source=label, dose_units=dose_units)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1459,13 +1471,38 @@ def _dosing(s: _Source | None, m: AdamMapping, first_dose: dict[str, datetime]
                       "(or 'CYCLE n')", cells["cycle"][i])
                 cycles.append(1)
     for (i, sid, _, _), a, b, c in zip(good, start_h, end_h, cycles):
+        dose, unit = _dose_in_ug(_text(cells["dose"][i]), _text(cells["dose_unit"][i]), m)
         rec = {"subject_id": sid, "cycle": str(c), "start_h": _float_text(a),
-               "end_h": _float_text(b), "dose": _text(cells["dose"][i]),
-               "dose_unit": _text(cells["dose_unit"][i])}
+               "end_h": _float_text(b), "dose": dose, "dose_unit": unit}
         for k in keep:
             rec[k.lower()] = _text(s.df[k].iloc[i])
         rows.add(rec, s.label, int(s.rows[i]))
     return rows, refs
+
+
+def _mg_to_ug(unit: str) -> str | None:
+    """``'mg/m2/day'`` -> ``'ug/m2/day'`` (any spelling of a daily dose in mg); ``None`` otherwise."""
+    key = re.sub(r"\s+", "", str(unit)).lower()
+    if not key.startswith("mg"):
+        return None
+    try:
+        return normalise_dose_unit("ug" + key[2:])
+    except UnitError:
+        return None
+
+
+def _dose_in_ug(dose: str, unit: str, m: AdamMapping) -> tuple[str, str]:
+    """An ADEX dose and unit in the package's µg: the mapping's ``[dose_units]`` spelling first,
+    daily doses in mg converted (x 1000); anything else as it is, for the validator to judge."""
+    unit = m.dose_units.get(unit.strip().upper(), unit)
+    ug = _mg_to_ug(unit)
+    if ug is None:
+        return dose, unit
+    try:
+        x = _number(dose)
+    except ValueError:
+        return dose, unit  # the validator reports the non-number
+    return ("" if x is None else _float_text(_round_sig(x * 1000.0))), ug
 
 
 def _param_code(pcd: str, param: str, m: AdamMapping) -> str | None:
