@@ -220,13 +220,21 @@ def test_report_has_every_section_with_the_fits_numbers(fits, report):
     assert loo["elpd_loo"] == f"{per_fit.elpd_loo.iloc[0]:.3f}" and loo["n_obs"] == str(use["rows_used"])
     # figures: VPC, LOO-PIT, peaks (Fig 6), responder bands; all embedded, nothing external
     names = [img["data-figure"] for img in p.images]
-    assert names == ["cytokines-vpc", "cytokines-loo-pit", "cytokines-peaks", "cytokines-responder-bands"]
+    assert names == ["cytokines-ranks", "cytokines-vpc", "cytokines-loo-pit", "cytokines-peaks",
+                     "cytokines-responder-bands"]
+    # the slowest quantities, with the fit's own diagnostics, beside their rank plots (issue 23)
+    from bayes_blina.checks.slowest import slowest_quantities
+
+    slow = frame(p, "cytokines-slowest")
+    expected_slow = slowest_quantities(stored.idata, k=4)
+    assert slow["quantity"].tolist() == expected_slow["quantity"].tolist()
+    assert slow["ess_bulk"].tolist() == [f"{x:.3f}" for x in expected_slow["ess_bulk"]]
     assert all(img["src"].startswith("data:image/png;base64,") for img in p.images)
     assert not re.search(r'(src|href)="(https?:|//|file:)', report.page)
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', report.page).group(1)
     assert html.unescape(csp).startswith("default-src 'none'; img-src data:;")
     contents = frame(p, "contents").iloc[0]
-    assert contents["convergence"] == "PASSED" and contents["figures"] == "4"
+    assert contents["convergence"] == "PASSED" and contents["figures"] == "5"
 
 
 def test_an_unconverged_fit_is_refused_or_reported_under_a_loud_banner(fits):
@@ -261,7 +269,7 @@ def test_cli_report_vpc_loo_pit_and_figures(fits, tmp_path):
     comp = frame(p, f"loo-comparison-{h}")
     assert comp["fit"].tolist() == ["cytokines", "cytokines-wide"]  # the true residual SD wins
     assert {"fit-cytokines", "fit-cytokines-wide", "loo-comparison"} <= p.ids
-    assert len(p.images) == 8 and all(img["src"].startswith("data:image/svg+xml;base64,") for img in p.images)
+    assert len(p.images) == 10 and all(img["src"].startswith("data:image/svg+xml;base64,") for img in p.images)
     r = run(cli, ["vpc", good, "--data", data, "--edges", "-24,0,24,200,1100,1300", "--format", "csv",
                   "--out", str(tmp_path / "vpc.csv"), "--figure", str(tmp_path / "vpc.png")])
     assert r.exit_code == 0, r.output
@@ -292,7 +300,7 @@ def test_report_renders_in_headless_chromium(chromium, report, tmp_path):
     dom, console = render(chromium, report.path, tmp_path / "profile")
     check = render_check(dom)
     n_img = len(report.parsed.images)
-    assert n_img == 4
+    assert n_img == 5  # ranks, VPC, LOO-PIT, peaks, responder bands
     assert check == {"images": n_img, "decoded": n_img, "errors": 0}, check
     assert console == [], f"console messages: {console}"
     assert "figures decoded, 0 errors" in dom and "Posterior" in dom
@@ -307,7 +315,7 @@ def test_the_browser_check_catches_broken_figures_and_external_resources(chromiu
     path.write_text(broken, encoding="utf-8")
     dom, console = render(chromium, path, tmp_path / "profile")
     check = render_check(dom)
-    assert check["images"] == 5 and check["decoded"] == 3 and check["errors"] >= 2
+    assert check["images"] == 6 and check["decoded"] == 4 and check["errors"] >= 2
     assert any("example.org" in line for line in console)  # the blocked load is a console message
 
 

@@ -203,3 +203,34 @@ def loo_pit_figure(pit: pd.DataFrame, *, title: str | None = None, prob: float =
                  fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def rank_figure(draws, *, title: str | None = None):
+    """Rank plots of a few quantities (ArviZ's fractional-rank ECDF per chain with its simultaneous
+    envelope): chains that mix show ECDFs inside the band, a stuck or lagging chain leaves it.
+
+    Parameters
+    ----------
+    draws : xarray.Dataset
+        One ``(chain, draw)`` variable per quantity (:func:`bayes_blina.checks.slowest.slowest_draws`).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz_plots as azp
+    import xarray as xr
+
+    _plt()
+    pc = azp.plot_rank(xr.DataTree.from_dict({"posterior": draws}), backend="matplotlib",
+                       figure_kwargs={"figsize": (3.2 * min(len(draws.data_vars), 4), 2.8)})
+    fig = next(iter(pc.viz["plot"].ds.data_vars.values())).item().figure
+    for ax in fig.axes:
+        ax.title.set_fontsize(7)
+        for t in ax.texts:
+            t.set_fontsize(6)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig

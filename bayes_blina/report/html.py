@@ -2,7 +2,7 @@
 
 For each fit: the data (name, hash, rows used and left out with reasons), the model (family,
 options, spec text), the priors, the convergence verdict (a loud banner when the fit failed the
-gate), the posterior summary, the checks (CR predictive check for response fits; the
+gate) with the slowest quantities and their rank plots, the posterior summary, the checks (CR predictive check for response fits; the
 censoring-aware VPC for trajectory fits, and one per trajectory part of a joint fit
 (:mod:`bayes_blina.joint.parts`); PSIS-LOO with Pareto k and LOO-PIT for every fit with a
 pointwise log-likelihood) and the figures of the family (for a joint fit with T-cell expansion also
@@ -297,6 +297,24 @@ def _verdict_part(stored, verdict) -> str:
                                                                       "stored posterior)", table_id=f"{a}-verdict")
 
 
+def _slowest_part(stored, a, fig, k: int = 4) -> str:
+    """The ``k`` slowest-mixing quantities (bulk ESS) with their rank plots: what a reviewer looks
+    at first, whether or not the gate passed."""
+    from bayes_blina.checks.slowest import slowest_draws, slowest_quantities
+    from bayes_blina.report.figures import rank_figure
+
+    table = slowest_quantities(stored.idata, k=k)
+    if table.empty:
+        return _note("no quantity with finite diagnostics to rank")
+    shown = table.drop(columns=["variable", "index"])
+    return ("<h4>Slowest quantities</h4>"
+            + table_html(shown, caption=f"the {len(table)} posterior quantities with the smallest bulk ESS",
+                         table_id=f"{a}-slowest")
+            + fig(rank_figure(slowest_draws(stored.idata, table)),
+                  f"rank plots (fractional-rank ECDF per chain with its simultaneous envelope) of the "
+                  f"{len(table)} slowest quantities; a chain that leaves the envelope mixes badly", "ranks"))
+
+
 def _loo_var(stored) -> str | None:
     ll = stored.idata.log_likelihood if "log_likelihood" in stored.idata.children else None
     if ll is None or not ll.data_vars:
@@ -353,10 +371,17 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
              f'bayes_blina {_e(stored.provenance.get("package", {}).get("version", ""))}</p>']
     banner = None if verdict.passed else UNCONVERGED_BANNER
     parts.append(_verdict_part(stored, verdict))
+    n_fig = 0
+
+    def fig(f, caption, key):
+        nonlocal n_fig
+        n_fig += 1
+        return figure_html(f, caption=caption + (f" - {banner}" if banner else ""), fmt=fig_format, name=f"{a}-{key}")
+
+    parts.append(_slowest_part(stored, a, fig))
     parts.append(_data_part(stored, ds_note))
     parts.append(_model_part(stored))
-    n_fig = 0
-    sec_parts = ["verdict", "data", "model", "priors"]
+    sec_parts = ["verdict", "ranks", "data", "model", "priors"]
 
     # posterior summary
     df = summarize_fit(stored, prob=prob, interval=interval, allow_unconverged=True)
@@ -365,11 +390,6 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
     parts.append("<h3>Posterior</h3>" + (f'<div class="banner failed">{_e(banner)}</div>' if banner else "")
                  + table_html(df, caption=cap, table_id=f"{a}-posterior"))
     sec_parts.append("posterior")
-
-    def fig(f, caption, key):
-        nonlocal n_fig
-        n_fig += 1
-        return figure_html(f, caption=caption + (f" - {banner}" if banner else ""), fmt=fig_format, name=f"{a}-{key}")
 
     # checks: those the family declares (ModelFamily.report_checks)
     parts.append("<h3>Checks</h3>")
