@@ -77,6 +77,7 @@ demo: $(STAMP)
 ## Run the whole test suite (what CI runs).
 test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest --durations=25
 
 ## The fast tests only (no MCMC).

@@ -118,7 +118,8 @@ DESIGNS = ("3+3", "BOIN", "CRM", "BLRM-EWOC")
 @click.option("--ewoc", "max_overdose", type=click.FloatRange(0, 1, min_open=True), default=0.25, show_default=True)
 @click.option("--cohort-size", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--max-n", type=click.IntRange(1), default=30, show_default=True, help="Maximum sample size.")
-@click.option("--trials", type=click.IntRange(1), default=1000, show_default=True, help="Simulated trials per scenario and design.")
+@click.option("--trials", type=click.IntRange(1), default=1000, show_default=True,
+              help="Simulated trials per scenario and design.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=2, show_default=True,
               help="Local dask worker processes (0: in this process).")

@@ -82,7 +82,8 @@ class Prior:
             except (TypeError, ValueError):
                 raise SpecError(f"{canonical} prior parameter {k} must be a number (found {v!r})") from None
             if not math.isfinite(x) or (k in _POSITIVE and x <= 0):
-                raise SpecError(f"{canonical} prior parameter {k} must be a finite{' positive' if k in _POSITIVE else ''} number (found {v!r})")
+                positive = " positive" if k in _POSITIVE else ""
+                raise SpecError(f"{canonical} prior parameter {k} must be a finite{positive} number (found {v!r})")
             clean[k] = x
         if canonical == "Uniform" and clean["lower"] >= clean["upper"]:
             raise SpecError("Uniform prior needs lower < upper")

@@ -1,6 +1,6 @@
 """The pediatric Fig 2 as a table: exact, unpooled and partially pooled CR rates by subgroup.
 
-    python examples/subgroup_table.py --out out/fig2.md
+python examples/subgroup_table.py --out out/fig2.md
 """
 from __future__ import annotations
 

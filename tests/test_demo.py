@@ -9,7 +9,6 @@ draws, and the commands that refuse a fit failing the convergence gate get ``--a
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 import sys

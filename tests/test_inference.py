@@ -19,7 +19,7 @@ from scipy import special
 
 from bayes_blina.errors import SpecError
 from bayes_blina.inference import fit, resolve_backend
-from bayes_blina.spec import SamplerConfig, load_spec
+from bayes_blina.spec import load_spec
 
 from conftest import response_spec
 

@@ -13,7 +13,6 @@ References that do not come from the package itself:
 """
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np

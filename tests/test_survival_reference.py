@@ -20,7 +20,6 @@ import pandas as pd
 import pytest
 
 from bayes_blina.data.schema import validate_dataset
-from bayes_blina.data.units import DAYS_PER_MONTH
 
 HERE = Path(__file__).parent / "data" / "pbcseq"
 REFERENCE = json.loads((HERE / "lifelines_weibull_sex.json").read_text())

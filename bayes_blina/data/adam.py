@@ -1744,8 +1744,9 @@ def _censoring(s: _Source, i: int, v: dict[str, str | None], cells: dict[str, li
             below = "LLOQ"
         else:
             s.add(cols.get("value", v["value"]), i, f"a result of 0 below the record's own limit "
-                  f"({lloq or lod}) without a below-limit flag is not a measurement; flag it (AVALC 'BLQ', BLQFL 'Y') or read such zeros as below the LLOQ "
-                  "with [options] zero_results = \"below_lloq\" in the mapping file", value)
+                  f"({lloq or lod}) without a below-limit flag is not a measurement; flag it (AVALC "
+                  "'BLQ', BLQFL 'Y') or read such zeros as below the LLOQ with [options] "
+                  "zero_results = \"below_lloq\" in the mapping file", value)
             return False
     rec.update(value=value, lod=lod, lloq=lloq, below=below)
     return True

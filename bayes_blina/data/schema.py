@@ -1299,7 +1299,8 @@ def validate_dataset(tables: dict[str, pd.DataFrame], files: dict[str, str] | No
     return Dataset(**clean, name=name, origin=origin)
 
 
-__all__ = ["COLUMNS", "REQUIRED", "OPTIONAL_COLUMNS", "OFFSTUDY_COLUMNS", "SURVIVAL_COLUMNS", "OFFSTUDY_REASONS", "FAMILIES", "LEVELS",
+__all__ = ["COLUMNS", "REQUIRED", "OPTIONAL_COLUMNS", "OFFSTUDY_COLUMNS", "SURVIVAL_COLUMNS", "OFFSTUDY_REASONS",
+           "FAMILIES", "LEVELS",
            "normalise_level", "normalise_offstudy_reason", "normalise_regimen",
            "parse_regimen_mixture", "format_regimen_mixture", "age_group_of", "blast_burden_of",
            "prior_relapses_group_of", "as_text_frame", "validate_subjects", "validate_dosing",

@@ -156,7 +156,8 @@ def normalise_unit(text: str) -> str:
 
     Accepts the usual variants: ``µ``/``μ``/``mc`` for micro, any letter case, spaces, ``cells``
     or not, exponents written ``10^9``, ``x10E9``, ``10*9``, ``10⁹``, ``G/L``, ``Gpt/L`` and the
-    CDISC controlled terminology's ``GI/L`` for 10^9/L (``MI/L``, ``TI/L`` for 10^6/L and 10^12/L), ``°C``/``C``, ``IU/L``, a trailing ``FEU`` (D-dimer).
+    CDISC controlled terminology's ``GI/L`` for 10^9/L (``MI/L``, ``TI/L`` for 10^6/L and
+    10^12/L), ``°C``/``C``, ``IU/L``, a trailing ``FEU`` (D-dimer).
 
     Parameters
     ----------

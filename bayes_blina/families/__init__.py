@@ -84,5 +84,6 @@ def require_family(family_name: str, cls: type[ModelFamily], what: str, *, fit: 
     return found
 
 
-__all__ = ["FAMILIES", "TRAJECTORY_FAMILIES", "DepletionModel", "DoseToxicityModel", "JointModel", "KineticsModel", "ModelFamily",
-           "Prepared", "family_class", "get_family", "require_family", "ResponseModel", "SubgroupModel", "SurvivalModel", "PulseModel"]
+__all__ = ["FAMILIES", "TRAJECTORY_FAMILIES", "DepletionModel", "DoseToxicityModel", "JointModel", "KineticsModel",
+           "ModelFamily", "Prepared", "family_class", "get_family", "require_family", "ResponseModel", "SubgroupModel",
+           "SurvivalModel", "PulseModel"]

@@ -60,10 +60,11 @@ spread ``sd_<factor>`` (non-centred). Levels are those of the patients in the CR
 a single level there is dropped (its effect is absorbed by the intercept; recorded in ``data_use``),
 a patient whose level is unknown gets the factor's mean effect (0). The adjustment set is the
 user's pre-specified choice; ``models/joint.toml`` has none beyond the factors, so it runs on the core
-data format. ``numeric_covariates`` adds numeric baseline covariates from columns of ``subjects.csv`` (e.g. the baseline platelet count, per
-doubling over a reference): one coefficient ``beta_<column>`` each; a patient with an empty value is
-left out of the CR part (recorded), a value that is not a number (or not positive, on the log2
-scale) is an error naming the row. Prognostic covariates matter even when they are independent of
+data format. ``numeric_covariates`` adds numeric baseline covariates from columns of
+``subjects.csv`` (e.g. the baseline platelet count, per doubling over a reference): one
+coefficient ``beta_<column>`` each; a patient with an empty value is left out of the CR part
+(recorded), a value that is not a number (or not positive, on the log2 scale) is an error naming
+the row. Prognostic covariates matter even when they are independent of
 the biomarkers: a logistic odds ratio is conditional on what is in the model, and leaving out a
 strong prognostic factor shrinks the biomarker's odds ratio towards 1 (non-collapsibility). Use
 baseline values only: platelet recovery, for example, is part of the CR/CRh definition, so only the
@@ -100,8 +101,9 @@ Named quantities
 ----------------
 ``beta_<biomarker>``, ``or_<biomarker>`` (odds ratio per doubling), ``p_or_<biomarker>_gt_1``
 (indicator whose posterior mean is P(OR > 1)), ``beta_<column>`` of each numeric covariate,
-``alpha``, ``p_typical``, ``p_cr`` (cr_patient), and everything the sub-models name (prefixed). Pointwise log-likelihoods: ``cr`` per patient of the
-CR part, ``tcell_y`` and ``cyt_y`` per observation row of the trajectory parts.
+``alpha``, ``p_typical``, ``p_cr`` (cr_patient), and everything the sub-models name (prefixed).
+Pointwise log-likelihoods: ``cr`` per patient of the CR part, ``tcell_y`` and ``cyt_y`` per
+observation row of the trajectory parts.
 """
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ import math
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd

@@ -520,7 +520,6 @@ class PulseModel(TrajectoryFamily):
         2,000. The three effects are deterministics of the same names as before.
         """
         import pymc as pm
-        import pytensor.tensor as pt
 
         names = ("gamma_dose", "delta_reexposure", "kappa_cycle")
         q, ana = prefix, prefix + "analyte"

@@ -337,7 +337,8 @@ class ResponseModel(ModelFamily):
                     use["aggregate_rows"].append({
                         "study": str(study), "population": str(pop), "family": f, "used": False,
                         "reason": (f"partition '{f}' is a margin of the same patients as {chosen}; "
-                                   f"{'not a model factor' if opt.aggregates == 'composite' else 'partition mode uses one partition'}")})
+                                   + ("not a model factor" if opt.aggregates == "composite"
+                                      else "partition mode uses one partition"))})
             for _, r in g[g["family"].astype(str).isin(chosen)].iterrows():
                 mix = parse_regimen_mix(r["regimen"])
                 rows.append({

@@ -227,7 +227,8 @@ class SurvivalModel(ModelFamily):
             raise DataValidationError([Problem(
                 "subjects.csv", days_col, None,
                 f"the survival model (endpoint {o.endpoint!r}) needs the columns {days_col} and {event_col} "
-                f"(days from the first infusion start; event 1, censored 0){'; every value is empty' if days_col in subj.columns else ''}")])
+                "(days from the first infusion start; event 1, censored 0)"
+                + ("; every value is empty" if days_col in subj.columns else ""))])
         ids = subj["subject_id"].astype(str).to_numpy()
         days = pd.to_numeric(subj[days_col], errors="coerce").to_numpy(dtype=float)
         event = pd.to_numeric(subj[event_col], errors="coerce").to_numpy(dtype=float)

@@ -248,7 +248,7 @@ class _PartEffects:
         return self.fam.log_feature(self.split(theta), self.post, self.analytes, j, self.context)
 
     def log_prior(self, theta: np.ndarray, linv: np.ndarray, logdet: np.ndarray) -> np.ndarray:
-        """log N(theta; mean_s, chol_s chol_s') (S, M, n)."""
+        """Log N(theta; mean_s, chol_s chol_s') (S, M, n)."""
         z = np.einsum("sij,smnj->smni", linv, theta - self.mean[:, None])
         return -0.5 * np.sum(z * z, axis=-1) - logdet[:, None, None] - 0.5 * self.k * _LOG_2PI
 

@@ -428,8 +428,6 @@ class BetaMixture:
 
     def save(self, path: str, **meta: Any) -> None:
         """Write :meth:`to_json` to ``path`` atomically."""
-        from pathlib import Path
-
         from bayes_blina._atomic import write_text_atomic
 
         write_text_atomic(path, self.to_json(**meta))

@@ -2,8 +2,8 @@
 
 For each fit: the data (name, hash, rows used and left out with reasons), the model (family,
 options, spec text), the priors, the convergence verdict (a loud banner when the fit failed the
-gate) with the slowest quantities and their rank plots, the posterior summary, the checks (CR predictive check for response fits; the
-censoring-aware VPC for trajectory fits, and one per trajectory part of a joint fit
+gate) with the slowest quantities and their rank plots, the posterior summary, the checks (CR
+predictive check for response fits; the censoring-aware VPC for trajectory fits, and one per trajectory part of a joint fit
 (:mod:`bayes_blina.joint.parts`); PSIS-LOO with Pareto k and LOO-PIT for every fit with a
 pointwise log-likelihood) and the figures of the family (for a joint fit with T-cell expansion also
 P(CR) against the expansion by regimen). Several fits of the same data also get a LOO comparison

@@ -80,8 +80,11 @@ def escalation_table(p_dlt: np.ndarray, doses, rule: EwocRule = EwocRule(), weig
     --------
     >>> import numpy as np
     >>> p = np.array([[0.05, 0.20, 0.40], [0.10, 0.30, 0.50]])
-    >>> escalation_table(p, [1, 2, 4])[["dose", "p_target", "p_overdose", "ewoc_ok"]].to_string(index=False)
-    ' dose  p_target  p_overdose  ewoc_ok\\n  1.0       0.0         0.0     True\\n  2.0       1.0         0.0     True\\n  4.0       0.0         1.0    False'
+    >>> print(escalation_table(p, [1, 2, 4])[["dose", "p_target", "p_overdose", "ewoc_ok"]].to_string(index=False))
+     dose  p_target  p_overdose  ewoc_ok
+      1.0       0.0         0.0     True
+      2.0       1.0         0.0     True
+      4.0       0.0         1.0    False
     """
     p = np.asarray(p_dlt, dtype=float)
     doses = np.asarray(doses, dtype=float)
