@@ -13,13 +13,20 @@ Trajectory families (``pulse``, and every family with ``mean_log``)
 ``response``
     the implied CR rate of every subgroup (factor level; the mean CR probability of its patients)
     and of every aggregate row, with the replicated number of responders against the observed one.
+``survival`` (and every family whose outcome is ``"survival"``)
+    the implied marginal survival of the cohort at the model's horizons and at 1, 3, 6, 12, 24 and
+    36 months (the mean over its patients of each prior draw's survival curve, with their own
+    covariates) against the observed Kaplan-Meier estimate, and the prior range of the median
+    survival at the reference, of the baseline's parameters and of every hazard ratio.
 ``joint``
     the trajectory tables of each part (``tcell``, ``cyt``; a ``part`` column), and the implied CR
     rate of the CR patients (``p_cr``) overall and by covariate level, with the prior range of the
     CR part's coefficients (``beta_<biomarker>``, ``alpha``, ...) among the named quantities.
 
 Absurd implications are flagged: a 99th percentile above ``absurd_high`` (default 1e6, e.g. pg/mL)
-or more than ``absurd_ratio`` (default 1000) times the largest observed value; almost every
+or more than ``absurd_ratio`` (default 1000) times the largest observed value; a median survival
+whose prior mass lies mostly below a week or above 20 years; an observed Kaplan-Meier estimate
+outside the prior's central 98% of the implied survival (prior-data conflict); almost every
 replicated result below the limit where the data are mostly above it (or the reverse); CR rates
 whose prior mass lies mostly below 1% or above 99%. A flag is a prompt to look at the prior, not an
 error: broad priors are often deliberate.
@@ -350,6 +357,52 @@ def _response_check(res: PriorCheck, prepared, prior, rng, *, extreme_mass):
     res.plot = {"kind": "response", "rows": rows_sub + rows}
 
 
+#: Months at which the survival check compares the implied survival with the Kaplan-Meier estimate.
+SURVIVAL_MONTHS: tuple[float, ...] = (1.0, 3.0, 6.0, 12.0, 24.0, 36.0)
+
+
+def _survival_check(res: PriorCheck, family, prepared, prior, *, extreme_mass):
+    """Survival families: implied marginal survival of the cohort at fixed months against the
+    Kaplan-Meier estimate of its data, and the prior range of the scalar parameters."""
+    from bayes_blina.checks.survival_curves import kaplan_meier
+
+    A = prepared.arrays
+    time, event = np.asarray(A["time"], dtype=float), np.asarray(A["event"])
+    months = sorted({*SURVIVAL_MONTHS, *(float(h) for h in getattr(family.options, "horizons_months", []))})
+    months = np.asarray([m for m in months if m <= max(float(time.max()), 1.0) * 1.5], dtype=float)
+    grid = np.linspace(0.0, float(months.max()), 49)
+    S = family.survival_draws(prior, prepared, np.concatenate([months, grid])).mean(axis=2)  # (chain, draw, t)
+    S = S.reshape(-1, S.shape[-1])
+    km = kaplan_meier(time, event, months)
+    rows = []
+    for k, m in enumerate(months):
+        s = S[:, k]
+        q01, q99 = np.quantile(s, [0.01, 0.99])
+        obs = float(km["km"][k])
+        conflict = int(km["at_risk"][k]) > 0 and not (q01 <= obs <= q99)
+        if conflict:
+            res.flags.append(f"survival at {m:g} months: the observed Kaplan-Meier estimate {obs:.2f} lies outside "
+                             f"the prior's central 98% ({q01:.2f} to {q99:.2f}): prior-data conflict")
+        rows.append({"months": m, **_qcols(s, "prior_q"), "observed_km": obs, "at_risk": int(km["at_risk"][k]),
+                     "conflict": conflict})
+    res.tables["survival"] = pd.DataFrame(rows)
+    qrows = []
+    scalars = [str(v) for v in prior.data_vars if prior[v].ndim == 2]
+    for name, x in flatten_draws(prior, scalars).items():
+        qrows.append({"quantity": name, **_qcols(x)})
+    if "median_months" in prior:
+        med = flatten_draws(prior, ["median_months"])["median_months"]
+        extreme = float(np.mean((med < 7.0 / 30.4375) | (med > 240.0)))
+        if extreme > extreme_mass:
+            res.flags.append(f"median survival: the prior puts {extreme:.0%} of it below a week or above 20 years")
+        for k, h in enumerate(prior["surv_prob"].coords["horizon"].values if "surv_prob" in prior else []):
+            qrows.append({"quantity": f"surv_prob[{h}]", **_qcols(flatten_draws(prior, ["surv_prob"])["surv_prob"][:, k])})
+    res.tables["quantities"] = pd.DataFrame(qrows)
+    bands = np.column_stack([grid, *np.quantile(S[:, len(months):], [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)])
+    km_grid = kaplan_meier(time, event, grid)["km"]
+    res.plot = {"kind": "survival", "band": bands, "km": km_grid}
+
+
 def prior_check(spec, dataset, *, draws: int = 500, seed: int = 20240501, absurd_high: float = 1e6,
                 absurd_ratio: float = 1e3, extreme_mass: float = 0.25) -> PriorCheck:
     """Prior predictive check of a model spec on the design of a dataset (module docstring).
@@ -394,6 +447,8 @@ def prior_check(spec, dataset, *, draws: int = 500, seed: int = 20240501, absurd
     elif family.outcome == "trajectory":
         _trajectory_check(res, family, prepared, prior, dataset, rng, absurd_high=absurd_high,
                           absurd_ratio=absurd_ratio)
+    elif family.outcome == "survival":
+        _survival_check(res, family, prepared, prior, extreme_mass=extreme_mass)
     else:
         raise SpecError(f"no prior predictive check for model family {family.name!r}")
     return res

@@ -23,6 +23,7 @@ def prior_check_markdown(res: PriorCheck) -> str:
     lines += [f"* {f}" for f in res.flags] if res.flags else ["No absurd implications found."]
     lines.append("")
     titles = {"values": "Prior predictive values by analyte and time",
+              "survival": "Implied marginal survival of the cohort against its Kaplan-Meier estimate",
               "subgroups": "Implied CR rate by subgroup", "aggregates": "Implied CR rate of the aggregate rows",
               "quantities": "Named quantities"}
     for key, df in res.tables.items():
@@ -53,6 +54,17 @@ def prior_check_figure(res: PriorCheck):
             ax.set_xlabel("hours since first infusion start")
             ax.set_ylabel(p["unit"])
         axes[0][-1].legend(fontsize=6, frameon=False)
+    elif res.plot.get("kind") == "survival":
+        band, km = res.plot["band"], res.plot["km"]
+        fig, ax = plt.subplots(figsize=(5.0, 3.4))
+        ax.fill_between(band[:, 0], band[:, 1], band[:, 5], color="C0", alpha=0.2, label="prior 90%")
+        ax.fill_between(band[:, 0], band[:, 2], band[:, 4], color="C0", alpha=0.35, label="prior 50%")
+        ax.plot(band[:, 0], band[:, 3], color="C0", lw=1.2, label="prior median")
+        ax.step(band[:, 0], km, where="post", color="k", lw=1.2, label="Kaplan-Meier (data)")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("months since the first infusion start")
+        ax.set_ylabel("survival")
+        ax.legend(fontsize=6, frameon=False)
     else:
         rows = res.plot["rows"]
         fig, ax = plt.subplots(figsize=(6.0, 0.3 * len(rows) + 1.2))
