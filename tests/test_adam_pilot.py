@@ -120,3 +120,13 @@ def test_mapping_options_are_checked():
         read_adam(ADSL, mapping={"options": {"before_window": "drop"}})
     with pytest.raises(DataValidationError, match=r"options.screening_window_days.*days >= 0"):
         read_adam(ADSL, mapping={"options": {"screening_window_days": -1}})
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_clear_error(tmp_path):
+    """A parent of --out that is a file ended in a FileExistsError traceback (exit 1)."""
+    (tmp_path / "afile").write_text("x")
+    res = CliRunner().invoke(main, ["import", "adam", "--adsl", str(ADSL), "--adlb", str(ADLB), "--mapping",
+                                    str(MAPPING), "--out", str(tmp_path / "afile" / "ds")])
+    assert res.exit_code == 2 and "afile exists and is a file, not a folder" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

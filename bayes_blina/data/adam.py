@@ -1828,7 +1828,9 @@ def write_adam(dataset: Dataset, folder: str | os.PathLike[str], fmt: str = "csv
                               "overwrite=True (--force) to replace it")
     tables, keep = _adam_tables(dataset, ref)
     writer = _write_csv_table if fmt == "csv" else _xpt_writer()
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    from bayes_blina._atomic import make_parent
+
+    make_parent(folder)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         os.chmod(tmp, 0o755)

@@ -420,6 +420,9 @@ def write_dataset(ds: Dataset, folder: str | os.PathLike[str], *,
     ------
     DatasetExistsError
         If ``folder`` is a file, or a non-empty folder and ``overwrite`` is false.
+    OutputError
+        If a parent of ``folder`` is a file or the file system refuses to create it (nothing is
+        left behind).
     """
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
@@ -427,8 +430,14 @@ def write_dataset(ds: Dataset, folder: str | os.PathLike[str], *,
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise DatasetExistsError(f"folder '{folder}' exists and is not empty; pass "
                                  "overwrite=True to replace it")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    from bayes_blina._atomic import make_parent
+    from bayes_blina.errors import OutputError
+
+    make_parent(folder)  # a parent that is a file, or a folder that cannot be made: OutputError
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    except OSError as e:
+        raise OutputError(f"cannot write the dataset to {folder}: {e.strerror or e}") from None
     try:
         os.chmod(tmp, 0o755)
         for name, df in ds.tables().items():

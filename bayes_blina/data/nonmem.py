@@ -952,7 +952,9 @@ def write_nonmem(dataset: Dataset, file: str | os.PathLike[str], *, overwrite: b
     for k, _, _, _, e in events:
         row = {**base[sid_by_index[k]], **e}
         w.writerow([row.get(c, ".") for c in header])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from bayes_blina._atomic import make_parent
+
+    make_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:

@@ -71,8 +71,10 @@ def sbc_markdown(res: SBCResult) -> str:
 def write_sbc(res: SBCResult, out_dir: str | os.PathLike) -> list[Path]:
     """Write ``ranks.csv``, ``sims.csv``, ``uniformity.csv``, ``rank_histograms.png``,
     ``settings.json`` and ``sbc.md`` to ``out_dir`` (created); returns the paths."""
+    from bayes_blina._atomic import make_parent
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_parent(out / "ranks.csv")  # the folder itself: OutputError when it cannot be made
     paths = [
         write_text_atomic(out / "ranks.csv", res.ranks.to_csv(index=False, lineterminator="\n")),
         write_text_atomic(out / "sims.csv", res.sims.to_csv(index=False, lineterminator="\n")),

@@ -939,7 +939,9 @@ def write_cohort(dataset: Dataset, truth: dict[str, Any], out_dir: str | os.Path
         text = json.dumps(_json_plain(truth), indent=1, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise CohortError(f"truth is not JSON-serialisable: {err}") from None
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    from bayes_blina._atomic import make_parent
+
+    make_parent(folder)  # OutputError when a parent is a file or cannot be made
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         stage = tmp / "cohort"
