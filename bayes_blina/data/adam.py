@@ -52,6 +52,7 @@ import re
 import shutil
 import tempfile
 import tomllib
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
@@ -1024,7 +1025,7 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
     if "adsl" not in src:
         raise DataValidationError(problems or [AdamProblem(str(adsl), None, None,
                                                            "ADSL could not be read")])
-    skipped: dict[str, int] = {}
+    skipped: Counter[str] = Counter()
     if src["adsl"].var("subject_id") is None:  # nothing else can be matched to a subject
         src["adsl"].var("subject_id", required=True)
         raise DataValidationError(problems)
@@ -1061,7 +1062,7 @@ def read_adam(adsl: str | os.PathLike[str], adlb: str | os.PathLike[str] | None 
                           problems=problems, problem_cls=AdamProblem,
                           screening_window_h=window_h, name=ds_name,
                           origin=str(adsl), meta={"format": "adam", "files": files,
-                                                  "mapping": m.source, "skipped": skipped},
+                                                  "mapping": m.source, "skipped": dict(skipped)},
                           order=[src[k].label for k in ADAM_FILES if k in src])
 
 
@@ -1096,7 +1097,7 @@ def read_adam_folder(folder: str | os.PathLike[str],
                      found.get("adpc"), mapping, adtte=found.get("adtte"), **kwargs)
 
 
-def _skip_arms(s: _Source, m: AdamMapping, skipped: dict[str, int]) -> None:
+def _skip_arms(s: _Source, m: AdamMapping, skipped: Counter[str]) -> None:
     """Leave out (counted per arm) the ADSL records whose treatment ``[regimen]`` maps to ``skip``
     (placebo or comparator arms, which are not a blinatumomab regimen)."""
     var = s.var("regimen")
@@ -1106,9 +1107,8 @@ def _skip_arms(s: _Source, m: AdamMapping, skipped: dict[str, int]) -> None:
     drop = np.array([t.upper() in m.regimen and m.regimen[t.upper()] == "skip" for t in texts], dtype=bool)
     if not drop.any():
         return
-    for arm in sorted({t for t, d in zip(texts, drop) if d}):
-        skipped[f"{s.label}: subjects of {var} {arm!r} (mapped to skip in [regimen])"] = \
-            sum(t == arm for t, d in zip(texts, drop) if d)
+    for arm, n in sorted(Counter(t for t, d in zip(texts, drop) if d).items()):
+        skipped[f"{s.label}: subjects of {var} {arm!r} (mapped to skip in [regimen])"] = n
     s.left_out = pd.concat([s.left_out, s.df.loc[drop]], ignore_index=True)
     s.df = s.df.loc[~drop].reset_index(drop=True)
     s.rows = s.rows[~drop]
@@ -1273,7 +1273,7 @@ def _age(s: _Source, i: int, v: dict[str, str | None], cells: dict[str, list[obj
     return _text(raw) if _AGE_UNITS[unit] == 1.0 else _float_text(_round_sig(x * _AGE_UNITS[unit]))
 
 
-def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str, skipped: dict[str, int]) -> None:
+def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str, skipped: Counter[str]) -> None:
     """ADRS -> the ``response`` of each subject record."""
     sid_v = s.var("subject_id", required=True)
     pcd_v = s.var("paramcd", required=True)
@@ -1296,7 +1296,7 @@ def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str, ski
             chosen[sid] = (pref, i)
     if used > len(chosen):
         key = f"{s.label}: records of a less preferred response parameter ([response] paramcd order)"
-        skipped[key] = skipped.get(key, 0) + used - len(chosen)
+        skipped[key] += used - len(chosen)
     avalcs, avals = s.column(avalc_v), s.column(aval_v)
     for sid, (_, i) in chosen.items():
         code = _text(avalcs[i]).upper()
@@ -1319,7 +1319,7 @@ def _responses(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str, ski
 
 
 def _parameter_records(s: _Source, sid_v: str, pcd_v: str, key_of: Mapping[str, str], known: Mapping[str, Any],
-                       adsl_label: str, skipped: dict[str, int], what: str, hint: str):
+                       adsl_label: str, skipped: Counter[str], what: str, hint: str):
     """``(row, subject, PARAMCD, key)`` of each record whose ``PARAMCD`` maps to a key (``key_of``),
     for subjects of ADSL (``known``); a subject's second record of one key is reported (select one
     with the file's ``where``), a subject ADSL does not have too. Records of other parameters are
@@ -1352,7 +1352,7 @@ def _parameter_records(s: _Source, sid_v: str, pcd_v: str, key_of: Mapping[str, 
         return
     for pcd, n in others.items():
         key = f"{s.label}: PARAMCD {pcd or '(empty)'} (not {what})"
-        skipped[key] = skipped.get(key, 0) + n
+        skipped[key] += n
 
 
 def _number_or_none(v: object) -> float | None:
@@ -1363,7 +1363,7 @@ def _number_or_none(v: object) -> float | None:
         return None
 
 
-def _survival_times(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str, skipped: dict[str, int]) -> None:
+def _survival_times(s: _Source, m: AdamMapping, subjects: _Rows, adsl_label: str, skipped: Counter[str]) -> None:
     """ADTTE -> ``os_days``/``os_event`` and ``rfs_days``/``rfs_event`` of each subject record
     (every record gets the four columns; empty where the subject has no such parameter)."""
     sid_v = s.var("subject_id", required=True)
@@ -1520,7 +1520,7 @@ def _param_code(pcd: str, param: str, m: AdamMapping) -> str | None:
 
 
 def _observations(s: _Source, m: AdamMapping, refs: dict[str, datetime], out: _Rows,
-                  skipped: dict[str, int]) -> None:
+                  skipped: Counter[str]) -> None:
     """ADLB/ADPC -> observation records appended to ``out``."""
     v = {f: s.var(f, required=f in ("subject_id",)) for f in s.fmap.variables}
     if v["paramcd"] is None and v["param"] is None:
@@ -1546,24 +1546,23 @@ def _observations(s: _Source, m: AdamMapping, refs: dict[str, datetime], out: _R
     for i in range(len(s.df)):
         if v["dtype"] is not None and not _is_missing(cells["dtype"][i]) and \
                 not m.options["keep_derived"]:
-            skipped[f"{s.label}: derived records (DTYPE)"] = \
-                skipped.get(f"{s.label}: derived records (DTYPE)", 0) + 1
+            skipped[f"{s.label}: derived records (DTYPE)"] += 1
             continue
         if v["paramtyp"] is not None and _text(cells["paramtyp"][i]).upper() == "DERIVED" and \
                 not m.options["keep_derived"]:
             key = f"{s.label}: derived parameters (PARAMTYP = DERIVED) {_text(cells['paramcd'][i])}"
-            skipped[key] = skipped.get(key, 0) + 1
+            skipped[key] += 1
             continue
         pcd, param = _text(cells["paramcd"][i]), _text(cells["param"][i])
         code = _param_code(pcd, param, m)
         if code == "skip":
             key = f"{s.label}: PARAMCD {pcd or param} (mapped to skip)"
-            skipped[key] = skipped.get(key, 0) + 1
+            skipped[key] += 1
             continue
         if code is None:
             if m.options["unknown_params"] == "skip":
                 key = f"{s.label}: PARAMCD {pcd or param} (unknown, skipped)"
-                skipped[key] = skipped.get(key, 0) + 1
+                skipped[key] += 1
             else:
                 unknown.setdefault(pcd or param, []).append(i)
             continue
@@ -1585,7 +1584,7 @@ def _observations(s: _Source, m: AdamMapping, refs: dict[str, datetime], out: _R
             continue
         if not rec.get("value") and not rec.get("below") and m.options["missing_results"] == "skip":
             key = f"{s.label}: records without a result ({cols['value']} empty, no below-limit flag)"
-            skipped[key] = skipped.get(key, 0) + 1
+            skipped[key] += 1
             continue
         for k in keep:
             rec[k.lower()] = _text(s.df[k].iloc[i])
@@ -1596,7 +1595,7 @@ def _observations(s: _Source, m: AdamMapping, refs: dict[str, datetime], out: _R
               "to \"skip\")", pcd)
 
 
-def _before_window(s: _Source, i: int, time: str, var: str, m: AdamMapping, skipped: dict[str, int]) -> bool:
+def _before_window(s: _Source, i: int, time: str, var: str, m: AdamMapping, skipped: Counter[str]) -> bool:
     """Whether a record lies before the screening window: left out and counted with
     ``before_window = "skip"``, else reported quoting the file's own value (e.g. ``ADY`` -26, not
     the hours it was turned into). True when the record is not to be kept."""
@@ -1609,7 +1608,7 @@ def _before_window(s: _Source, i: int, time: str, var: str, m: AdamMapping, skip
         return False
     if m.options["before_window"] == "skip":
         key = f"{s.label}: records more than {window:g} h ({window / 24:g} days) before the first infusion start"
-        skipped[key] = skipped.get(key, 0) + 1
+        skipped[key] += 1
         return True
     raw = s.df[var].iloc[i] if var in s.df.columns else time
     s.add(var, i, f"{var} must not be more than the screening window of {window:g} h ({window / 24:g} "
