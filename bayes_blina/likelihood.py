@@ -139,11 +139,17 @@ def log_diff_ndtr_np(a, b) -> np.ndarray:
         return log_hi + np.where(x < -math.log(2.0), np.log1p(-np.exp(x)), np.log(-np.expm1(x)))
 
 
+def _value(x):
+    """The numbers of ``x``: a shared variable's current value (``pm.Data``), else ``x`` as an array."""
+    get = getattr(x, "get_value", None)
+    return np.asarray(get(borrow=True) if get is not None else x, dtype=float)
+
+
 def _has_lower(log_lower, cens):
     """Numpy: True where a censored row has a finite lower limit (interval-censored)."""
     if log_lower is None:
         return np.zeros_like(cens)
-    lo = np.asarray(log_lower, dtype=float)
+    lo = _value(log_lower)
     with np.errstate(invalid="ignore"):
         return cens & np.isfinite(lo)
 
@@ -157,18 +163,22 @@ def censored_lognormal_logp(mu_log, sigma, log_y, log_limit, is_censored, log_lo
         Mean of ``log y`` per row (vector), or a scalar.
     sigma : tensor_like
         Residual standard deviation of ``log y`` per row (> 0), or a scalar.
-    log_y : array_like
+    log_y : array_like or tensor
         ``log`` of the observed value; ignored on censored rows (any finite number, e.g. 0).
-    log_limit : array_like
+        Numpy data or a tensor (a model's ``pm.Data``).
+    log_limit : array_like or tensor
         ``log`` of the (upper) censoring limit; ignored on observed rows (any finite number).
-    is_censored : array_like of bool
-        True where the row is censored. A numpy array (data, the usual case) lets each branch be
-        computed on its own rows only; a symbolic tensor computes every branch on every row.
-    log_lower : array_like, optional
+    is_censored : array_like of bool or tensor
+        True where the row is censored. A numpy array (the usual case) lets each branch be
+        computed on its own rows only; a symbolic tensor (``pm.Data`` that simulation-based
+        calibration swaps) computes every branch on every row.
+    log_lower : array_like or tensor, optional
         ``log`` of the lower limit of interval-censored rows: a censored row with a finite
         ``log_lower`` lies in ``[exp(log_lower), exp(log_limit))``; ``-inf`` or NaN (and ``None``
-        for every row) means left-censored. Numpy data, or a symbolic tensor when ``is_censored``
-        is symbolic. Must be below ``log_limit`` where finite.
+        for every row) means left-censored. Must be below ``log_limit`` where finite. With numpy
+        flags, which rows are interval-censored is read from its values when the graph is built
+        (a shared variable's current value): swap flags or lower limits only in a graph built with
+        symbolic flags.
 
     Returns
     -------
@@ -179,22 +189,22 @@ def censored_lognormal_logp(mu_log, sigma, log_y, log_limit, is_censored, log_lo
     """
     import pytensor.tensor as pt
 
-    log_y = np.asarray(log_y, dtype=float)
-    log_limit = np.asarray(log_limit, dtype=float)
+    log_y = log_y if isinstance(log_y, pt.Variable) else np.asarray(log_y, dtype=float)
+    log_limit = log_limit if isinstance(log_limit, pt.Variable) else np.asarray(log_limit, dtype=float)
     mu_log = pt.as_tensor_variable(mu_log)
     sigma = pt.as_tensor_variable(sigma)
     if isinstance(is_censored, pt.TensorVariable):  # symbolic flags: every branch everywhere
         cens = is_censored
         z_obs = (pt.where(cens, 0.0, log_y) - mu_log) / sigma
         observed = -0.5 * pt.sqr(z_obs) - pt.log(sigma) - _HALF_LOG_2PI
-        lim = pt.where(cens, log_limit, 0.0)  # one constant of log_limit (SBC rewires it)
+        lim = pt.where(cens, log_limit, 0.0)
         b = (lim - mu_log) / sigma
         left = log_ndtr(b)
         if log_lower is None or (not isinstance(log_lower, pt.Variable)
                                  and not np.isfinite(np.asarray(log_lower, dtype=float)).any()):
             return pt.switch(cens, left, observed)
         lo = pt.as_tensor_variable(np.asarray(log_lower, dtype=float) if not isinstance(log_lower, pt.Variable)
-                                   else log_lower)  # one constant (SBC rewires it)
+                                   else log_lower)
         interval = pt.and_(pt.cast(cens, "bool"), pt.gt(lo, -np.inf))  # False for -inf and NaN
         # a dummy lower limit 1 below the upper one on the other rows keeps the branch finite
         a = (pt.where(interval, lo, lim - 1.0) - mu_log) / sigma
@@ -223,7 +233,7 @@ def censored_lognormal_logp(mu_log, sigma, log_y, log_limit, is_censored, log_lo
         parts.append(log_ndtr((log_limit[ic] - mu_c) / sd_c))
     if len(ii):
         mu_i, sd_i = take(mu_v, ii, 2), take(sd_v, ii, 2)
-        lower = np.asarray(log_lower, dtype=float).ravel()[ii]
+        lower = log_lower[ii] if isinstance(log_lower, pt.Variable) else np.asarray(log_lower, dtype=float).ravel()[ii]
         parts.append(log_diff_ndtr((lower - mu_i) / sd_i, (log_limit[ii] - mu_i) / sd_i))
     out = pt.concatenate(parts) if len(parts) > 1 else parts[0] if parts else pt.zeros(0)
     if not contiguous:

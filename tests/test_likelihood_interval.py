@@ -22,6 +22,7 @@ from bayes_blina.likelihood import (
     log_diff_ndtr,
     log_diff_ndtr_np,
 )
+from sbc_direct import direct_model, swapped_model
 
 
 def _reference(a, b):
@@ -336,9 +337,6 @@ def test_sbc_simulates_both_flags_and_its_compiled_once_model_has_the_direct_log
     (left-censored at the LOD) and rows between the limits (interval-censored), and the model with
     its data rewired to shared variables (``sbc_log_lower`` included) has exactly the log density of
     the model built directly on the simulated data."""
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.traversal import ancestors
-
     from bayes_blina.checks import sbc
     from bayes_blina.checks.predictive import flatten_draws
     from bayes_blina.checks.prior import prior_draws, prior_family
@@ -359,21 +357,16 @@ def test_sbc_simulates_both_flags_and_its_compiled_once_model_has_the_direct_log
     np.testing.assert_allclose(data["log_lower"][inter], math.log(20.0))
     np.testing.assert_allclose(data["log_limit"][left], math.log(20.0))  # below the LOD: left-censored there
     ctx = {"spec": spec, "family": "pulse", "outcome": "trajectory", "prepared": prep, "settings": SBCSettings(sims=2)}
-    fam = sbc._fit_family(ctx)
-    shared_model = sbc._trajectory_shared_model(fam, prep)
-    assert shared_model is not None
-    direct = sbc._trajectory_model_once(ctx, data)
-    shared = {v.name: v for v in ancestors(shared_model.potentials) if isinstance(v, SharedVariable)}
-    assert {"sbc_log_y", "sbc_log_limit", "sbc_log_lower", "sbc_is_censored"} <= set(shared)
-    for k, v in sbc._data_updates(ctx, data).items():
-        shared[k].set_value(v)
+    shared_model, names = swapped_model(ctx, data)
+    assert {"log_y", "log_limit", "log_lower", "is_censored"} <= names
+    direct = direct_model(ctx, data)
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in direct.initial_point().items()}
     a, b = shared_model.compile_logp()(point), direct.compile_logp()(point)
     assert math.isfinite(a) and a == pytest.approx(b, rel=1e-10)
     # the interval rows matter: the same data as left-censored rows give another log density
     as_left = dict(data, log_lower=np.full_like(data["log_lower"], np.nan))
-    assert sbc._trajectory_model_once(ctx, as_left).compile_logp()(point) != pytest.approx(b, rel=1e-6)
+    assert direct_model(ctx, as_left).compile_logp()(point) != pytest.approx(b, rel=1e-6)
 
 
 # --------------------------------------------------------------------------------------------------

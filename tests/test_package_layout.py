@@ -91,3 +91,23 @@ def test_every_declared_report_part_has_a_renderer():
     for name, cls in FAMILIES.items():
         assert set(cls.report_checks) <= set(CHECKS), name
         assert set(cls.report_figures) <= set(FIGURES), name
+
+
+def test_calibration_swaps_pm_data_and_rewrites_no_graph_constant():
+    """Simulation-based calibration puts each simulation's data in through the families' ``pm.Data``
+    (issue 17): no sentinel arrays to find in a compiled graph, no rewiring of its constants."""
+    text = (PACKAGE / "checks" / "sbc.py").read_text()
+    assert "sentinel" not in text.lower() and "node.inputs[" not in text
+    for name in ("pulse.py", "kinetics.py", "depletion.py"):
+        assert "self.add_likelihood(" in (PACKAGE / "families" / name).read_text(), name
+
+
+def test_the_simulator_draws_trajectories_with_the_families_own_mean_formulas():
+    """One mean formula per trajectory family (issue 17): the virtual-cohort simulator evaluates the
+    pulse and kinetics curves with ``pulse_log_mean`` / ``kinetics_log_mean``, not its own copy."""
+    imports = _imports(PACKAGE / "simulate" / "cohort.py")
+    assert {"bayes_blina.families.pulse", "bayes_blina.families.kinetics"} <= imports
+    tree = ast.parse((PACKAGE / "simulate" / "cohort.py").read_text())
+    from_curves = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "bayes_blina.curves"
+                   for a in n.names}
+    assert not from_curves & {"pulse", "saturating"}

@@ -17,6 +17,7 @@ from bayes_blina.cli_checks import sbc as sbc_command
 from bayes_blina.cli_common import ErrorHandlingGroup
 from bayes_blina.errors import SpecError
 from bayes_blina.priors import Prior
+from sbc_direct import direct_model, swapped_model
 
 #: The response spec calibrated in CI: two factors, one study (no study effect).
 RESPONSE_SPEC = {"name": "sbc-response", "family": "response",
@@ -182,11 +183,8 @@ def test_dask_cluster_gives_the_same_ranks_on_one_worker_and_on_two():
     ("depletion", {}),
 ])
 def test_trajectory_model_compiled_once_has_the_direct_log_density(family, options):
-    """A trajectory model with its data rewired to shared variables has exactly the log density of
-    the model built directly on the simulated data (censored rows included)."""
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.traversal import ancestors
-
+    """A trajectory model with the simulated data swapped into its ``pm.Data`` has exactly the log
+    density of the model built directly on them (censored rows included)."""
     from bayes_blina.checks.predictive import flatten_draws
     from bayes_blina.checks.prior import prior_draws, prior_family
     from bayes_blina.spec import load_spec
@@ -203,14 +201,9 @@ def test_trajectory_model_compiled_once_has_the_direct_log_density(family, optio
     low = np.argsort(np.argsort(latent + 1e-9 * np.arange(len(latent)))) < len(latent) // 2
     data = {"log_y": np.where(low, np.nan, latent), "censored": low, "log_limit": latent + 0.5}
     ctx = {"spec": spec, "family": family, "outcome": "trajectory", "prepared": prep, "settings": SBCSettings(sims=2)}
-    fam = sbc._fit_family(ctx)
-    shared_model = sbc._trajectory_shared_model(fam, prep)
-    assert shared_model is not None
-    direct = sbc._trajectory_model_once(ctx, data)
-    shared = {v.name: v for v in ancestors(shared_model.potentials) if isinstance(v, SharedVariable)}
-    assert {"sbc_log_y", "sbc_log_limit", "sbc_is_censored"} <= set(shared)
-    for k, v in sbc._data_updates(ctx, data).items():
-        shared[k].set_value(v)
+    shared_model, names = swapped_model(ctx, data)
+    assert {"log_y", "log_limit", "is_censored"} <= names
+    direct = direct_model(ctx, data)
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in direct.initial_point().items()}
     a, b = shared_model.compile_logp()(point), direct.compile_logp()(point)

@@ -24,19 +24,17 @@ uniform CDF (its p-value simulated from uniform ranks). The verdict fails when a
 
 Compiled once
 -------------
-Each model is compiled once per process (per dask worker) and reused: the data of a simulation go
-into shared variables that nutpie's ``with_data`` overwrites, so a simulation costs one sampler run
-(well under a second for ``response`` on the built-in design, seconds to a minute for a small
-``pulse`` design) instead of a compilation (up to a minute or more with numba). ``response`` builds its model with the
-observed counts as shared variables. Trajectory families are built with the censoring flags as a
-shared variable (the likelihood then evaluates both branches on every row) and with sentinel
-arrays for ``log_y`` and ``log_limit``, whose constants are then rewired to shared variables in
-the likelihood graph; if a family's graph does not hold each sentinel in exactly one constant, the
-model is rebuilt and compiled for every simulation instead (slow but correct). The ``joint`` model
-is built the same way part by part (each trajectory part with its own sentinels and shared
-``sbc_<prefix>log_y``, ``sbc_<prefix>log_limit``, ``sbc_<prefix>is_censored``) with the CR outcomes
-in the shared ``sbc_cr_y``. ``tests/test_sbc.py`` and ``tests/test_sbc_joint.py`` check that the
-rewired model's log density equals that of a model built directly on the simulated data.
+Each model is compiled once per process (per dask worker) and reused: the families register
+their observed arrays as ``pm.Data`` (``log_y``, ``log_limit``, ``log_lower``, ``cell_y``,
+``agg_r``, ``cr_y``, with a part's prefix in the joint model), and SBC builds the model with
+:attr:`~bayes_blina.families.base.Prepared.swappable` so that the censoring flags
+(``is_censored``) are ``pm.Data`` too; nutpie's ``with_data`` then puts a simulation's data in,
+so a simulation costs one sampler run (well under a second for ``response`` on the built-in
+design, seconds to a minute for a small ``pulse`` design) instead of a compilation (up to a minute
+or more with numba). A family whose model lacks one of those data is refused with a clear error
+(it would otherwise fit the design's data in every simulation). ``tests/test_sbc.py`` and
+``tests/test_sbc_joint.py`` check that the swapped model's log density equals that of a model
+built directly on the simulated data.
 
 Joint model
 -----------
@@ -363,27 +361,6 @@ def _misspecification_term(model, priors):
 _COMPILED: dict[str, Any] = {}
 
 
-class _SizedShared:
-    """Mixin giving a shared vector a length, for model code that asks ``len(data)``."""
-
-    def __len__(self):  # noqa: D105
-        return int(self.get_value(borrow=True).shape[0])
-
-
-_SIZED_CLASSES: dict[type, type] = {}
-
-
-def _sized_shared(value: np.ndarray, name: str):
-    """A pytensor shared variable holding ``value`` that also answers ``len()``."""
-    import pytensor
-
-    proto = pytensor.shared(np.asarray(value), name=name)
-    base = type(proto)
-    if base not in _SIZED_CLASSES:
-        _SIZED_CLASSES[base] = type(f"Sized{base.__name__}", (_SizedShared, base), {})
-    return _SIZED_CLASSES[base](type=proto.type, value=proto.get_value(), strict=False, name=name)
-
-
 def _backend(ctx: dict) -> str:
     b = ctx["settings"].compile_backend
     return "numba" if b == "auto" else b
@@ -425,226 +402,63 @@ def _add_switch(model, fam):
             pm.Potential("sbc_misspecify_term", switch * term)
 
 
-def _response_model(ctx: dict):
-    """The response model with its observed data in shared variables."""
+def _swappable_model(ctx: dict):
+    """The spec's model on the design, built with every observed array as ``pm.Data``
+    (:attr:`~bayes_blina.families.base.Prepared.swappable`), plus the misspecification switch."""
     fam = _fit_family(ctx)
-    prepared = ctx["prepared"]
-    A = dict(prepared.arrays)
-    A["cell_y"] = _sized_shared(A["cell_y"].astype(np.int64), "sbc_cell_y")
-    A["agg_r"] = _sized_shared(A["agg_r"].astype(np.int64), "sbc_agg_r")
-    model = fam.build(replace(prepared, arrays=A))
+    model = fam.build(replace(ctx["prepared"], swappable=True))
     _add_switch(model, fam)
     return model
-
-
-def _sentinels(n: int, part: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Placeholder ``log_y`` and ``log_limit`` arrays, distinct for every ``part`` of a model."""
-    k = np.arange(n, dtype=float)
-    return 1000.123457 + 5000.0 * part + 1e-3 * k, -1000.654321 - 5000.0 * part - 1e-3 * k
-
-
-def _lower_sentinel(n: int, part: int = 0) -> np.ndarray:
-    """Placeholder ``log_lower`` array (below the ``log_limit`` sentinel), distinct for every part."""
-    return -2000.987654 - 5000.0 * part - 1e-3 * np.arange(n, dtype=float)
-
-
-def _two_limits(arrays: dict, prefix: str = "") -> bool:
-    """Whether the design reports an analyte with two limits (interval-censored rows, between the
-    LOD and the LLOQ): the simulated data sets then have interval-censored rows too
-    (:func:`bayes_blina.checks.predictive.row_log_lower_limits`)."""
-    lo = arrays.get(prefix + "log_lower")
-    return lo is not None and bool(np.isfinite(np.asarray(lo, dtype=float)).any())
 
 
 def _sim_lower(data: dict, prefix: str = "") -> np.ndarray:
     """A simulation's ``log_lower`` (-inf where a row is not interval-censored)."""
     cens = np.asarray(data[prefix + "censored"], dtype=bool)
     lo = np.asarray(data.get(prefix + "log_lower", np.full(cens.shape, np.nan)), dtype=float)
-    return np.where(cens & np.isfinite(lo), lo, -np.inf)
+    with np.errstate(invalid="ignore"):
+        return np.where(cens & np.isfinite(lo), lo, -np.inf)
 
 
-def _rewire(model, targets: dict[str, tuple[np.ndarray, Any]]) -> bool:
-    """Replace, in the graph of ``model``'s potentials, the constant holding each sentinel array by
-    its shared variable (``targets``: key -> (sentinel, shared)). False (nothing changed) when a
-    sentinel is not held by exactly one constant."""
-    import pytensor.tensor as pt
-    from pytensor.graph.basic import Constant
-    from pytensor.graph.traversal import ancestors
-
-    lengths = {len(sentinel) for sentinel, _ in targets.values()}
-    uses: dict[str, list] = {key: [] for key in targets}  # (apply node, input position) holding each sentinel
-    seen: set = set()
-    for var in ancestors(list(model.potentials)):
-        node = var.owner
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        for pos, inp in enumerate(node.inputs):
-            if isinstance(inp, Constant) and np.ndim(inp.data) == 1 and len(inp.data) in lengths:
-                for key, (sentinel, _) in targets.items():
-                    if len(inp.data) == len(sentinel) and np.array_equal(inp.data, sentinel):
-                        uses[key].append((node, pos, inp))
-    consts = {key: {id(c) for _, _, c in u} for key, u in uses.items()}
-    if any(len(c) != 1 for c in consts.values()):
-        return False
-    for key, u in uses.items():
-        shared = targets[key][1]
-        for node, pos, const in u:
-            # the graph is the caller's own: rewire it in place, keeping the static shape
-            node.inputs[pos] = pt.specify_shape(shared.astype(const.dtype), const.type.shape)
-    return True
-
-
-def _trajectory_shared_model(fam, prepared):
-    """A trajectory model whose ``log_y``, ``log_limit`` and censoring flags are shared variables.
-
-    The family is built with the censoring flags as a shared variable (so the likelihood takes
-    its symbolic branch) and with sentinel arrays for ``log_y`` and ``log_limit``; the two constants
-    holding the sentinels are then replaced by shared variables in the likelihood potential.
-    Returns None when the constants cannot be found exactly once each (the caller then rebuilds
-    the model for every simulation).
-    """
-    import pytensor
-
-    A = dict(prepared.arrays)
-    n = len(A["log_y"])
-    y_s, l_s = _sentinels(n)
-    two = _two_limits(A)
-    A["log_y"], A["log_limit"] = y_s, l_s
-    if two:
-        A["log_lower"] = _lower_sentinel(n)
-    A["is_censored"] = pytensor.shared(np.zeros(n, dtype=np.int8), name="sbc_is_censored")
-    model = fam.build(replace(prepared, arrays=A))
-    targets = {"y": (y_s, pytensor.shared(np.zeros(n), name="sbc_log_y")),
-               "l": (l_s, pytensor.shared(np.zeros(n), name="sbc_log_limit"))}
-    if two:
-        targets["lo"] = (A["log_lower"], pytensor.shared(np.full(n, -np.inf), name="sbc_log_lower"))
-    if not _rewire(model, targets):
-        return None
-    _add_switch(model, fam)
-    return model
-
-
-def _joint_shared_model(fam, prepared):
-    """The joint model with every part's ``log_y``, ``log_limit`` and censoring flags and the CR
-    outcomes in shared variables (``sbc_<prefix>log_y``, ..., ``sbc_cr_y``); as
-    :func:`_trajectory_shared_model`, part by part (distinct sentinels per part). None when the
-    sentinels cannot be found exactly once each."""
-    import pytensor
-
-    from bayes_blina.families.joint import PARTS
-
-    A = dict(prepared.arrays)
-    targets = {}
-    for k, part in enumerate(fam.parts):
-        q = PARTS[part][1]
-        n = len(A[q + "log_y"])
-        y_s, l_s = _sentinels(n, k)
-        A[q + "log_y"], A[q + "log_limit"] = y_s, l_s
-        A[q + "is_censored"] = pytensor.shared(np.zeros(n, dtype=np.int8), name=f"sbc_{q}is_censored")
-        targets[q + "y"] = (y_s, pytensor.shared(np.zeros(n), name=f"sbc_{q}log_y"))
-        targets[q + "l"] = (l_s, pytensor.shared(np.zeros(n), name=f"sbc_{q}log_limit"))
-        if _two_limits(prepared.arrays, q):
-            A[q + "log_lower"] = _lower_sentinel(n, k)
-            targets[q + "lo"] = (A[q + "log_lower"], pytensor.shared(np.full(n, -np.inf), name=f"sbc_{q}log_lower"))
-    if "cr_y" in A:
-        A["cr_y"] = _sized_shared(np.asarray(A["cr_y"]).astype(np.int64), "sbc_cr_y")
-    model = fam.build(replace(prepared, arrays=A))
-    if targets and not _rewire(model, targets):
-        return None
-    _add_switch(model, fam)
-    return model
-
-
-def _joint_model_once(ctx: dict, data: dict):
-    """The joint model built for one simulation's data (fallback: compiled every time)."""
-    fam = _fit_family(ctx)
-    prepared = ctx["prepared"]
-    A = dict(prepared.arrays)
-    for q in _joint_prefixes(data):
-        cens = data[q + "censored"]
-        A[q + "log_y"] = np.where(cens, 0.0, data[q + "log_y"])
-        A[q + "log_limit"] = np.where(cens, data[q + "log_limit"], 0.0)
-        A[q + "log_lower"] = _sim_lower(data, q)
-        A[q + "is_censored"] = cens.astype(np.int8)
-    if "cr_y" in data:
-        A["cr_y"] = np.asarray(data["cr_y"]).astype(np.int64)
-    model = fam.build(replace(prepared, arrays=A))
-    _add_switch(model, fam)
-    return model
-
-
-def _joint_prefixes(data: dict) -> list[str]:
-    """Prefixes of the trajectory parts in a joint simulation's data (``<prefix>censored`` keys)."""
+def _trajectory_prefixes(data: dict) -> list[str]:
+    """Prefixes of the trajectory parts in a simulation's data (``<prefix>censored`` keys; ``""``
+    for a single trajectory family, ``tcell_``/``cyt_`` for the joint model)."""
     return [k[:-len("censored")] for k in data if k.endswith("censored")]
 
 
-def _trajectory_model_once(ctx: dict, data: dict):
-    """The trajectory model built for one simulation's data (fallback: compiled every time)."""
-    fam = _fit_family(ctx)
-    prepared = ctx["prepared"]
-    A = dict(prepared.arrays)
-    cens = data["censored"]
-    A["log_y"] = np.where(cens, 0.0, data["log_y"])
-    A["log_limit"] = np.where(cens, data["log_limit"], 0.0)
-    A["log_lower"] = _sim_lower(data)
-    A["is_censored"] = cens.astype(np.int8)
-    model = fam.build(replace(prepared, arrays=A))
-    _add_switch(model, fam)
-    return model
-
-
 def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
-    on = np.float64(1.0 if ctx["settings"].misspecify == "prior_scale" else 0.0)
-    if ctx["outcome"] == "composite":
-        out = {"sbc_misspecify": on}
-        for q in _joint_prefixes(data):
-            cens = data[q + "censored"]
-            out[f"sbc_{q}log_y"] = np.where(cens, 0.0, data[q + "log_y"]).astype(float)
-            out[f"sbc_{q}log_limit"] = np.where(cens, data[q + "log_limit"], 0.0).astype(float)
-            out[f"sbc_{q}is_censored"] = cens.astype(np.int8)
-            if _two_limits(ctx["prepared"].arrays, q):  # the model has sbc_<prefix>log_lower
-                out[f"sbc_{q}log_lower"] = _sim_lower(data, q)
-        if "cr_y" in data:
-            out["sbc_cr_y"] = np.asarray(data["cr_y"]).astype(np.int64)
-        return out
-    if ctx["outcome"] == "binary":
-        return {"sbc_cell_y": data["cell_y"].astype(np.int64), "sbc_agg_r": data["agg_r"].astype(np.int64),
-                "sbc_misspecify": on}
-    cens = data["censored"]
-    out = {"sbc_log_y": np.where(cens, 0.0, data["log_y"]).astype(float),
-           "sbc_log_limit": np.where(cens, data["log_limit"], 0.0).astype(float),
-           "sbc_is_censored": cens.astype(np.int8), "sbc_misspecify": on}
-    if _two_limits(ctx["prepared"].arrays):  # the model has sbc_log_lower
-        out["sbc_log_lower"] = _sim_lower(data)
+    """The model's ``pm.Data`` values for one simulation (names as the families register them)."""
+    out: dict[str, np.ndarray] = {"sbc_misspecify": np.float64(1.0 if ctx["settings"].misspecify == "prior_scale"
+                                                                else 0.0)}
+    for key in ("cell_y", "agg_r", "cr_y"):  # counts and binary outcomes
+        if key in data:
+            out[key] = np.asarray(data[key]).astype(np.int64)
+    for q in _trajectory_prefixes(data):
+        cens = np.asarray(data[q + "censored"], dtype=bool)
+        out[q + "log_y"] = np.where(cens, 0.0, data[q + "log_y"]).astype(float)
+        out[q + "log_limit"] = np.where(cens, data[q + "log_limit"], 0.0).astype(float)
+        out[q + "is_censored"] = cens.astype(np.int8)
+        out[q + "log_lower"] = _sim_lower(data, q)
     return out
 
 
 def _compiled_for(ctx: dict, data: dict):
-    """The compiled model with this simulation's data (compiled once per process when possible)."""
+    """The compiled model (once per process) with this simulation's data swapped in."""
     key = ctx["token"]
     if key not in _COMPILED:
-        if ctx["outcome"] == "binary":
-            model = _response_model(ctx)
-        elif ctx["outcome"] == "composite":
-            model = _joint_shared_model(_fit_family(ctx), ctx["prepared"])
-        else:
-            model = _trajectory_shared_model(_fit_family(ctx), ctx["prepared"])
-        _COMPILED[key] = None if model is None else _compile(model, _backend(ctx))
+        _COMPILED[key] = _compile(_swappable_model(ctx), _backend(ctx))
     compiled = _COMPILED[key]
-    once = compiled is None
-    if once:  # rebuilt for every simulation
-        build = _joint_model_once if ctx["outcome"] == "composite" else _trajectory_model_once
-        compiled = _compile(build(ctx, data), _backend(ctx))
     have = _shared_names(compiled)
     if ctx["settings"].misspecify == "prior_scale" and "sbc_misspecify" not in have:
         raise SpecError("misspecify = 'prior_scale': the spec has no prior with a scale to halve")
-    updates = {k: v for k, v in _data_updates(ctx, data).items() if k in have}
-    if not once and not any(k != "sbc_misspecify" for k in updates):
-        # a model compiled once must take this simulation's data, or every fit sees the first data
-        raise SpecError(f"the compiled SBC model has none of the simulated data's shared variables "
-                        f"(it has {sorted(have)}); cannot swap this simulation's data in")
-    return compiled.with_data(**updates) if updates else compiled
+    updates = _data_updates(ctx, data)
+    # data the model may lack: no rows (aggregates of a design without them), no finite lower limit
+    missing = [k for k, v in updates.items() if k not in have and k != "sbc_misspecify" and np.size(v)
+               and not (k.endswith("log_lower") and not np.isfinite(v).any())]
+    if missing:
+        # a model whose data cannot be swapped would fit the design's data in every simulation
+        raise SpecError(f"the SBC model has no pm.Data named {', '.join(missing)} (it has {sorted(have)}); "
+                        f"the family must register its observed arrays with pm.Data")
+    return compiled.with_data(**{k: v for k, v in updates.items() if k in have})
 
 
 def _shared_names(compiled) -> set[str]:

@@ -29,11 +29,19 @@ class Prepared:
         PyMC coordinates (dimension name to labels).
     data_use : dict
         Plain-data account of the rows used and left out, with reasons; stored with the fit.
+    swappable : bool
+        Build the model so that every observed array can be replaced with ``pm.set_data`` (or
+        nutpie's ``with_data``) without a rebuild: censoring flags become ``pm.Data`` too, and the
+        censored likelihood then evaluates each branch on every row. Families always register
+        observed values and limits as ``pm.Data``; with ``False`` (the default, for fitting) the
+        censoring flags are fixed, so each branch is computed on its own rows only.
+        Simulation-based calibration builds with ``True``.
     """
 
     arrays: dict[str, np.ndarray]
     coords: dict[str, list[str]]
     data_use: dict[str, Any] = field(default_factory=dict)
+    swappable: bool = False
 
 
 #: Attribute of a PyMC model holding the names of the variables that start without jitter.

@@ -69,7 +69,6 @@ from pydantic import ConfigDict, Field
 
 from bayes_blina.families.base import Prepared
 from bayes_blina.families.trajectory import TrajectoryFamily, TrajectoryOptions, _values
-from bayes_blina.likelihood import censored_lognormal_logp
 from bayes_blina.priors import Prior
 
 __all__ = ["DEPLETED_BELOW", "DepletionModel", "DepletionOptions", "POPULATION_PARAMETERS",
@@ -185,9 +184,7 @@ class DepletionModel(TrajectoryFamily):
         cell = A["obs_subject"] * n_ana + A["obs_analyte"]
         mu = log_base.flatten()[cell] + _log_depletion(A["obs_time_h"], log_k.flatten()[cell],
                                                        logit_floor.flatten()[cell], pt)
-        logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
-                                       A["is_censored"].astype(bool), A.get("log_lower"))
-        pm.Potential(q + "loglik", pt.sum(logp))
+        self.add_likelihood(prepared, mu, sigma[A["obs_analyte"]], prefix=q)
 
         pm.Deterministic(q + "depleted", pt.cast(pt.lt(log_floor, math.log(DEPLETED_BELOW)), "float64"),
                          dims=(sub, ana))

@@ -648,7 +648,7 @@ class JointModel(ModelFamily):
         prefix = PARTS[part][1]
         return Prepared(arrays={k[len(prefix):]: v for k, v in prepared.arrays.items() if k.startswith(prefix)},
                         coords={k[len(prefix):]: v for k, v in prepared.coords.items() if k.startswith(prefix)},
-                        data_use=prepared.data_use.get(part, {}))
+                        data_use=prepared.data_use.get(part, {}), swappable=prepared.swappable)
 
     def cr_factors(self, prepared: Prepared) -> list[str]:
         """CR covariate factors kept (two or more levels among the CR patients)."""
@@ -786,7 +786,8 @@ def add_cr_part(family: JointModel, prepared: Prepared, x: dict[str, Any]):
         u = pm.Deterministic("study_effect", sd_s * z_s, dims="study")
         eta = eta + u[A["cr_study"]]
     pm.Deterministic("p_cr", pm.math.invlogit(eta), dims="cr_patient")
-    pm.Bernoulli("cr", logit_p=eta, observed=A["cr_y"], dims="cr_patient")
+    cr_y = pm.Data("cr_y", np.asarray(A["cr_y"], dtype=np.int64))  # swappable (SBC)
+    pm.Bernoulli("cr", logit_p=eta, observed=cr_y, dims="cr_patient")
     return eta
 
 

@@ -74,7 +74,7 @@ Every row left out is recorded with its reason in ``data_use``.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import numpy as np
 from pydantic import ConfigDict, Field
@@ -87,15 +87,15 @@ from bayes_blina.families.trajectory import (
     TrajectoryOptions,
     _values,
     analyte_values,
+    cell_values,
     concrete_arrays,
     correlated_chol,
     diagonal_chol,
-    pair_sum,
+    pair_total,
 )
-from bayes_blina.likelihood import censored_lognormal_logp
 from bayes_blina.priors import Prior
 
-__all__ = ["KineticsModel", "KineticsOptions", "POPULATION_PARAMETERS", "kinetics_log_mu"]
+__all__ = ["KineticsModel", "KineticsOptions", "POPULATION_PARAMETERS", "kinetics_log_mean", "kinetics_log_mu"]
 
 #: Population parameters (each with dimension ``analyte``), in summary order.
 POPULATION_PARAMETERS: tuple[str, ...] = (
@@ -331,11 +331,10 @@ class KineticsModel(TrajectoryFamily):
         v = pm.Normal(q + "v_depth", 0.0, 1.0, dims=(sub, ana))
         depth = pm.Deterministic(q + "depth", pm.math.invlogit(ldm + sdd * v), dims=(sub, ana))
 
-        mu = _kinetics_mu_graph(A, n_ana, log_base, depth, log_exp, t_nadir, k_shape, tau_e, opt.bracket_floor,
-                                opt.t_ref_h)
-        logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
-                                       A["is_censored"].astype(bool), A.get("log_lower"))
-        pm.Potential(q + "loglik", pt.sum(logp))
+        mu = kinetics_log_mean({"log_baseline": log_base, "depth": depth, "log_expansion": log_exp,
+                                "t_nadir": t_nadir, "k_shape": k_shape, "tau_e": tau_e}, A, opt.bracket_floor,
+                               opt.t_ref_h, n_analytes=n_ana, xp=pt)
+        self.add_likelihood(prepared, mu, sigma[A["obs_analyte"]], prefix=q)
 
         pm.Deterministic(q + "expansion", pt.exp(log_exp), dims=(sub, ana))
         pm.Deterministic(q + "typical_expansion", pt.exp(emu), dims=ana)
@@ -390,18 +389,48 @@ def _initial_log_baseline(A: dict[str, np.ndarray], n_sub: int, n_ana: int) -> n
     return np.where(ok, out, col[None, :])
 
 
-def _kinetics_mu_graph(A: dict[str, np.ndarray], n_ana: int, log_base, depth, log_exp, t_nadir, k_shape,
-                       tau_e, bracket_floor: float, t_ref_h: float = DAY29_H):
-    """Pytensor graph of the noise-free log count of every observation row."""
-    import pytensor.tensor as pt
+def kinetics_log_mean(p: Mapping[str, Any], A: Mapping[str, np.ndarray], bracket_floor: float,
+                      t_ref_h: float = DAY29_H, *, n_analytes: int | None = None, xp=np,
+                      off_treatment: tuple[np.ndarray, float] | None = None):
+    """The kinetics family's mean, written once: the noise-free log count of every row.
 
-    pa = A["pair_analyte"]
-    obs_cell = A["obs_subject"] * n_ana + A["obs_analyte"]
-    g = pulse(A["pair_lag"], t_nadir[pa], k_shape[pa], xp=pt)
-    s = pt.inc_subtensor(pt.zeros(len(A["log_y"]))[A["pair_obs"]], g)
-    bracket = pt.maximum(1.0 - depth.flatten()[obs_cell] * s, bracket_floor)
-    grow = saturating(A["obs_time_h"], tau_e[A["obs_analyte"]], t_ref=t_ref_h, xp=pt)
-    return log_base.flatten()[obs_cell] + pt.log(bracket) + log_exp.flatten()[obs_cell] * grow
+    ``log N(t) = log B + log max(1 - D sum_e pulse(t - t_e; t_nadir, k_shape), floor) + E s(t)``
+    with :func:`bayes_blina.curves.pulse` and :func:`bayes_blina.curves.saturating`. The PyMC
+    model calls it with its tensors (``xp = pytensor.tensor``), :func:`kinetics_log_mu` with
+    posterior or prior draws (numpy, leading draw axes); predictions, predictive checks and the
+    landmark predictions of the joint model read the numpy form through the family's
+    ``mean_log``.
+
+    Parameters
+    ----------
+    p : mapping
+        ``log_baseline``, ``depth``, ``log_expansion`` (..., subject, analyte) and ``t_nadir``,
+        ``k_shape``, ``tau_e`` (..., analyte).
+    A : mapping
+        :attr:`Prepared.arrays` of a kinetics model (rows and (observation, event) pairs).
+    bracket_floor : float
+        Lower bound of the dip bracket.
+    t_ref_h : float
+        Time (h) at which ``E`` is the log fold change.
+    n_analytes : int, optional
+        Number of analytes (required with pytensor).
+    xp : module
+        ``numpy`` or ``pytensor.tensor``.
+    off_treatment : (numpy.ndarray, float), optional
+        Simulation only (a process the fitted model does not assume): ``(t_end, tau)``, after the
+        end ``t_end[i]`` of subject i's last infusion the log fold change returns towards 0 with
+        time constant ``tau`` h (:mod:`bayes_blina.simulate.cohort`'s off-treatment follow-up).
+    """
+    pa, os_, oa = A["pair_analyte"], A["obs_subject"], A["obs_analyte"]
+    g = pulse(A["pair_lag"], p["t_nadir"][..., pa], p["k_shape"][..., pa], xp=xp)
+    s = pair_total(g, A["pair_obs"], len(A["obs_subject"]), xp)
+    bracket = xp.maximum(1.0 - cell_values(p["depth"], os_, oa, n_analytes, xp) * s, bracket_floor)
+    grow = saturating(A["obs_time_h"], p["tau_e"][..., oa], t_ref=t_ref_h, xp=xp)
+    if off_treatment is not None:
+        t_end, tau = off_treatment
+        grow = grow * np.exp(-np.maximum(A["obs_time_h"] - np.asarray(t_end)[os_], 0.0) / tau)
+    return (cell_values(p["log_baseline"], os_, oa, n_analytes, xp) + xp.log(bracket)
+            + cell_values(p["log_expansion"], os_, oa, n_analytes, xp) * grow)
 
 
 def kinetics_log_mu(draws, arrays: dict[str, np.ndarray], bracket_floor: float = 0.02, *,
@@ -428,9 +457,4 @@ def kinetics_log_mu(draws, arrays: dict[str, np.ndarray], bracket_floor: float =
     """
     val = {k: _values(draws, k) for k in ("log_baseline", "depth", "log_expansion", "t_nadir", "k_shape",
                                           "tau_e")}
-    pa, os_, oa = arrays["pair_analyte"], arrays["obs_subject"], arrays["obs_analyte"]
-    g = pulse(arrays["pair_lag"], val["t_nadir"][..., pa], val["k_shape"][..., pa])
-    s = pair_sum(g, arrays["pair_obs"], len(arrays["log_y"]))
-    bracket = np.maximum(1.0 - val["depth"][..., os_, oa] * s, bracket_floor)
-    grow = saturating(arrays["obs_time_h"], val["tau_e"][..., oa], t_ref=t_ref_h)
-    return val["log_baseline"][..., os_, oa] + np.log(bracket) + val["log_expansion"][..., os_, oa] * grow
+    return kinetics_log_mean(val, arrays, bracket_floor, t_ref_h)

@@ -96,13 +96,12 @@ trajectory families (:mod:`bayes_blina.families.trajectory`).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import pandas as pd
 from pydantic import ConfigDict, Field
 
-from bayes_blina.curves import pulse
 from bayes_blina.errors import DataValidationError, Problem
 from bayes_blina.families.base import Prepared, start_unjittered
 from bayes_blina.families.levels import subject_numbers
@@ -112,17 +111,17 @@ from bayes_blina.families.trajectory import (
     TrajectoryFamily,
     TrajectoryOptions,
     analyte_values,
+    cell_values,
     concrete_arrays,
     correlated_chol,
     diagonal_chol,
-    pair_sum,
+    pair_total,
     prepare_trajectory,
 )
-from bayes_blina.likelihood import censored_lognormal_logp
 from bayes_blina.priors import Prior
 
-__all__ = ["POPULATION_PARAMETERS", "SCENARIOS", "PulseModel", "PulseOptions", "css_offsets", "pulse_log_mu",
-           "split_peak_deviation"]
+__all__ = ["POPULATION_PARAMETERS", "SCENARIOS", "PulseModel", "PulseOptions", "css_offsets", "pulse_log_mean",
+           "pulse_log_mu", "split_peak_deviation"]
 
 #: Population parameters (each with dimension ``analyte``), in summary order.
 POPULATION_PARAMETERS: tuple[str, ...] = (
@@ -416,12 +415,6 @@ class PulseModel(TrajectoryFamily):
         log_base = pm.Deterministic(q + "log_baseline", lbm + dev_b, dims=(sub, ana))
         log_amp = pm.Deterministic(q + "log_amp", lam + eff + dev_a, dims=(sub, ana))
 
-        # pulses: one term per (observation, event) pair, summed per observation
-        pa = A["pair_analyte"]
-        pair_cell = A["pair_subject"] * n_ana + pa  # flat (subject, analyte) index: 1-d gathers
-        obs_cell = A["obs_subject"] * n_ana + A["obs_analyte"]
-        log_a = (log_amp.flatten()[pair_cell] + gamma[pa] * A["pair_log_dose"]
-                 + delta[pa] * A["pair_reexposure"] + kappa[pa] * A["pair_cycle_m1"])
         if opt.patient_timing:  # non-centred patient timing: sparse samples identify it weakly
             sdt = self.create_prior("sd_log_tpeak", q + "sd_log_tpeak", dims=ana)
             if timing_coords:
@@ -434,15 +427,13 @@ class PulseModel(TrajectoryFamily):
                 v = pm.Normal(q + "v_tpeak", 0.0, 1.0, dims=(sub, ana), initval=_small_start((n_sub, n_ana)))
                 start_unjittered(v)
                 log_tpeak_i = pm.Deterministic(q + "log_tpeak_i", log_tpeak + sdt * v, dims=(sub, ana))
-            s = A["pair_lag"] / pt.exp(log_tpeak_i.flatten()[pair_cell])
+            timing = {"log_tpeak_i": log_tpeak_i}
         else:
-            s = A["pair_lag"] / pt.exp(log_tpeak)[pa]
-        log_g = k_shape[pa] * (pt.log(s) + 1.0 - s)  # = log curves.pulse(lag, t_peak, k), lag > 0
-        total = pt.inc_subtensor(pt.zeros(len(A["log_y"]))[A["pair_obs"]], pt.exp(log_a + log_g))
-        mu = log_base.flatten()[obs_cell] + pt.log1p(total)
-        logp = censored_lognormal_logp(mu, sigma[A["obs_analyte"]], A["log_y"], A["log_limit"],
-                                       A["is_censored"].astype(bool), A.get("log_lower"))
-        pm.Potential(q + "loglik", pt.sum(logp))
+            timing = {"log_tpeak": log_tpeak}
+        mu = pulse_log_mean({"log_baseline": log_base, "log_amp": log_amp, "gamma_dose": gamma,
+                             "delta_reexposure": delta, "kappa_cycle": kappa, "k_shape": k_shape, **timing},
+                            A, n_analytes=n_ana, xp=pt)
+        self.add_likelihood(prepared, mu, sigma[A["obs_analyte"]], prefix=q)
 
         # derived quantities
         peak_first = pm.Deterministic(
@@ -824,16 +815,47 @@ def pulse_log_mu(posterior, arrays: dict[str, np.ndarray]) -> np.ndarray:
     val = {k: np.asarray(posterior[k].values if hasattr(posterior[k], "values") else posterior[k], dtype=float)
            for k in ("log_baseline", "log_amp", "gamma_dose", "delta_reexposure", "kappa_cycle",
                      timing, "k_shape")}
-    pa, ps = arrays["pair_analyte"], arrays["pair_subject"]
-    log_tp = val[timing][..., ps, pa] if timing == "log_tpeak_i" else val[timing][..., pa]
-    log_a = (val["log_amp"][..., ps, pa] + val["gamma_dose"][..., pa] * arrays["pair_log_dose"]
-             + val["delta_reexposure"][..., pa] * arrays["pair_reexposure"]
-             + val["kappa_cycle"][..., pa] * arrays["pair_cycle_m1"])
-    g = pulse(arrays["pair_lag"], np.exp(log_tp), val["k_shape"][..., pa])
-    contrib = np.exp(log_a) * g
-    total = pair_sum(contrib, arrays["pair_obs"], len(arrays["log_y"]))
-    base = val["log_baseline"][..., arrays["obs_subject"], arrays["obs_analyte"]]
-    return base + np.log1p(total)
+    return pulse_log_mean(val, arrays)
+
+
+def pulse_log_mean(p: Mapping[str, Any], A: Mapping[str, np.ndarray], *, n_analytes: int | None = None, xp=np):
+    """The pulse family's mean, written once: the noise-free log concentration of every row.
+
+    ``log C(t) = log B + log(1 + sum_e A_e g(t - t_e))`` with the event amplitude ``log A_e =
+    log_amp + gamma d_e + delta r_e + kappa c_e`` and the unit pulse ``log g = k (log s + 1 - s)``,
+    ``s = (t - t_e) / t_peak`` (:func:`bayes_blina.curves.pulse`; 0 for ``t <= t_e``). The PyMC
+    model calls it with its tensors (``xp = pytensor.tensor``), :func:`pulse_log_mu` with draws
+    (numpy, leading draw axes); predictions, predictive checks, ``plan regimen`` and the joint
+    model's landmark predictions read the numpy form.
+
+    Parameters
+    ----------
+    p : mapping
+        ``log_baseline``, ``log_amp`` (..., subject, analyte); ``gamma_dose``,
+        ``delta_reexposure``, ``kappa_cycle``, ``k_shape`` (..., analyte); the timing as
+        ``log_tpeak_i`` (..., subject, analyte; patient-level) or ``log_tpeak`` (..., analyte).
+    A : mapping
+        :attr:`Prepared.arrays` of a pulse model (rows and (observation, event) pairs).
+    n_analytes : int, optional
+        Number of analytes (required with pytensor).
+    xp : module
+        ``numpy`` or ``pytensor.tensor``.
+    """
+    pa, ps = A["pair_analyte"], A["pair_subject"]
+    log_a = (cell_values(p["log_amp"], ps, pa, n_analytes, xp) + p["gamma_dose"][..., pa] * A["pair_log_dose"]
+             + p["delta_reexposure"][..., pa] * A["pair_reexposure"] + p["kappa_cycle"][..., pa] * A["pair_cycle_m1"])
+    if "log_tpeak_i" in p:
+        t_peak = xp.exp(cell_values(p["log_tpeak_i"], ps, pa, n_analytes, xp))
+    else:
+        t_peak = xp.exp(p["log_tpeak"])[..., pa]
+    lag = np.asarray(A["pair_lag"], dtype=float)
+    after = bool((lag > 0).all())  # pairs are built for t > t_e; a placeholder pair may have lag 0
+    s = (lag if after else np.maximum(lag, 1e-9)) / t_peak
+    contrib = xp.exp(log_a + p["k_shape"][..., pa] * (xp.log(s) + 1.0 - s))
+    if not after:
+        contrib = xp.where(lag > 0, contrib, 0.0)
+    total = pair_total(contrib, A["pair_obs"], len(A["obs_subject"]), xp)
+    return cell_values(p["log_baseline"], A["obs_subject"], A["obs_analyte"], n_analytes, xp) + xp.log1p(total)
 
 
 def _initial_log_tpeak(A: dict[str, np.ndarray], n_sub: int, n_ana: int, default: np.ndarray,

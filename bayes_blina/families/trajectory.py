@@ -60,7 +60,7 @@ from bayes_blina.families.levels import factor_vocabulary, subject_levels
 from bayes_blina.likelihood import censored_lognormal_logp_np, censoring_limits
 from bayes_blina.priors import Prior
 
-__all__ = ["REFERENCE_DOSE", "TrajectoryFamily", "TrajectoryOptions", "pair_sum", "prefixed_coords",
+__all__ = ["REFERENCE_DOSE", "TrajectoryFamily", "TrajectoryOptions", "cell_values", "pair_sum", "pair_total", "prefixed_coords",
            "prepare_trajectory", "unprefixed"]
 
 #: Reference dose (µg/m²/day) of dose effects: ``log(dose / REFERENCE_DOSE)``.
@@ -548,6 +548,47 @@ def concrete_arrays(arrays: Mapping[str, Any], keys: tuple[str, ...]) -> dict[st
     return out
 
 
+def cell_values(x, subject: np.ndarray, analyte: np.ndarray, n_analytes: int | None = None, xp=np):
+    """``x[..., subject[r], analyte[r]]`` for every row ``r``, for the one mean formula of a family.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or tensor
+        ``(..., subject, analyte)``: numpy draws with leading axes, or a pytensor matrix (a model's
+        patient-level variable), gathered through its flat index so that the gradient is one
+        scatter-add.
+    subject, analyte : numpy.ndarray of int
+        Row indices.
+    n_analytes : int, optional
+        Number of analytes (the matrix's column count); needed with ``xp = pytensor.tensor``.
+    xp : module
+        ``numpy`` or ``pytensor.tensor``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cell_values(np.arange(6.0).reshape(3, 2), np.array([2, 0]), np.array([1, 0]))
+    array([5., 0.])
+    """
+    if xp is np:
+        return np.asarray(x)[..., subject, analyte]
+    return x.flatten()[np.asarray(subject) * int(n_analytes) + np.asarray(analyte)]
+
+
+def pair_total(values, pair_obs: np.ndarray, n_obs: int, xp=np):
+    """Sum per observation row of per-pair terms (``(..., pair)`` numpy, or a pytensor vector).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pair_total(np.array([1.0, 2.0, 4.0]), np.array([0, 2, 0]), 3)
+    array([5., 0., 2.])
+    """
+    if xp is np:
+        return pair_sum(np.asarray(values, dtype=float), pair_obs, n_obs)
+    return xp.inc_subtensor(xp.zeros(n_obs)[pair_obs], values)
+
+
 def pair_sum(values: np.ndarray, pair_obs: np.ndarray, n_obs: int) -> np.ndarray:
     """Sum per observation of per-pair values with leading draw axes (numpy).
 
@@ -732,6 +773,55 @@ class TrajectoryFamily(ModelFamily):
             if k not in model.coords:
                 model.add_coord(k, v)
         return model
+
+    @staticmethod
+    def observed_data(prepared: Prepared, prefix: str = "") -> dict[str, Any]:
+        """The observed arrays as ``pm.Data`` of the current model: ``<prefix>log_y``,
+        ``<prefix>log_limit``, ``<prefix>log_lower`` (where some row has two limits, or the model is
+        swappable; -inf on the other rows) and the censoring flags (``pm.Data`` ``<prefix>is_censored`` when
+        ``prepared.swappable``, else the fixed numpy flags).
+
+        ``pm.set_data`` (or nutpie's ``with_data``) then replaces a data set without a rebuild;
+        simulation-based calibration does so for every simulation.
+        """
+        import pymc as pm
+
+        A = prepared.arrays
+        cens = np.asarray(A["is_censored"], dtype=bool)
+        out: dict[str, Any] = {
+            "log_y": pm.Data(prefix + "log_y", np.where(cens, 0.0, np.asarray(A["log_y"], dtype=float))),
+            "log_limit": pm.Data(prefix + "log_limit", np.where(cens, np.asarray(A["log_limit"], dtype=float), 0.0)),
+            "is_censored": (pm.Data(prefix + "is_censored", cens.astype(np.int8)) if prepared.swappable else cens),
+        }
+        lower = A.get("log_lower")
+        if lower is not None:
+            lo = np.asarray(lower, dtype=float)
+            with np.errstate(invalid="ignore"):
+                lo = np.where(cens & np.isfinite(lo), lo, -np.inf)
+            if np.isfinite(lo).any() or prepared.swappable:  # a swapped data set may have interval rows
+                out["log_lower"] = pm.Data(prefix + "log_lower", lo)
+        return out
+
+    def add_likelihood(self, prepared: Prepared, mu, sigma, prefix: str = "") -> None:
+        """Add the censored log-normal likelihood of the prepared rows to the current model.
+
+        Parameters
+        ----------
+        prepared : Prepared
+            Its observed arrays enter through :meth:`observed_data`.
+        mu, sigma : tensor
+            Mean and residual SD of ``log y`` per row.
+        prefix : str
+            Prefix of the data and of the potential ``<prefix>loglik``.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        from bayes_blina.likelihood import censored_lognormal_logp
+
+        d = self.observed_data(prepared, prefix)
+        logp = censored_lognormal_logp(mu, sigma, d["log_y"], d["log_limit"], d["is_censored"], d.get("log_lower"))
+        pm.Potential(prefix + "loglik", pt.sum(logp))
 
     def typical_patient(self, draws) -> dict[str, np.ndarray]:
         """The typical patient's values of :attr:`patient_vars`, per draw (numpy).

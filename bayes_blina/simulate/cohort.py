@@ -59,12 +59,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_blina.curves import depletion, pulse, saturating
+from bayes_blina.curves import depletion
 from bayes_blina.data.analytes import analyte_info
 from bayes_blina.data.dataset import Dataset
 from bayes_blina.data.io import DatasetExistsError, write_dataset
 from bayes_blina.data.schema import validate_dataset
 from bayes_blina.errors import BayesBlinaError
+from bayes_blina.families.kinetics import kinetics_log_mean
+from bayes_blina.families.pulse import pulse_log_mean
 from bayes_blina.events import SteadyStatePK, infusion_events, standard_schedule, time_features
 from bayes_blina.simulate.survival_outcomes import simulate_survival
 from bayes_blina.simulate.presets import (
@@ -190,37 +192,45 @@ class _Events:
         self.first[p, j] = ev["first_exposure"].to_numpy(bool)
         self.mask[p, j] = True
 
-    def log_amp(self, log_amp_i: np.ndarray, par: dict[str, float]) -> np.ndarray:
-        """``log A_ie`` (n, max_events) of the pulse family; -inf in padding slots."""
-        la = (log_amp_i[:, None] + par["gamma_dose"] * np.log(self.dose / _REF_DOSE)
-              + par["delta_reexposure"] * (~self.first)
-              + par["kappa_cycle"] * (self.cycle - 1))
-        return np.where(self.mask, la, -np.inf)
+    def pairs(self, p: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Rows ``(p, t)`` and their (row, event) pairs with ``t > t_e``, in the layout of
+        :attr:`Prepared.arrays` (one analyte), for the families' mean formulas."""
+        tau = t[:, None] - self.t[p]
+        r, k = np.nonzero(self.mask[p] & (tau > 0))
+        pe = p[r]
+        zeros = np.zeros(len(r), dtype=np.int64)
+        return {"obs_subject": p, "obs_analyte": np.zeros(len(p), dtype=np.int64), "obs_time_h": t,
+                "pair_obs": r, "pair_subject": pe, "pair_analyte": zeros, "pair_lag": tau[r, k],
+                "pair_log_dose": np.log(self.dose[pe, k] / _REF_DOSE),
+                "pair_reexposure": (~self.first[pe, k]).astype(float),
+                "pair_cycle_m1": (self.cycle[pe, k] - 1).astype(float)}
 
 
-def _pulse_curve(ev: _Events, p: np.ndarray, t: np.ndarray, baseline: np.ndarray,
-                 log_amp_ev: np.ndarray, t_peak: np.ndarray, k: float) -> np.ndarray:
-    """Pulse family ``B (1 + sum_e A_e g(t - t_e))`` at (patient, time) pairs."""
-    tau = t[:, None] - ev.t[p]
-    g = pulse(tau, t_peak[p][:, None], k)
-    amp = np.exp(log_amp_ev[p])  # exp(-inf) = 0 in padding slots
-    return baseline[p] * (1.0 + np.sum(amp * g, axis=1))
+def _pulse_curve(ev: _Events, p: np.ndarray, t: np.ndarray, baseline: np.ndarray, log_amp_i: np.ndarray,
+                 par: dict[str, float], t_peak: np.ndarray) -> np.ndarray:
+    """Pulse family ``B (1 + sum_e A_e g(t - t_e))`` at (patient, time) pairs: the family's own
+    formula (:func:`bayes_blina.families.pulse.pulse_log_mean`) with the patients' parameters."""
+    col = np.newaxis
+    theta = {"log_baseline": np.log(baseline)[:, col], "log_amp": np.asarray(log_amp_i, dtype=float)[:, col],
+             "log_tpeak_i": np.log(t_peak)[:, col], "k_shape": np.array([par["k_shape"]])}
+    theta.update({k: np.array([par[k]]) for k in ("gamma_dose", "delta_reexposure", "kappa_cycle")})
+    return np.exp(pulse_log_mean(theta, ev.pairs(p, t)))
 
 
 def _kinetics_curve(ev: _Events, p: np.ndarray, t: np.ndarray, baseline: np.ndarray,
                     depth: np.ndarray, e: np.ndarray, par: dict[str, float],
                     bracket_floor: float, off: tuple[np.ndarray, float] | None = None) -> np.ndarray:
-    """Kinetics family ``B max(1 - D sum_e g, floor) exp(E s(t))`` at (patient, time) pairs.
+    """Kinetics family ``B max(1 - D sum_e g, floor) exp(E s(t))`` at (patient, time) pairs: the
+    family's own formula (:func:`bayes_blina.families.kinetics.kinetics_log_mean`).
 
     ``off = (t_end, tau)``: after the end ``t_end[i]`` of patient i's last infusion the log fold
-    change returns towards 0 with time constant ``tau`` (off-treatment follow-up)."""
-    tau = t[:, None] - ev.t[p]
-    s = np.sum(np.where(ev.mask[p], pulse(tau, par["t_nadir"], par["k_shape"]), 0.0), axis=1)
-    bracket = np.maximum(1.0 - depth[p] * s, bracket_floor)
-    grow = saturating(t, par["tau_e"])
-    if off is not None:
-        grow = grow * np.exp(-np.maximum(t - off[0][p], 0.0) / off[1])
-    return baseline[p] * bracket * np.exp(e[p] * grow)
+    change returns towards 0 with time constant ``tau`` (off-treatment follow-up, a process the
+    fitted model does not assume)."""
+    col = np.newaxis
+    theta = {"log_baseline": np.log(baseline)[:, col], "depth": np.asarray(depth, dtype=float)[:, col],
+             "log_expansion": np.asarray(e, dtype=float)[:, col]}
+    theta.update({k: np.array([par[k]]) for k in ("t_nadir", "k_shape", "tau_e")})
+    return np.exp(kinetics_log_mean(theta, ev.pairs(p, t), bracket_floor, off_treatment=off))
 
 
 def _infusion_end(dosing: pd.DataFrame, ids: pd.Index) -> np.ndarray:
@@ -590,15 +600,13 @@ def simulate_cohort(preset: str | CohortConfig, n: int | None = None, *, seed: i
     for c in CYTOKINES:
         p, t = sched["gzmb"] if c == "GZMB" else sched["cytokines"]
         par, pat = pulse_par[c], pulse_pat[c]
-        truth_c = _pulse_curve(ev, p, t, pat["baseline"], ev.log_amp(pat["log_amp"], par),
-                               pat["t_peak"], par["k_shape"])
+        truth_c = _pulse_curve(ev, p, t, pat["baseline"], pat["log_amp"], par, pat["t_peak"])
         add(c, p, t, noisy(truth_c, par["sigma_obs"]), cfg.cytokine_lod[c], cfg.cytokine_lloq[c],
             cfg.report_below_lloq == "censor")
     p, t = sched["labs"]
     for c in LABS:
         par, pat = pulse_par[c], pulse_pat[c]
-        truth_c = _pulse_curve(ev, p, t, pat["baseline"], ev.log_amp(pat["log_amp"], par),
-                               pat["t_peak"], par["k_shape"])
+        truth_c = _pulse_curve(ev, p, t, pat["baseline"], pat["log_amp"], par, pat["t_peak"])
         add(c, p, t, noisy(truth_c, par["sigma_obs"]), None, None, False)
     for c in ("NEUT", "PLT"):
         par, pat = kin_par[c], kin_pat[c]
@@ -716,13 +724,12 @@ def _il10_peak(cfg: CohortConfig, ev: _Events, par: dict[str, float], pat: dict[
     """Maximum of the noise-free IL10 curve on a fine grid over (0, window] h."""
     step = float(cfg.il10_peak_step_h)
     grid = np.arange(step, float(cfg.il10_peak_window_h) + step / 2.0, step)
-    log_amp_ev = ev.log_amp(pat["log_amp"], par)
     out = np.empty(ev.n)
     for lo in range(0, ev.n, chunk):
         idx = np.arange(lo, min(lo + chunk, ev.n))
         p = np.repeat(idx, len(grid))
         t = np.tile(grid, len(idx))
-        c = _pulse_curve(ev, p, t, pat["baseline"], log_amp_ev, pat["t_peak"], par["k_shape"])
+        c = _pulse_curve(ev, p, t, pat["baseline"], pat["log_amp"], par, pat["t_peak"])
         out[idx] = c.reshape(len(idx), len(grid)).max(axis=1)
     return out
 
@@ -870,8 +877,7 @@ def true_curve(dataset: Dataset, truth: dict[str, Any], analyte: str,
 
     if analyte in pop["pulse"]:
         par, pat = pop["pulse"][analyte], pats["pulse"][analyte]
-        y = _pulse_curve(ev, p, t, arr(pat, "baseline"), ev.log_amp(arr(pat, "log_amp"), par),
-                         arr(pat, "t_peak"), par["k_shape"])
+        y = _pulse_curve(ev, p, t, arr(pat, "baseline"), arr(pat, "log_amp"), par, arr(pat, "t_peak"))
     elif analyte in pop["kinetics"] or analyte in pop["subsets"]:
         base = analyte if analyte in pop["kinetics"] else "CD3"
         par, pat = pop["kinetics"][base], pats["kinetics"][base]
