@@ -23,8 +23,46 @@ FAMILIES: dict[str, type[ModelFamily]] = {
     SurvivalModel.name: SurvivalModel,
 }
 
-#: Names of the trajectory families (``is_trajectory``; they have ``add_to_model`` and ``mean_log``).
+#: Names of the package's trajectory families (``is_trajectory``; they have ``add_to_model`` and
+#: ``mean_log``); families registered later with :func:`register_family` are not in it.
 TRAJECTORY_FAMILIES: frozenset[str] = frozenset(k for k, v in FAMILIES.items() if v.is_trajectory)
+
+
+def register_family(cls: type[ModelFamily]) -> type[ModelFamily]:
+    """Register a model family class under its ``name``, so that specs can use it.
+
+    Usable as a class decorator. A family defined outside the package (a user's own model, see
+    ``examples/custom_family.py`` and ``docs/architecture.md``, "Adding a model family") plugs into
+    ``fit``, the fit store, the convergence gate, summaries, predictions and the checks through
+    the declarations and methods of :class:`~bayes_blina.families.base.ModelFamily`.
+
+    Raises
+    ------
+    SpecError
+        If ``cls`` is not a :class:`ModelFamily` subclass, has no ``name``, or its name is taken
+        by another class.
+
+    Examples
+    --------
+    >>> from bayes_blina.families import register_family, ResponseModel
+    >>> register_family(ResponseModel) is ResponseModel  # registering the same class again is allowed
+    True
+    >>> class Other(ResponseModel):
+    ...     name = "response"
+    >>> register_family(Other)
+    Traceback (most recent call last):
+    ...
+    bayes_blina.errors.SpecError: model family name 'response' is taken by bayes_blina.families.response.ResponseModel
+    """
+    if not (isinstance(cls, type) and issubclass(cls, ModelFamily)):
+        raise SpecError(f"{cls!r} is not a model family (a subclass of bayes_blina.families.ModelFamily)")
+    if not cls.name:
+        raise SpecError(f"model family {cls.__qualname__} has no name (set the class attribute `name`)")
+    taken = FAMILIES.get(cls.name)
+    if taken is not None and taken is not cls:
+        raise SpecError(f"model family name {cls.name!r} is taken by {taken.__module__}.{taken.__qualname__}")
+    FAMILIES[cls.name] = cls
+    return cls
 
 
 def get_family(name: str) -> type[ModelFamily]:
@@ -85,5 +123,5 @@ def require_family(family_name: str, cls: type[ModelFamily], what: str, *, fit: 
 
 
 __all__ = ["FAMILIES", "TRAJECTORY_FAMILIES", "DepletionModel", "DoseToxicityModel", "JointModel", "KineticsModel",
-           "ModelFamily", "Prepared", "family_class", "get_family", "require_family", "ResponseModel", "SubgroupModel",
-           "SurvivalModel", "PulseModel"]
+           "ModelFamily", "Prepared", "family_class", "get_family", "register_family", "require_family",
+           "ResponseModel", "SubgroupModel", "SurvivalModel", "PulseModel"]
