@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bayes_blina.cli_io import export_group, import_group
+from bayes_blina.cli.import_export import export_group, import_group
 from bayes_blina.data import Dataset, read_dataset
 from bayes_blina.data.adam import (AdamProblem, load_mapping, parse_datetime, parse_regimen_text,
                                    read_adam, read_adam_folder, write_adam)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bayes_blina.cli_io import EXIT_INPUT, export_group, import_group
+from bayes_blina.cli.import_export import EXIT_INPUT, export_group, import_group
 from bayes_blina.errors import SpecError
 
 HERE = Path(__file__).parent

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_blina.cli import main
-from bayes_blina.cli_common import EXIT_UNCONVERGED
+from bayes_blina.cli.common import EXIT_UNCONVERGED
 from bayes_blina.diagnostics import Verdict
 from bayes_blina.report.tables import UNCONVERGED_BANNER
 from conftest import cli_commands

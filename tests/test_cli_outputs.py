@@ -81,7 +81,7 @@ def test_an_output_that_cannot_be_written_is_an_error_naming_it(tmp_path, monkey
 
 
 def test_the_writer_refuses_positional_output_paths():
-    from bayes_blina.cli_common import write_text
+    from bayes_blina.cli.common import write_text
 
     with pytest.raises(TypeError):
         write_text("a,b\n1,2\n", "out.csv")  # the swap that lost the demo's CSV cannot recur

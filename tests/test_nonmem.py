@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bayes_blina.cli_io import export_group, import_group
+from bayes_blina.cli.import_export import export_group, import_group
 from bayes_blina.data import Dataset, read_dataset
 from bayes_blina.data.nonmem import DVID, read_nonmem, write_nonmem
 from bayes_blina.data.schema import validate_dataset

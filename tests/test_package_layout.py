@@ -63,8 +63,8 @@ def test_no_two_modules_share_a_name():
 #: what applies to it). The list grows as the remaining branches move onto the protocol.
 NO_FAMILY_BRANCHES = ["report/html.py", "report/prior_check.py", "report/plots.py", "checks/prior.py",
                       "checks/sbc.py", "checks/loo.py", "joint/landmark.py", "joint/parts.py", "joint/cr_curves.py",
-                      "joint/two_stage.py", "plan/regimen.py", "plan/biomarker.py", "cli.py", "cli_report.py",
-                      "checks/predictive.py", "cli_safety.py", "safety/__init__.py", "safety/escalation.py",
+                      "joint/two_stage.py", "plan/regimen.py", "plan/biomarker.py", "cli/__init__.py", "cli/report.py",
+                      "checks/predictive.py", "cli/safety.py", "safety/__init__.py", "safety/escalation.py",
                       "safety/quadrature.py", "safety/designs.py", "safety/trials.py"]
 _FAMILY_NAMES = ("response", "subgroups", "pulse", "kinetics", "depletion", "joint", "dose-toxicity")
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from bayes_blina.cli_plan import plan
+from bayes_blina.cli.plan import plan
 from bayes_blina.plan import BetaMixture, decision_1s, ess, oc_1s, pos_1s
 
 MAP_LIKE = BetaMixture([0.58, 0.32, 0.10], [6.8, 36.6, 2.1], [20.1, 111.1, 4.8])

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from bayes_blina.checks.prior import prior_check
 from bayes_blina.report.prior_check import prior_check_figure, prior_check_markdown
-from bayes_blina.cli_checks import prior_check as prior_check_command
-from bayes_blina.cli_common import ErrorHandlingGroup
+from bayes_blina.cli.checks import prior_check as prior_check_command
+from bayes_blina.cli.common import ErrorHandlingGroup
 from bayes_blina.data.dataset import Dataset
 from bayes_blina.data.io import write_dataset
 from bayes_blina.simulate import simulate_cohort

@@ -252,8 +252,8 @@ def test_an_unconverged_fit_is_refused_or_reported_under_a_loud_banner(fits):
 def test_cli_report_vpc_loo_pit_and_figures(fits, tmp_path):
     from click.testing import CliRunner
 
-    from bayes_blina.cli_common import ErrorHandlingGroup
-    from bayes_blina.cli_report import figure, loo_pit_command, report, vpc
+    from bayes_blina.cli.common import ErrorHandlingGroup
+    from bayes_blina.cli.report import figure, loo_pit_command, report, vpc
 
     cli = ErrorHandlingGroup("bb")
     for c in (report, vpc, loo_pit_command, figure):

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from bayes_blina.checks import sbc
 from bayes_blina.checks.sbc import SBCSettings, run_sbc, uniformity
 from bayes_blina.report.calibration import write_sbc
-from bayes_blina.cli_checks import EXIT_SBC_FAILED
-from bayes_blina.cli_checks import sbc as sbc_command
-from bayes_blina.cli_common import ErrorHandlingGroup
+from bayes_blina.cli.checks import EXIT_SBC_FAILED
+from bayes_blina.cli.checks import sbc as sbc_command
+from bayes_blina.cli.common import ErrorHandlingGroup
 from bayes_blina.errors import SpecError
 from bayes_blina.priors import Prior
 from sbc_direct import direct_model, swapped_model

@@ -13,10 +13,10 @@ from bayes_blina.checks import sbc
 from bayes_blina.checks.predictive import flatten_draws, simulate_observations
 from bayes_blina.checks.prior import prior_check, prior_draws, prior_family
 from bayes_blina.checks.sbc import SBCSettings, run_sbc
-from bayes_blina.cli_checks import EXIT_SBC_FAILED
-from bayes_blina.cli_checks import prior_check as prior_check_command
-from bayes_blina.cli_checks import sbc as sbc_command
-from bayes_blina.cli_common import ErrorHandlingGroup
+from bayes_blina.cli.checks import EXIT_SBC_FAILED
+from bayes_blina.cli.checks import prior_check as prior_check_command
+from bayes_blina.cli.checks import sbc as sbc_command
+from bayes_blina.cli.common import ErrorHandlingGroup
 from bayes_blina.data.io import write_dataset
 from bayes_blina.families.joint import PARTS
 from bayes_blina.spec import load_spec

@@ -1,7 +1,7 @@
 """``bayes-blina plan``: prior-informed planning of new studies. Thin: parses and calls
 :mod:`bayes_blina.plan`.
 
-Registered in :mod:`bayes_blina.cli` as a sub-group; usable on its own (``from bayes_blina.cli_plan
+Registered in :mod:`bayes_blina.cli` as a sub-group; usable on its own (``from bayes_blina.cli.plan
 import plan``). Priors are beta-mixture JSON files (:meth:`bayes_blina.plan.BetaMixture.to_json`).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import click
 import numpy as np
 
-from bayes_blina.cli_common import ErrorHandlingGroup, write_text
+from bayes_blina.cli.common import ErrorHandlingGroup, write_text
 
 _PlanGroup = ErrorHandlingGroup
 _write_text = write_text

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bayes_blina.cli_common import ErrorHandlingGroup, gate_banner, write_text
+from bayes_blina.cli.common import ErrorHandlingGroup, gate_banner, write_text
 from bayes_blina.errors import BayesBlinaError
 
 __all__ = ["figure", "loo_pit_command", "report", "vpc"]

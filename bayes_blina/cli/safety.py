@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from bayes_blina.cli_common import gate_banner, write_text
+from bayes_blina.cli.common import gate_banner, write_text
 from bayes_blina.errors import BayesBlinaError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bayes_blina.cli_common import EXIT_INPUT, EXIT_UNCONVERGED, ErrorHandlingGroup, gate_banner, write_text
+from bayes_blina.cli.common import EXIT_INPUT, EXIT_UNCONVERGED, ErrorHandlingGroup, gate_banner, write_text
 from bayes_blina.errors import BayesBlinaError
 
 __all__ = ["EXIT_INPUT", "EXIT_UNCONVERGED", "main"]
@@ -354,11 +354,11 @@ def cr_subgroups(data, out, fmt, prob, endpoint, pooled, allow_unconverged, figu
 
 
 def _register_subcommands() -> None:
-    from bayes_blina.cli_io import export_group, import_group
-    from bayes_blina.cli_plan import plan
-    from bayes_blina.cli_checks import prior_check, sbc, sensitivity
-    from bayes_blina.cli_report import figure, loo_pit_command, report, vpc
-    from bayes_blina.cli_safety import dose_escalation, escalate
+    from bayes_blina.cli.import_export import export_group, import_group
+    from bayes_blina.cli.plan import plan
+    from bayes_blina.cli.checks import prior_check, sbc, sensitivity
+    from bayes_blina.cli.report import figure, loo_pit_command, report, vpc
+    from bayes_blina.cli.safety import dose_escalation, escalate
 
     for command in (report, vpc, loo_pit_command, figure, sbc, prior_check, sensitivity, escalate):
         main.add_command(command)

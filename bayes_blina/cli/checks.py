@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from bayes_blina.cli_common import write_text
+from bayes_blina.cli.common import write_text
 
 __all__ = ["EXIT_SBC_FAILED", "prior_check", "sbc", "sensitivity"]
 

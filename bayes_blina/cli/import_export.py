@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from bayes_blina.cli_common import EXIT_INPUT, ErrorHandlingGroup
+from bayes_blina.cli.common import EXIT_INPUT, ErrorHandlingGroup
 from bayes_blina.errors import BayesBlinaError
 
 
