@@ -26,13 +26,10 @@ Why the floors have no population distribution
 ----------------------------------------------
 The floors of the patients who deplete are bounded only from above, and a patient who does not
 deplete (floor 0.3 to 1) is far from the others on the logit scale, so a population distribution
-of ``logit floor`` is not identified by the data and made sampling poor on the 36-patient adult
-test cohort: with a normal population distribution the chains split between two explanations of
-the one non-depleting patient (a large floor, or a near-zero rate with a larger residual SD;
-R-hat 1.8); with a Student-t one, or a tight prior on its SD, the population mean and SD mixed
-slowly (bulk ESS 30 to 60 of 600 draws). Each patient's floor therefore has the same declared,
-wide prior ``logit_floor`` (override it by name), which leaves one independent one-sided
-constraint per patient and gives well-mixing chains.
+of ``logit floor`` is not identified by the data (the chains split between a large floor and a
+near-zero rate for a non-depleting patient; ``docs/sampling.md`` has the measurements). Each
+patient's floor therefore has the same declared, wide prior ``logit_floor`` (override it by name),
+which leaves one independent one-sided constraint per patient and gives well-mixing chains.
 
 Sampling coordinates
 --------------------
@@ -40,8 +37,7 @@ Sampling coordinates
 rate is seen only in patients sampled while counts fall (the "frequent" arms, 2 to 24 h after the
 start); for the others a censored result 48 h after the start bounds it from below, a constraint
 that is fixed in the centred coordinate but moves with the population mean and SD in a
-non-centred one (there, bulk ESS of ``log_k_dep_mu`` was about 100 of 600 draws, centred about
-400).
+non-centred one (``docs/sampling.md``).
 
 The curve does not depend on the infusion events (the decline starts at the first start and is not
 reset by later cycles), so no (observation, event) pairs are built.

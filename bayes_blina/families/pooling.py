@@ -13,9 +13,8 @@ How ``gamma`` is handed to the sampler decides whether NUTS can explore it:
 * **non-centred** (``gamma = sd * z``, ``z ~ N(0, 1)``) is right where the data say little (a level
   without patients, a contrast confounded with the intercept): there the centred form is a funnel;
 * where the data pin the effects, the non-centred form is an *inverse* funnel: ``z = b / sd`` is a
-  ridge whose width shrinks like ``1 / sd``. Measured on 800 patients in two studies with the
-  response model's defaults: 1 divergent transition in 4 of 12 fits; the one examined sat at the far upper
-  tail of a two-level factor's spread (``sd_blast_burden`` = 5 where its 95% quantile is 1.9).
+  ridge whose width shrinks like ``1 / sd``, on which NUTS diverges in the upper tail of the
+  spread (measurements in ``docs/sampling.md``).
 
 A factor usually has both kinds of direction at once (levels with hundreds of patients and a level
 with none), so no single choice per factor works. This module therefore rotates each block into the

@@ -18,8 +18,7 @@ around ``alpha`` by ``sd_study^2 (1 + 1/S)`` (``S`` studies): the same predictiv
 
 Why: each of these was a direction of the posterior that only the prior informs and that moves
 with the intercept (a level without data, the mean of two study effects), a curved ridge on which
-NUTS diverged (on 800 patients in two studies with this spec's defaults, 4 of 12 fits had a
-divergent transition). The remaining directions are partially centred by the information the data
+NUTS diverged (``docs/sampling.md``). The remaining directions are partially centred by the information the data
 carry about them (:mod:`bayes_blina.families.pooling`; ``parameterization = "auto"``, the weights
 recorded in ``data_use['centring_weights']``); ``"centered"`` and ``"noncentered"`` force one form.
 
