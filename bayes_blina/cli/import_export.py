@@ -41,12 +41,13 @@ def _report(ds, out: Path) -> None:
     click.echo(f"wrote {out} (sha256 {ds.sha256()[:12]})", err=True)
 
 
-def _code_table(text: str | None, option: str, *, text_codes: bool = False) -> dict[int | str, str] | None:
-    """``'1=BLINA,2=IL6'`` -> ``{1: 'BLINA', 2: 'IL6'}``; with ``text_codes`` (DVID) text codes too
+def _code_table(text: str | None, option: str, *, text_codes: bool = False) -> dict[str, str] | None:
+    """``'1=BLINA,2=IL6'`` -> ``{'1': 'BLINA', '2': 'IL6'}`` (the reader turns the codes into table
+    keys, :func:`bayes_blina.data.nonmem.read_nonmem`); with ``text_codes`` (DVID) text codes too
     (``'cp=BLINA'``); CMT numbers are whole numbers in NONMEM."""
     if not text:
         return None
-    out: dict[int | str, str] = {}
+    out: dict[str, str] = {}
     for part in text.split(","):
         key, sep, code = part.partition("=")
         key = key.strip()
@@ -57,7 +58,7 @@ def _code_table(text: str | None, option: str, *, text_codes: bool = False) -> d
         if not key.lstrip("-").isdigit() and not text_codes:
             raise click.BadParameter(f"codes must be whole numbers (e.g. 1=BLINA,2=IL6), found {part!r}",
                                      param_hint=option)
-        out[int(key) if key.lstrip("-").isdigit() else key] = code.strip()
+        out[key] = code.strip()
     return out
 
 
