@@ -187,14 +187,9 @@ def _sample_nutpie(model, sampler: SamplerConfig, cores: int, progress: bool, ti
     t0 = time.perf_counter()
     from bayes_blina.families.base import unjittered_names
 
-    from pymc.model.transform.optimization import freeze_dims_and_data
-
     fixed = unjittered_names(model)
-    # a fit never swaps its data: compile the model with its pm.Data frozen as constants (the
-    # compiler then folds what depends on data only); SBC compiles the swappable model itself
-    frozen = freeze_dims_and_data(model)
-    jitter = {rv for rv in frozen.free_RVs if rv.name not in fixed} if fixed else None
-    compiled = nutpie.compile_pymc_model(frozen, backend="numba", jitter_rvs=jitter)
+    jitter = {rv for rv in model.free_RVs if rv.name not in fixed} if fixed else None
+    compiled = nutpie.compile_pymc_model(model, backend="numba", jitter_rvs=jitter)
     timing["compile_s"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     idata = nutpie.sample(compiled, draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,

@@ -12,8 +12,9 @@ It shows everything a family provides (see ``docs/architecture.md``, "Adding a m
 * its default priors, overridable by name from a spec;
 * one mean formula (``level_log_mean``), written once for numpy and pytensor and used by the
   PyMC model and by ``mean_log`` (predictions, predictive checks, VPCs);
-* the model: ``add_to_model`` adds the variables and the censored likelihood (observed data as
-  ``pm.Data`` through ``add_likelihood``), with a name prefix so that it can be part of a larger
+* the model: ``add_to_model`` adds the variables and the censored likelihood (``add_likelihood``:
+  the observed data become ``pm.Data`` when the model is built for swapping, as SBC does), with a
+  name prefix so that it can be part of a larger
   model;
 * summaries (``summary_vars``) and the typical patient;
 * registration (``register_family``): afterwards ``bb.fit({"family": "level", ...}, data)`` works,

@@ -31,11 +31,11 @@ class Prepared:
         Plain-data account of the rows used and left out, with reasons; stored with the fit.
     swappable : bool
         Build the model so that every observed array can be replaced with ``pm.set_data`` (or
-        nutpie's ``with_data``) without a rebuild: censoring flags become ``pm.Data`` too, and the
-        censored likelihood then evaluates each branch on every row. Families always register
-        observed values and limits as ``pm.Data``; with ``False`` (the default, for fitting) the
-        censoring flags are fixed, so each branch is computed on its own rows only.
-        Simulation-based calibration builds with ``True``.
+        nutpie's ``with_data``) without a rebuild: the observed values, limits, censoring flags and
+        outcomes are ``pm.Data`` (the censored likelihood then evaluates each branch on every row).
+        Simulation-based calibration builds with ``True``. With ``False`` (the default, for
+        fitting) they are constants of the graph, which the compiler folds, and each censoring
+        branch is computed on its own rows only.
     """
 
     arrays: dict[str, np.ndarray]

@@ -786,7 +786,9 @@ def add_cr_part(family: JointModel, prepared: Prepared, x: dict[str, Any]):
         u = pm.Deterministic("study_effect", sd_s * z_s, dims="study")
         eta = eta + u[A["cr_study"]]
     pm.Deterministic("p_cr", pm.math.invlogit(eta), dims="cr_patient")
-    cr_y = pm.Data("cr_y", np.asarray(A["cr_y"], dtype=np.int64))  # swappable (SBC)
+    cr_y = np.asarray(A["cr_y"], dtype=np.int64)
+    if prepared.swappable:  # SBC swaps the outcomes in
+        cr_y = pm.Data("cr_y", cr_y)
     pm.Bernoulli("cr", logit_p=eta, observed=cr_y, dims="cr_patient")
     return eta
 

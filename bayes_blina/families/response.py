@@ -377,7 +377,9 @@ class ResponseModel(ModelFamily):
                 for f in opt.factors:
                     eta = eta + effects[f][A[f"cell_{f}"]]
                 p_cell = pm.Deterministic("p_cell", pm.math.invlogit(eta), dims="cell")
-                cell_y = pm.Data("cell_y", np.asarray(A["cell_y"], dtype=np.int64))  # swappable (SBC)
+                cell_y = np.asarray(A["cell_y"], dtype=np.int64)
+                if prepared.swappable:  # SBC swaps the counts in
+                    cell_y = pm.Data("cell_y", cell_y)
                 pm.Binomial("y_cells", n=A["cell_n"], p=p_cell, observed=cell_y, dims="cell")
 
             if len(A["agg_r"]):
@@ -388,7 +390,9 @@ class ResponseModel(ModelFamily):
                 p_agg = pt.zeros(len(A["agg_r"]))
                 p_agg = pt.inc_subtensor(p_agg[A["comp_row"]], pc)
                 p_agg = pm.Deterministic("p_agg", pt.clip(p_agg, 1e-12, 1 - 1e-12), dims="agg_row")
-                agg_r = pm.Data("agg_r", np.asarray(A["agg_r"], dtype=np.int64))
+                agg_r = np.asarray(A["agg_r"], dtype=np.int64)
+                if prepared.swappable:
+                    agg_r = pm.Data("agg_r", agg_r)
                 logp = pm.logp(pm.Binomial.dist(n=A["agg_n"], p=p_agg), agg_r)
                 pm.Potential("agg_loglik", pt.sum(A["agg_weight"] * logp))
         return model

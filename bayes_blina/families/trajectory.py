@@ -776,30 +776,32 @@ class TrajectoryFamily(ModelFamily):
 
     @staticmethod
     def observed_data(prepared: Prepared, prefix: str = "") -> dict[str, Any]:
-        """The observed arrays as ``pm.Data`` of the current model: ``<prefix>log_y``,
-        ``<prefix>log_limit``, ``<prefix>log_lower`` (where some row has two limits, or the model is
-        swappable; -inf on the other rows) and the censoring flags (``pm.Data`` ``<prefix>is_censored`` when
-        ``prepared.swappable``, else the fixed numpy flags).
+        """The observed arrays of the likelihood: ``log_y``, ``log_limit``, ``is_censored`` and
+        ``log_lower`` (only where some row has two limits, or the model is swappable; -inf on the
+        other rows).
 
-        ``pm.set_data`` (or nutpie's ``with_data``) then replaces a data set without a rebuild;
-        simulation-based calibration does so for every simulation.
+        With ``prepared.swappable`` they are ``pm.Data`` of the current model named
+        ``<prefix>log_y``, ``<prefix>log_limit``, ``<prefix>is_censored``, ``<prefix>log_lower``,
+        which ``pm.set_data`` (or nutpie's ``with_data``) replaces without a rebuild (simulation-
+        based calibration does so for every simulation); otherwise numpy constants.
         """
         import pymc as pm
 
         A = prepared.arrays
         cens = np.asarray(A["is_censored"], dtype=bool)
-        out: dict[str, Any] = {
-            "log_y": pm.Data(prefix + "log_y", np.where(cens, 0.0, np.asarray(A["log_y"], dtype=float))),
-            "log_limit": pm.Data(prefix + "log_limit", np.where(cens, np.asarray(A["log_limit"], dtype=float), 0.0)),
-            "is_censored": (pm.Data(prefix + "is_censored", cens.astype(np.int8)) if prepared.swappable else cens),
-        }
+        out: dict[str, Any] = {"log_y": np.where(cens, 0.0, np.asarray(A["log_y"], dtype=float)),
+                               "log_limit": np.where(cens, np.asarray(A["log_limit"], dtype=float), 0.0),
+                               "is_censored": cens}
         lower = A.get("log_lower")
         if lower is not None:
             lo = np.asarray(lower, dtype=float)
             with np.errstate(invalid="ignore"):
                 lo = np.where(cens & np.isfinite(lo), lo, -np.inf)
             if np.isfinite(lo).any() or prepared.swappable:  # a swapped data set may have interval rows
-                out["log_lower"] = pm.Data(prefix + "log_lower", lo)
+                out["log_lower"] = lo
+        if prepared.swappable:
+            out["is_censored"] = cens.astype(np.int8)
+            out = {k: pm.Data(prefix + k, v) for k, v in out.items()}
         return out
 
     def add_likelihood(self, prepared: Prepared, mu, sigma, prefix: str = "") -> None:
