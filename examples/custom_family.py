@@ -20,13 +20,14 @@ It shows everything a family provides (see ``docs/architecture.md``, "Adding a m
 * registration (``register_family``): afterwards ``bb.fit({"family": "level", ...}, data)`` works,
   with the convergence gate, the fit store and the summary table like any other family.
 
-Run ``python examples/custom_family.py --out fits/level-ggt`` to fit it to GGT of a simulated
+Run ``python examples/custom_family.py`` (it writes ``fits/example-level``) to fit it to GGT of a simulated
 adult cohort; the script prints the gate's verdict, the posterior summary, and the population
 mean beside the mean of the patients' own mean log values in the window (cycle 1).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import numpy as np
@@ -100,11 +101,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tune", type=int, default=500)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--window-days", type=float, default=29.0, help="rows of the first N days (cycle 1: 29)")
-    ap.add_argument("--out", help="fit folder to write (NetCDF with provenance; replaced if it exists)")
+    ap.add_argument("--out", default="fits/example-level",
+                    help="fit folder to write (NetCDF with provenance; replaced if it exists)")
     a = ap.parse_args(argv)
 
     from bayes_blina.report.tables import format_table, summarize_fit
     from bayes_blina.simulate import simulate_cohort
+    from bayes_blina.errors import OutputError
     from bayes_blina.store import load_fit, save_fit
 
     data, _ = simulate_cohort("adult-exploratory", n=a.patients, seed=a.seed)
@@ -112,7 +115,11 @@ def main(argv=None) -> int:
             "options": {"analytes": [a.analyte], "window_days": a.window_days}}
     res = bb.fit(spec, data, seed=a.seed, draws=a.draws, tune=a.tune, chains=2)
     print(res.verdict)
-    fit = load_fit(save_fit(res, a.out, force=True)) if a.out else res
+    try:
+        fit = load_fit(save_fit(res, a.out, force=True))
+    except OutputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if res.verdict.passed:
         print(format_table(summarize_fit(fit, prob=0.9), "md", caption=f"level family, {a.analyte}"))
     obs = data.observations
