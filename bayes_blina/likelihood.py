@@ -139,17 +139,11 @@ def log_diff_ndtr_np(a, b) -> np.ndarray:
         return log_hi + np.where(x < -math.log(2.0), np.log1p(-np.exp(x)), np.log(-np.expm1(x)))
 
 
-def _value(x):
-    """The numbers of ``x``: a shared variable's current value (``pm.Data``), else ``x`` as an array."""
-    get = getattr(x, "get_value", None)
-    return np.asarray(get(borrow=True) if get is not None else x, dtype=float)
-
-
 def _has_lower(log_lower, cens):
     """Numpy: True where a censored row has a finite lower limit (interval-censored)."""
     if log_lower is None:
         return np.zeros_like(cens)
-    lo = _value(log_lower)
+    lo = np.asarray(log_lower, dtype=float)
     with np.errstate(invalid="ignore"):
         return cens & np.isfinite(lo)
 
@@ -175,10 +169,9 @@ def censored_lognormal_logp(mu_log, sigma, log_y, log_limit, is_censored, log_lo
     log_lower : array_like or tensor, optional
         ``log`` of the lower limit of interval-censored rows: a censored row with a finite
         ``log_lower`` lies in ``[exp(log_lower), exp(log_limit))``; ``-inf`` or NaN (and ``None``
-        for every row) means left-censored. Must be below ``log_limit`` where finite. With numpy
-        flags, which rows are interval-censored is read from its values when the graph is built
-        (a shared variable's current value): swap flags or lower limits only in a graph built with
-        symbolic flags.
+        for every row) means left-censored. Must be below ``log_limit`` where finite. Numpy data
+        with numpy flags (which rows are interval-censored is then fixed when the graph is
+        built); a tensor only with symbolic flags.
 
     Returns
     -------
@@ -233,7 +226,7 @@ def censored_lognormal_logp(mu_log, sigma, log_y, log_limit, is_censored, log_lo
         parts.append(log_ndtr((log_limit[ic] - mu_c) / sd_c))
     if len(ii):
         mu_i, sd_i = take(mu_v, ii, 2), take(sd_v, ii, 2)
-        lower = log_lower[ii] if isinstance(log_lower, pt.Variable) else np.asarray(log_lower, dtype=float).ravel()[ii]
+        lower = np.asarray(log_lower, dtype=float).ravel()[ii]
         parts.append(log_diff_ndtr((lower - mu_i) / sd_i, (log_limit[ii] - mu_i) / sd_i))
     out = pt.concatenate(parts) if len(parts) > 1 else parts[0] if parts else pt.zeros(0)
     if not contiguous:

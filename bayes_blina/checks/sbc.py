@@ -24,11 +24,11 @@ uniform CDF (its p-value simulated from uniform ranks). The verdict fails when a
 
 Compiled once
 -------------
-Each model is compiled once per process (per dask worker) and reused: the families register
-their observed arrays as ``pm.Data`` (``log_y``, ``log_limit``, ``log_lower``, ``cell_y``,
-``agg_r``, ``cr_y``, with a part's prefix in the joint model), and SBC builds the model with
-:attr:`~bayes_blina.families.base.Prepared.swappable` so that the censoring flags
-(``is_censored``) are ``pm.Data`` too; nutpie's ``with_data`` then puts a simulation's data in,
+Each model is compiled once per process (per dask worker) and reused: SBC builds the model with
+:attr:`~bayes_blina.families.base.Prepared.swappable`, with which the families register their
+observed arrays as ``pm.Data`` (``log_y``, ``log_limit``, ``log_lower``, ``is_censored``,
+``cell_y``, ``agg_r``, ``cr_y``, with a part's prefix in the joint model; a fit has them as
+constants); nutpie's ``with_data`` then puts a simulation's data in,
 so a simulation costs one sampler run (well under a second for ``response`` on the built-in
 design, seconds to a minute for a small ``pulse`` design) instead of a compilation (up to a minute
 or more with numba). A family whose model lacks one of those data is refused with a clear error
