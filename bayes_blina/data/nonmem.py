@@ -41,11 +41,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_blina.data.adam import (_cycle_of, _derive_cycles, _float_text, _is_missing, _number,
-                                   _patient_tables, _round_sig, _Rows, _short, _swap_in, _text,
-                                   _validate_rows)
+from bayes_blina._atomic import swap_in
 from bayes_blina.data.analytes import ANALYTES, resolve_analyte
 from bayes_blina.data.dataset import Dataset
+from bayes_blina.data.records import (_cycle_of, _derive_cycles, _float_text, _is_missing, _number,
+                                      _patient_tables, _round_sig, _Rows, _short, _text, _validate_rows)
 from bayes_blina.data.schema import COLUMNS
 from bayes_blina.errors import BayesBlinaError, DataValidationError, Problem
 
@@ -960,7 +960,7 @@ def write_nonmem(dataset: Dataset, file: str | os.PathLike[str], *, overwrite: b
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(buf.getvalue())
         os.chmod(tmp, 0o644)
-        _swap_in(Path(tmp), path)
+        swap_in(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
