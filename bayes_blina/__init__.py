@@ -9,9 +9,10 @@ The everyday functions are available from the top level, imported when first use
 >>> sorted(ds.tables())
 ['aggregates', 'summaries']
 
-``bb.fit(spec, ds, seed=1)`` samples a model and returns the fit with its convergence verdict;
-``bb.save_fit(result, "fits/NAME")`` writes it (NetCDF with provenance) and ``bb.load_fit`` reads
-it back; ``bb.simulate_cohort`` makes a virtual cohort with known truth.
+``bb.fit(spec, ds, seed=1)`` samples a model and returns a :class:`bb.Fit` (posterior, provenance,
+family, prepared data, convergence verdict); ``bb.save_fit(fit, "fits/NAME")`` writes it (NetCDF
+with provenance) and ``bb.load_fit`` reads it back as the same type; ``bb.simulate_cohort`` makes
+a virtual cohort with known truth.
 """
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
@@ -31,6 +32,7 @@ _API = {
     "read_nonmem": "bayes_blina.data.nonmem",
     "load_spec": "bayes_blina.spec",
     "fit": "bayes_blina.inference",
+    "Fit": "bayes_blina.store",
     "save_fit": "bayes_blina.store",
     "load_fit": "bayes_blina.store",
     "convergence_verdict": "bayes_blina.diagnostics",

@@ -26,34 +26,27 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from bayes_blina.diagnostics import Verdict, convergence_verdict
+from bayes_blina.diagnostics import convergence_verdict
 from bayes_blina.errors import SpecError
 from bayes_blina.families import get_family
 from bayes_blina.families.base import ModelFamily, Prepared
 from bayes_blina.spec import ModelSpec, SamplerConfig, load_spec
+from bayes_blina.store import Fit
 
 log = logging.getLogger("bayes_blina")
 
 
-@dataclass
-class FitResult:
-    """A fitted model in memory (what :func:`bayes_blina.store.save_fit` writes)."""
+def __getattr__(name: str):
+    if name == "FitResult":  # the name of a fit in memory before issue 17 made fits one type
+        import warnings
 
-    idata: Any
-    spec: ModelSpec
-    family: ModelFamily
-    prepared: Prepared
-    verdict: Verdict
-    dataset_name: str
-    dataset_origin: str
-    data_sha256: str
-    backend: str
-    timing: dict[str, float] = field(default_factory=dict)
+        warnings.warn("bayes_blina.inference.FitResult is bayes_blina.store.Fit", DeprecationWarning, stacklevel=2)
+        return Fit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_backend(name: str) -> str:
@@ -210,7 +203,7 @@ def _sample_nutpie(model, sampler: SamplerConfig, cores: int, progress: bool, ti
 
 def fit(spec: str | ModelSpec | dict, dataset, *, seed: int | None = None, chains: int | None = None,
         draws: int | None = None, tune: int | None = None, backend: str | None = None,
-        method: str | None = None, progress: bool = False) -> FitResult:
+        method: str | None = None, progress: bool = False) -> Fit:
     """Fit a model spec to a dataset by MCMC (or, with ``method``, by an approximation).
 
     Parameters
@@ -230,10 +223,12 @@ def fit(spec: str | ModelSpec | dict, dataset, *, seed: int | None = None, chain
 
     Returns
     -------
-    FitResult
-        Posterior (with ``log_likelihood``, ``observed_data`` and ``constant_data``), the
-        convergence verdict and everything :func:`~bayes_blina.store.save_fit` records.
-        ``timing`` holds ``compile_s``, ``sampling_s`` and ``wall_s`` (model building included).
+    Fit
+        Posterior (with ``log_likelihood``, ``observed_data`` and ``constant_data``), the family
+        and prepared data it was built from, the convergence verdict and the provenance record
+        :func:`~bayes_blina.store.save_fit` writes: the same type as a fit read back with
+        :func:`~bayes_blina.store.load_fit`. ``timing`` holds ``compile_s``, ``sampling_s`` and
+        ``wall_s`` (model building included).
     """
     from bayes_blina.data.dataset import Dataset
 
@@ -264,8 +259,8 @@ def fit(spec: str | ModelSpec | dict, dataset, *, seed: int | None = None, chain
         verdict = convergence_verdict(idata, spec.gate)
     log.info("%s", verdict)
     timing["wall_s"] = round(time.perf_counter() - t_start, 3)
-    return FitResult(
-        idata=idata, spec=spec, family=family, prepared=prepared, verdict=verdict,
+    return Fit.from_sampling(
+        idata, spec=spec, family=family, prepared=prepared, verdict=verdict,
         dataset_name=dataset.name, dataset_origin=dataset.origin, data_sha256=dataset.sha256(),
         backend=used, timing=timing,
     )

@@ -39,7 +39,7 @@ def predict_trajectories(stored, dataset: Dataset, *, times: Sequence[float] = D
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
         A fit of a trajectory family (``pulse``, ``kinetics`` or ``depletion``).
     dataset : Dataset
         ``subjects`` and ``dosing`` of the subjects to predict for.

@@ -31,6 +31,7 @@ import platform
 import shutil
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -85,9 +86,9 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def build_provenance(result) -> dict[str, Any]:
-    """Provenance record of a :class:`~bayes_blina.inference.FitResult`."""
-    spec: ModelSpec = result.spec
+def build_provenance(*, spec: ModelSpec, family, prepared, verdict: Verdict, dataset_name: str,
+                     dataset_origin: str, data_sha256: str, backend: str, timing: dict[str, Any]) -> dict[str, Any]:
+    """Provenance record of a sampling run (what :meth:`Fit.from_sampling` records)."""
     return _jsonable({
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -99,18 +100,18 @@ def build_provenance(result) -> dict[str, Any]:
             "spec_path": spec.path,
             "spec_text": spec.text,
             "spec": spec.to_toml_dict(),
-            "resolved": result.family.describe(),
+            "resolved": family.describe(),
         },
         "data": {
-            "name": result.dataset_name,
-            "origin": result.dataset_origin,
-            "sha256": result.data_sha256,
-            "use": result.prepared.data_use,
+            "name": dataset_name,
+            "origin": dataset_origin,
+            "sha256": data_sha256,
+            "use": prepared.data_use,
         },
-        "sampler": {**spec.sampler.model_dump(), "backend_used": result.backend, "versions": _versions()},
+        "sampler": {**spec.sampler.model_dump(), "backend_used": backend, "versions": _versions()},
         "seed": spec.sampler.seed,
-        "timing": result.timing,
-        "diagnostics": result.verdict.to_dict(),
+        "timing": timing,
+        "diagnostics": verdict.to_dict(),
         "platform": {"machine": platform.machine(), "system": platform.system(), "cpus": os.cpu_count()},
     })
 
@@ -128,8 +129,8 @@ def seal_provenance(prov: dict[str, Any]) -> str:
     return json.dumps(plain, indent=2)
 
 
-def save_fit(result, out: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write a fit atomically to ``out`` (a folder).
+def save_fit(fit: Fit, out: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write a fit atomically to ``out`` (a folder): its posterior and its provenance record.
 
     Raises
     ------
@@ -140,6 +141,8 @@ def save_fit(result, out: str | os.PathLike, *, force: bool = False) -> Path:
     OutputError
         If ``out``'s folder cannot be created (e.g. a parent is a file).
     """
+    if not isinstance(fit, Fit):
+        raise FitStoreError(f"save_fit takes a Fit (from bayes_blina.fit or load_fit); found {type(fit).__name__}")
     out = Path(out)
     make_parent(out)
     with writer_lock(out):
@@ -148,8 +151,9 @@ def save_fit(result, out: str | os.PathLike, *, force: bool = False) -> Path:
         tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            prov = build_provenance(result)
-            idata = result.idata
+            prov = {k: v for k, v in json.loads(json.dumps(fit.provenance, default=str)).items()
+                    if k not in ("files", "integrity")}
+            idata = fit.idata
             idata.posterior.attrs["bayes_blina_provenance"] = json.dumps(
                 {k: prov[k] for k in ("format", "created", "model")}, default=str)
             idata.to_netcdf(str(tmp / POSTERIOR), engine="h5netcdf")
@@ -162,22 +166,57 @@ def save_fit(result, out: str | os.PathLike, *, force: bool = False) -> Path:
     return out
 
 
-@dataclass
-class StoredFit:
-    """A fit read back from the store.
+@dataclass(eq=False)
+class Fit:
+    """A fitted model: the one type of a fit in memory (:func:`bayes_blina.fit`) and of a fit read
+    back from the store (:func:`load_fit`).
+
+    A fit is its posterior and its provenance; everything else is derived from those two and
+    rebuilt on first use for a stored fit (the store owns reconstruction). A fit made in this
+    process keeps the family object and prepared data it was built from.
 
     Attributes
     ----------
     idata : xarray.DataTree
+        Posterior, ``sample_stats``, ``log_likelihood``, ``observed_data``, ``constant_data`` (the
+        prepared arrays) and, when sampled, ``prior``.
     provenance : dict
-    path : Path
+        The record :func:`save_fit` writes (``provenance.json``): the spec, the data's SHA-256 and
+        use, sampler settings, timing, the verdict at fit time; a stored fit's record also holds
+        ``files`` and ``integrity``.
+    path : Path or None
+        The fit's folder; ``None`` for a fit not read from the store.
+
+    Examples
+    --------
+    >>> import bayes_blina as bb
+    >>> fit = bb.load_fit("tests/data/fit-0.1.0-response")  # doctest: +SKIP
+    >>> fit.family_name, fit.verdict.passed  # doctest: +SKIP
+    ('response', True)
     """
 
     idata: Any
     provenance: dict[str, Any]
-    path: Path
+    path: Path | None = None
 
-    @property
+    @classmethod
+    def from_sampling(cls, idata, *, spec: ModelSpec, family, prepared, verdict: Verdict, dataset_name: str,
+                      dataset_origin: str, data_sha256: str, backend: str, timing: dict[str, Any]) -> "Fit":
+        """The fit of a sampling run in this process, with its provenance recorded now.
+
+        The provenance is the plain-JSON record :func:`save_fit` writes, so a fit in memory and
+        the same fit read back hold the same record; ``family``, ``prepared`` and ``verdict`` are
+        the objects of the run.
+        """
+        record = {"spec": spec, "family": family, "prepared": prepared, "verdict": verdict,
+                  "dataset_name": dataset_name, "dataset_origin": dataset_origin, "data_sha256": data_sha256,
+                  "backend": backend, "timing": timing}
+        prov = json.loads(json.dumps(build_provenance(**record), default=str))
+        out = cls(idata=idata, provenance=prov)
+        out.__dict__.update(spec=spec, family=family, prepared=prepared, verdict=verdict)  # the run's own objects
+        return out
+
+    @cached_property
     def spec(self) -> ModelSpec:
         """The model spec the fit was made with."""
         m = self.provenance["model"]
@@ -185,18 +224,86 @@ class StoredFit:
 
     @property
     def family_name(self) -> str:
+        """The registered name of the fit's model family."""
         return self.provenance["model"]["family"]
 
     @property
     def options(self) -> dict[str, Any]:
+        """The family's resolved options, as recorded."""
         return self.provenance["model"]["resolved"]["options"]
 
+    @cached_property
+    def family(self):
+        """The model family (rebuilt from the recorded options and priors for a stored fit)."""
+        from bayes_blina.families import get_family
+
+        return get_family(self.family_name)(self.options, self.provenance["model"]["resolved"].get("priors"))
+
+    @cached_property
+    def prepared(self):
+        """The prepared data: arrays from ``constant_data``, coordinates from the groups, the data use."""
+        import numpy as np
+
+        from bayes_blina._tree import as_dataset
+        from bayes_blina.families.base import Prepared
+
+        arrays, coords = {}, {}
+        for g in self.idata.children:
+            ds = as_dataset(self.idata[g])
+            for name, values in ds.coords.items():
+                if name not in ("chain", "draw") and values.ndim == 1:
+                    coords.setdefault(str(name), [v.item() if hasattr(v, "item") else v for v in values.values])
+            if g == "constant_data":
+                arrays = {str(k): np.asarray(ds[k].values) for k in ds.data_vars}
+        return Prepared(arrays=arrays, coords=coords, data_use=self.provenance["data"].get("use", {}))
+
+    @cached_property
     def verdict(self) -> Verdict:
-        """Re-judge the stored posterior with the spec's gate (not trusting the stored verdict)."""
+        """The convergence verdict: a stored fit is re-judged with its spec's gate (the stored
+        verdict is not trusted); an approximate fit fails it with the reason "not MCMC"."""
+        from bayes_blina.approx import approximate_method, approximate_verdict
+
+        method = approximate_method(self.idata)
+        if method is not None:
+            return approximate_verdict(self.idata, method, self.spec.gate)
         return convergence_verdict(self.idata, self.spec.gate)
 
+    @property
+    def dataset_name(self) -> str:
+        """Name of the dataset the fit was made on."""
+        return self.provenance["data"]["name"]
 
-def load_fit(path: str | os.PathLike, *, verify: bool = True) -> StoredFit:
+    @property
+    def dataset_origin(self) -> str:
+        """Where that dataset came from (folder, bundled name, ADaM files)."""
+        return self.provenance["data"]["origin"]
+
+    @property
+    def data_sha256(self) -> str:
+        """SHA-256 of the dataset's content (:meth:`~bayes_blina.data.dataset.Dataset.sha256`)."""
+        return self.provenance["data"]["sha256"]
+
+    @property
+    def backend(self) -> str:
+        """The sampler back end (or approximation) that made the draws."""
+        return self.provenance["sampler"]["backend_used"]
+
+    @property
+    def timing(self) -> dict[str, Any]:
+        """Seconds spent: ``compile_s``, ``sampling_s``, ``wall_s`` (as recorded)."""
+        return self.provenance.get("timing") or {}
+
+
+def __getattr__(name: str):
+    if name == "StoredFit":  # the name of a stored fit before issue 17 made fits one type
+        import warnings
+
+        warnings.warn("bayes_blina.store.StoredFit is bayes_blina.store.Fit", DeprecationWarning, stacklevel=2)
+        return Fit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_fit(path: str | os.PathLike, *, verify: bool = True) -> Fit:
     """Read a fit folder written by :func:`save_fit`.
 
     Parameters
@@ -271,4 +378,4 @@ def load_fit(path: str | os.PathLike, *, verify: bool = True) -> StoredFit:
     from bayes_blina.families import get_family
 
     get_family(prov["model"]["family"])  # unknown family -> clear error
-    return StoredFit(idata=idata, provenance=prov, path=path)
+    return Fit(idata=idata, provenance=prov, path=path)

@@ -54,7 +54,7 @@ def _curve(args) -> dict:
 
     fit_dir = args.fit or _joint_fit(FIT_DIR, args.cohort_n, seed=3)
     stored = load_fit(fit_dir)
-    verdict = stored.verdict()
+    verdict = stored.verdict
     try:
         gate_or_raise(verdict, args.allow_unconverged)
     except BayesBlinaError as err:

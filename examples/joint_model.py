@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from bayes_blina.store import load_fit
 
     stored = load_fit(args.fit)
-    verdict = stored.verdict()
+    verdict = stored.verdict
     gate_or_raise(verdict, args.allow_unconverged)
     banner = None if verdict.passed else UNCONVERGED_BANNER
     out = args.out

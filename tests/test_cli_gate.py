@@ -50,10 +50,7 @@ class FailingFit:
     """A stored fit that fails the gate; anything but its verdict, path and family is off limits."""
 
     def __init__(self, family: str, path: str):
-        self.family_name, self.path, self.part = family, path, None
-
-    def verdict(self):
-        return FAILED
+        self.family_name, self.path, self.part, self.verdict = family, path, None, FAILED
 
     def __getattr__(self, name):
         raise AssertionError(f"the command used the fit's {name!r} before its convergence gate")

@@ -24,7 +24,7 @@ PASSED = Verdict(passed=True, max_rhat=1.0, min_ess_bulk=1000, min_ess_tail=1000
 
 
 def _stub(monkeypatch, stored):
-    stored.verdict = lambda: PASSED
+    stored.verdict = PASSED
     monkeypatch.setattr("bayes_blina.store.load_fit", lambda path, **k: stored)
 
 

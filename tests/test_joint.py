@@ -388,7 +388,7 @@ def test_biomarker_table_is_consistent():
 
 
 def _fake_joint_fit():
-    """A joint 'fit' (FitResult-like) with two draws and three patients."""
+    """A joint 'fit' (duck-typed like a Fit) with two draws and three patients."""
     from types import SimpleNamespace
 
     fam = JointModel({"covariates": ["regimen"]})

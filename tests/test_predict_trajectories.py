@@ -38,7 +38,7 @@ def scenarios():
 
 
 def _stored(family: str, options: dict, post: dict[str, tuple[tuple[str, ...], np.ndarray]], coords: dict):
-    """A stand-in for StoredFit: 2 chains x 3 identical draws of the given values."""
+    """A stand-in for a stored Fit: 2 chains x 3 identical draws of the given values."""
     data = {k: (("chain", "draw") + dims, np.broadcast_to(np.asarray(v, float), (2, 3) + np.shape(v)).copy())
             for k, (dims, v) in post.items()}
     ds = xr.Dataset(data, coords=coords)

@@ -39,8 +39,43 @@ def test_round_trip_keeps_posterior_and_provenance(result, saved):
     assert p["package"]["name"] == "bayes_blina" and p["package"]["version"]
     assert p["created"].endswith("+00:00")
     assert p["diagnostics"]["passed"] == result.verdict.passed
-    assert st.verdict().passed == result.verdict.passed
+    assert st.verdict.passed == result.verdict.passed
     assert st.spec.sampler.draws == 500
+
+
+def test_a_fit_in_memory_and_read_back_are_one_type(result, saved):
+    from bayes_blina.families.response import ResponseModel
+    from bayes_blina.store import Fit
+
+    st = load_fit(saved)
+    assert type(result) is Fit and type(st) is Fit and result.path is None and st.path == saved
+    # the same record: what was written is the fit's own provenance (plus the file checksums)
+    assert {k: v for k, v in st.provenance.items() if k not in ("files", "integrity")} == result.provenance
+    for name in ("family_name", "options", "dataset_name", "dataset_origin", "data_sha256", "backend", "timing"):
+        assert getattr(st, name) == getattr(result, name), name
+    # rebuilt by the store: the family from the recorded options and priors, the prepared arrays
+    # from constant_data, the data use from the provenance
+    assert isinstance(st.family, ResponseModel) and st.family.describe() == result.family.describe()
+    assert set(st.prepared.arrays) == set(result.prepared.arrays)
+    for k, v in result.prepared.arrays.items():
+        np.testing.assert_array_equal(st.prepared.arrays[k], v)
+    assert st.prepared.data_use == json.loads(json.dumps(result.prepared.data_use))
+    assert st.verdict.to_dict() == result.verdict.to_dict()
+
+
+def test_save_fit_takes_a_fit_and_the_old_names_warn(result, tmp_path):
+    import bayes_blina.inference as inference
+    import bayes_blina.store as store
+
+    with pytest.raises(FitStoreError, match="save_fit takes a Fit .* found dict"):
+        save_fit({"idata": result.idata}, tmp_path / "fit")
+    assert not (tmp_path / "fit").exists()
+    with pytest.warns(DeprecationWarning, match="StoredFit is bayes_blina.store.Fit"):
+        assert store.StoredFit is store.Fit
+    with pytest.warns(DeprecationWarning, match="FitResult is bayes_blina.store.Fit"):
+        assert inference.FitResult is store.Fit
+    with pytest.raises(AttributeError):
+        store.NoSuchThing  # noqa: B018
 
 
 def test_existing_fit_is_not_overwritten_without_force(result, saved):

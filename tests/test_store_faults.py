@@ -286,7 +286,7 @@ def test_a_crafted_netcdf_with_pickles_and_code_executes_nothing(saved, tmp_path
         attrs = st.idata.posterior.attrs
         assert isinstance(attrs.get("evil_code"), str)  # kept as text, never evaluated
         np.testing.assert_array_equal(st.idata.posterior["p_typical"].shape[:2], (2, 200))
-        st.verdict()
+        st.verdict
         _ = st.spec
     assert not canary.exists()
 

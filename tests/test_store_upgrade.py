@@ -37,7 +37,7 @@ def test_a_fit_of_the_previous_release_loads_with_every_group():
 
 def test_the_gate_is_rejudged_on_the_old_fit_and_its_summary_refused():
     st = load_fit(OLD_FIT)
-    v = st.verdict()
+    v = st.verdict
     assert not v.passed and v.n_chains == 2 and v.n_draws == 40
     assert np.isfinite(v.max_rhat) and np.isfinite(v.min_bfmi)  # E-BFMI computed from the old energy
     assert v.to_dict()["max_rhat"] == pytest.approx(st.provenance["diagnostics"]["max_rhat"], rel=1e-6)

@@ -109,9 +109,9 @@ def synthetic_pulse_fit(folder, *, seed: int = 3, n_draws: int = 200, sigma_fact
     from bayes_blina.diagnostics import convergence_verdict
     from bayes_blina.families import get_family
     from bayes_blina.families.pulse import SCENARIOS
-    from bayes_blina.inference import FitResult, _add_groups
+    from bayes_blina.inference import _add_groups
     from bayes_blina.spec import parse_spec
-    from bayes_blina.store import load_fit, save_fit
+    from bayes_blina.store import Fit, load_fit, save_fit
 
     if dataset is None:
         dataset, truth = synthetic_pulse_dataset(seed)
@@ -154,9 +154,9 @@ def synthetic_pulse_fit(folder, *, seed: int = 3, n_draws: int = 200, sigma_fact
                                     "energy": (("chain", "draw"), rng.normal(size=shape))},
                                    coords={"chain": [0, 1], "draw": np.arange(n_draws)})})
     _add_groups(idata, SimpleNamespace(observed_RVs=[]), fam, prep)
-    res = FitResult(idata=idata, spec=spec, family=fam, prepared=prep, verdict=convergence_verdict(idata, spec.gate),
-                    dataset_name=dataset.name, dataset_origin=str(data_dir), data_sha256=dataset.sha256(),
-                    backend="synthetic", timing={"sampling_s": 0.0})
+    res = Fit.from_sampling(idata, spec=spec, family=fam, prepared=prep, verdict=convergence_verdict(idata, spec.gate),
+                            dataset_name=dataset.name, dataset_origin=str(data_dir), data_sha256=dataset.sha256(),
+                            backend="synthetic", timing={"sampling_s": 0.0})
     return load_fit(save_fit(res, folder / name, force=True))
 
 

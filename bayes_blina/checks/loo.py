@@ -17,7 +17,7 @@ def loo_table(fits: dict[str, object], var_name: str | None = None) -> tuple[pd.
 
     Parameters
     ----------
-    fits : dict of name -> StoredFit
+    fits : dict of name -> Fit
         Fits of the same data (same ``data.sha256`` in provenance), e.g. with and without a factor.
     var_name : str, optional
         The ``log_likelihood`` variable to use (default: the only one, or ``y``).
@@ -130,7 +130,7 @@ def loo_pit(stored, *, var_name: str | None = None, seed: int | None = None) -> 
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
         A trajectory fit (pulse: log-normal with M3 censoring) or a response fit (binomial
         aggregate rows ``y_agg``, Bernoulli patients ``y``).
     var_name : str, optional

@@ -52,13 +52,8 @@ def diagnose(prior: float, likelihood: float, threshold: float = SENSITIVITY_THR
 
 
 def _family_of(fit):
-    from bayes_blina.families import get_family
 
-    fam = getattr(fit, "family", None)
-    if fam is not None and not isinstance(fam, str):
-        return fam
-    spec = fit.spec
-    return get_family(spec.family)(spec.options, spec.priors)
+    return fit.family
 
 
 def power_scaling_sensitivity(fit, *, var_names: list[str] | None = None, delta: float = 0.01,
@@ -67,7 +62,7 @@ def power_scaling_sensitivity(fit, *, var_names: list[str] | None = None, delta:
 
     Parameters
     ----------
-    fit : FitResult or StoredFit
+    fit : Fit
         A fit in memory or loaded from the store (it needs a ``log_likelihood`` group).
     var_names : list of str, optional
         Posterior variables to assess (default: the family's summary variables).

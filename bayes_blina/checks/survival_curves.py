@@ -52,7 +52,7 @@ def survival_curve_table(stored, *, by: str | None = None, times=None, prob: flo
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
         A fit of the ``survival`` family.
     by : str, optional
         One of the fit's covariates (a factor or ``mrd_response``): one curve per level. Default:
@@ -72,10 +72,10 @@ def survival_curve_table(stored, *, by: str | None = None, times=None, prob: flo
         where nobody of the group is at risk any more).
     """
     from bayes_blina._tree import as_dataset
-    from bayes_blina.families import SurvivalModel, get_family, require_family
+    from bayes_blina.families import SurvivalModel, require_family
 
     require_family(stored.family_name, SurvivalModel, "the survival curve check", fit=stored)
-    family = get_family(stored.family_name)(stored.options, stored.provenance["model"]["resolved"].get("priors"))
+    family = stored.family
     post = as_dataset(stored.idata.posterior)
     n = post.sizes["chain"] * post.sizes["draw"]
     step = max(1, int(np.ceil(n / max_draws)))

@@ -312,14 +312,13 @@ def stored_prepared(stored):
     BayesBlinaError
         If the fit has no trajectory rows.
     """
-    from bayes_blina.families import get_family
     from bayes_blina.families.base import Prepared
 
     const = stored.idata.constant_data if "constant_data" in stored.idata.children else None
     if const is None or any(k not in const for k in TRAJECTORY_ARRAYS):
         raise BayesBlinaError(f"fit {stored.path} ({stored.family_name}) has no trajectory observations: "
                               "this check needs a trajectory family (e.g. pulse)")
-    family = get_family(stored.family_name)(stored.options, stored.provenance["model"]["resolved"].get("priors"))
+    family = stored.family
     arrays = {k: np.asarray(const[k].values) for k in const.data_vars}
     post = as_dataset(stored.idata.posterior)
     subjects = [str(s) for s in post.coords["subject"].values] if "subject" in post.coords else []
@@ -431,7 +430,7 @@ def vpc_from_fit(stored, dataset=None, *, bins: int | Sequence[float] = 10,
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
     dataset : Dataset, optional
         The fit's data (checked by hash): the assay limits of uncensored rows; needed for
         ``censoring = "half_lod"`` fits.

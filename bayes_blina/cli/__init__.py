@@ -206,7 +206,7 @@ def check(fitdir) -> None:
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
-    v = stored.verdict()
+    v = stored.verdict
     click.secho(str(v), fg="green" if v.passed else "red")
     if not v.passed:
         sys.exit(EXIT_UNCONVERGED)
@@ -245,7 +245,7 @@ def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data,
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
-    gate_or_raise(stored.verdict(), allow_unconverged)
+    gate_or_raise(stored.verdict, allow_unconverged)
     outcome = family_class(stored.family_name).outcome
     if outcome != "composite" and (observations is not None or landmark_day is not None):
         raise BayesBlinaError(f"--observations and --landmark-day are for joint-model fits; {fitdir} is a "
@@ -262,13 +262,12 @@ def predict(fitdir, subjects, out, prob, study, dosing, times, individual, data,
         df = predict_landmark(stored, new, landmark_days=days, prob=prob, seed=stored.spec.sampler.seed)
     elif outcome == "survival":
         from bayes_blina.data.io import read_subjects_file
-        from bayes_blina.families import get_family
 
         try:
             grid = [float(t) for t in months.split(",") if t.strip()]
         except ValueError:
             raise BayesBlinaError(f"--months must be numbers separated by commas (found {months!r})") from None
-        family = get_family(stored.family_name)(stored.options, stored.provenance["model"]["resolved"].get("priors"))
+        family = stored.family
         df = family.predict_survival(stored.idata.posterior, read_subjects_file(subjects),
                                      stored.provenance["data"].get("use", {}), grid, landmark=landmark_month,
                                      prob=prob, seed=stored.spec.sampler.seed)

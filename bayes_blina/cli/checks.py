@@ -109,7 +109,7 @@ def sensitivity(fitdir, fmt, threshold, allow_unconverged, out) -> None:
     from bayes_blina.store import load_fit
 
     stored = load_fit(fitdir)
-    gate_or_raise(stored.verdict(), allow_unconverged)
+    gate_or_raise(stored.verdict, allow_unconverged)
     df = power_scaling_sensitivity(stored, threshold=threshold)
     caption = (f"{stored.provenance['model']['name']}: power-scaling sensitivity (prior scaled: "
                f"{', '.join(df.attrs['scaled_priors'])}; threshold {threshold:g})")

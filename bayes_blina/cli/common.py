@@ -66,7 +66,7 @@ def gate_banner(stored, allow_unconverged: bool) -> str | None:
     (also printed on stderr) for outputs of an allowed failing fit, None for a fit that passed."""
     from bayes_blina.report.tables import UNCONVERGED_BANNER, gate_or_raise
 
-    v = stored.verdict()
+    v = stored.verdict
     gate_or_raise(v, allow_unconverged)
     if not v.passed:
         click.secho(UNCONVERGED_BANNER, fg="red", bold=True, err=True)

@@ -281,7 +281,7 @@ def regimen(fitdir, regimens, analytes, thresholds, window_days, draws, patients
 
     limits = _parse_thresholds(thresholds)
     stored = load_fit(fitdir)
-    gate_or_raise(stored.verdict(), allow_unconverged)
+    gate_or_raise(stored.verdict, allow_unconverged)
     res = predict_regimen_peaks(stored, list(regimens), analytes=list(analytes) or None,
                                 window_h=24.0 * window_days, n_draws=draws, patients_per_draw=patients,
                                 thresholds=limits, seed=seed)
@@ -329,7 +329,7 @@ def biomarker_power_cmd(fitdir, sizes, sims, threshold, scheduler, workers, draw
 
     size_list = _parse_sizes(sizes)
     stored = load_fit(fitdir)
-    gate_or_raise(stored.verdict(), allow_unconverged)
+    gate_or_raise(stored.verdict, allow_unconverged)
     res = biomarker_power(source_from_joint(stored, seed=seed), size_list, sims=sims, threshold=threshold,
                           scheduler=scheduler, workers=workers, draws=draws, tune=draws, seed=seed)
     click.echo(format_table(res.table, "md", digits=3))

@@ -76,7 +76,7 @@ def report(fitdirs, out, data, title, prob, interval, check_prob, bins, edges, v
                         vpc_bins=_bins(bins, edges), vpc_draws=vpc_draws, fig_format=figure_format,
                         allow_unconverged=allow_unconverged)
     for n, f in fits.items():
-        v = f.verdict()
+        v = f.verdict
         click.secho(f"{n}: {'PASSED' if v.passed else 'FAILED'} the convergence gate",
                     fg="green" if v.passed else "red", err=True)
     click.echo(f"wrote {write_report(out, page)}", err=True)

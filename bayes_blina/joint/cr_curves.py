@@ -23,7 +23,6 @@ from scipy import special
 
 from bayes_blina.errors import BayesBlinaError, SpecError
 from bayes_blina.families.joint import BIOMARKERS, LN2, PARTS, JointModel
-from bayes_blina.families import require_family
 
 __all__ = ["pcr_curve", "pcr_curve_figure", "fitted_biomarkers", "DEFAULT_GRIDS"]
 
@@ -37,15 +36,11 @@ DEFAULT_GRIDS: dict[str, np.ndarray] = {
 
 
 def _family_and_post(fit):
-    if hasattr(fit, "provenance"):
-        require_family(fit.family_name, JointModel, "P(CR) curves", fit=fit)
-        fam = JointModel(fit.options, fit.provenance["model"]["resolved"]["priors"])
-    elif hasattr(fit, "family"):
-        fam = fit.family
-        if not isinstance(fam, JointModel):
-            raise BayesBlinaError(f"P(CR) curves need a joint-model fit (found {fam.name!r})")
-    else:
+    fam = getattr(fit, "family", None)
+    if fam is None:
         raise BayesBlinaError(f"cannot read a joint fit from {type(fit).__name__}")
+    if not isinstance(fam, JointModel):
+        raise BayesBlinaError(f"P(CR) curves need a joint-model fit (found {fam.name!r})")
     return fam, fit.idata
 
 
@@ -53,7 +48,7 @@ def _numeric_use(fit, fam: JointModel) -> dict:
     """The fit's record of its numeric CR covariates (``data_use['cr']['numeric']``)."""
     if not fam.options.numeric_covariates:
         return {}
-    use = fit.provenance["data"]["use"] if hasattr(fit, "provenance") else fit.prepared.data_use
+    use = fit.prepared.data_use
     return (use.get("cr") or {}).get("numeric") or {}
 
 
@@ -88,7 +83,7 @@ def pcr_curve(fit, biomarker: str = "tcell_expansion", *, grid: Sequence[float] 
 
     Parameters
     ----------
-    fit : StoredFit or FitResult
+    fit : Fit
         A joint-model fit with a CR part.
     biomarker : str
         One of the fit's biomarkers.

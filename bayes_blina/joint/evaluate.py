@@ -70,12 +70,12 @@ def evaluate_landmarks(fit, heldout, *, baseline_fit=None, days: Sequence[float]
 
     Parameters
     ----------
-    fit : StoredFit or FitResult
+    fit : Fit
         Joint fit with biomarkers (trained without the held-out patients).
     heldout : Dataset
         Held-out patients with their observed ``response`` (empty: not evaluable, e.g. died or
         withdrew before the assessment; ``offstudy_h`` says when they went off study).
-    baseline_fit : StoredFit or FitResult, optional
+    baseline_fit : Fit, optional
         Covariates-only joint fit (``biomarkers = []``) on the same training data.
     days : sequence of float
         Landmark days.

@@ -58,7 +58,6 @@ from bayes_blina.data.dataset import Dataset
 from bayes_blina.errors import BayesBlinaError, BayesBlinaWarning, DataValidationError, Problem, SpecError
 from bayes_blina.families.base import Prepared
 from bayes_blina.families.joint import BIOMARKERS, LN2, PARTS, JointModel, cr_baseline_eta
-from bayes_blina.families import require_family
 from bayes_blina.families.levels import subject_levels
 from bayes_blina.families.trajectory import analyte_values
 from bayes_blina.likelihood import censored_lognormal_logp_np
@@ -130,8 +129,8 @@ class JointFitView:
 
 
 def joint_fit_view(fit, *, n_draws: int | None = 200) -> JointFitView:
-    """A :class:`JointFitView` of a stored fit (:class:`~bayes_blina.store.StoredFit`), an in-memory
-    :class:`~bayes_blina.inference.FitResult`, or a view (returned as is, re-thinned).
+    """A :class:`JointFitView` of a fit (:class:`~bayes_blina.store.Fit`, in memory or stored), or
+    of a view (returned as is, re-thinned).
 
     Raises
     ------
@@ -141,16 +140,11 @@ def joint_fit_view(fit, *, n_draws: int | None = 200) -> JointFitView:
     if isinstance(fit, JointFitView):
         fam, use, post = fit.family, fit.data_use, fit.post
     else:
-        if hasattr(fit, "provenance"):
-            require_family(fit.family_name, JointModel, "landmark prediction", fit=fit)
-            fam = JointModel(fit.options, fit.provenance["model"]["resolved"]["priors"])
-            use = fit.provenance["data"]["use"]
-        elif hasattr(fit, "family") and hasattr(fit, "prepared"):
-            if not isinstance(fit.family, JointModel):
-                raise BayesBlinaError(f"landmark prediction needs a joint-model fit (found {fit.family.name!r})")
-            fam, use = fit.family, fit.prepared.data_use
-        else:
+        if not (hasattr(fit, "family") and hasattr(fit, "prepared")):
             raise BayesBlinaError(f"cannot read a joint fit from {type(fit).__name__}")
+        if not isinstance(fit.family, JointModel):
+            raise BayesBlinaError(f"landmark prediction needs a joint-model fit (found {fit.family.name!r})")
+        fam, use = fit.family, fit.prepared.data_use
         post = as_dataset(fit.idata.posterior).stack(sample=("chain", "draw")).transpose("sample", ...)
     if not fam.options.response_part:
         raise BayesBlinaError("this joint fit has no CR part (response_part = false): it cannot predict CR")
@@ -408,7 +402,7 @@ def predict_landmark(fit, dataset: Dataset, *, landmark_days: Sequence[float] = 
 
     Parameters
     ----------
-    fit : StoredFit, FitResult or JointFitView
+    fit : Fit or JointFitView
         A joint-model fit with a CR part.
     dataset : Dataset
         ``subjects`` (covariates of the CR part and of the sub-models), ``dosing`` and

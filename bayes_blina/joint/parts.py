@@ -8,7 +8,7 @@ the checks written for single trajectory fits (the censoring-aware VPC,
 :func:`bayes_blina.checks.vpc.vpc_from_fit`; LOO-PIT, :func:`bayes_blina.checks.loo.loo_pit`) apply
 to it unchanged.
 
-The view is a :class:`~bayes_blina.store.StoredFit` (nothing is written or copied to disk):
+The view is a :class:`~bayes_blina.store.Fit` (nothing is written or copied to disk):
 
 * ``idata``: the part's variables only, without the prefix, in the groups ``posterior``,
   ``constant_data`` (the part's prepared arrays), ``log_likelihood`` and ``observed_data`` (the
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bayes_blina.errors import BayesBlinaError
-from bayes_blina.store import StoredFit
+from bayes_blina.store import Fit
 
 __all__ = ["PART_ALIASES", "PART_LABELS", "PartView", "describe_parts", "fit_parts", "part_view", "resolve_part"]
 
@@ -44,7 +44,7 @@ PART_LABELS: dict[str, str] = {"tcell": "T cells", "cyt": "Cytokines"}
 
 
 @dataclass
-class PartView(StoredFit):
+class PartView(Fit):
     """A trajectory part of a stored joint fit, presented as a stored fit of the part's family.
 
     Attributes
@@ -57,7 +57,7 @@ class PartView(StoredFit):
         The joint fit's folder.
     part : str
         The part's name (key of :data:`bayes_blina.families.joint.PARTS`).
-    joint : StoredFit
+    joint : Fit
         The joint fit the view was made from.
     """
 
@@ -69,7 +69,7 @@ def _joint_family(stored):
     from bayes_blina.families import JointModel, require_family
 
     require_family(stored.family_name, JointModel, "a view of trajectory parts", fit=stored)
-    return JointModel(stored.options, stored.provenance["model"]["resolved"].get("priors"))
+    return stored.family
 
 
 def describe_parts(parts: list[str]) -> str:
@@ -94,7 +94,7 @@ def fit_parts(stored) -> list[str]:
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
         A joint fit.
 
     Returns
@@ -115,7 +115,7 @@ def resolve_part(stored, part: str) -> str:
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
         A joint fit.
     part : str
         A part name or alias (:data:`PART_ALIASES`).
@@ -151,7 +151,7 @@ def part_view(stored, part: str) -> PartView:
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
         A joint fit (``family = "joint"``), as :func:`bayes_blina.store.load_fit` returns it.
     part : str
         ``tcell`` (kinetics sub-model) or ``cyt`` (pulse sub-model; alias ``cytokines``), when the

@@ -31,7 +31,7 @@ class TwoStageResult:
 
     Attributes
     ----------
-    stage1 : FitResult
+    stage1 : Fit
         The trajectory-only fit.
     idata : xarray.DataTree
         Stage 2 (the CR part with plugged-in biomarkers).

@@ -109,7 +109,7 @@ def source_from_joint(stored, *, max_draws: int = 1000, seed: int = 0) -> Biomar
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
         A joint fit with a CR part and at least one biomarker.
     max_draws : int
         Posterior draws kept (a random subset when the fit has more).

@@ -92,7 +92,7 @@ def predict_regimen_peaks(stored, regimens: Sequence[str], *, analytes: Sequence
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
         A fit of the ``pulse`` family (:func:`bayes_blina.store.load_fit`).
     regimens : sequence of str
         Regimen labels for :func:`bayes_blina.events.standard_schedule` (``'15'``, ``'5-15'``,

@@ -333,7 +333,7 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
     name : str, optional
         Section title (default: the fit folder's name).
     datasets : sequence of Dataset
@@ -360,7 +360,7 @@ def fit_section(stored, *, name: str | None = None, datasets: Sequence = (), pro
 
     name = name or stored.path.name
     a = _anchor(name)
-    verdict = stored.verdict()
+    verdict = stored.verdict
     gate_or_raise(verdict, allow_unconverged)
     dataset, ds_note = resolve_dataset(stored, datasets)
     fam = stored.family_name
@@ -488,11 +488,10 @@ def _figures_pcr_expansion(c: _Ctx) -> str:
 
 def _check_survival_curves(c: _Ctx) -> str:
     from bayes_blina.checks.survival_curves import survival_curve_table
-    from bayes_blina.families import family_class
     from bayes_blina.report.plots import survival_figure
 
     stored = c.stored
-    family = family_class(stored.family_name)(stored.options, stored.provenance["model"]["resolved"].get("priors"))
+    family = stored.family
     kept = [f for f in family.options.covariates if f"x_{f}" in stored.idata.constant_data]
     by = kept[0] if kept else None  # the first covariate factor the fit kept: one curve per level
     table = survival_curve_table(stored, by=by, prob=c.check_prob)
@@ -712,7 +711,7 @@ def build_report(fits: dict[str, Any] | Sequence[Any], *, datasets: Sequence = (
 
     Parameters
     ----------
-    fits : dict of name -> StoredFit, or sequence of StoredFit
+    fits : dict of name -> Fit, or sequence of Fit
         Names default to the fit folders' names.
     datasets : sequence of Dataset
         Candidate datasets for the data-dependent checks (matched to fits by hash).

@@ -141,7 +141,7 @@ def responder_band_table(stored, dataset, *, analytes: Sequence[str] | None = No
 
     Parameters
     ----------
-    stored : StoredFit
+    stored : Fit
         A pulse fit.
     dataset : Dataset
         The fit's data (``subjects.response``, ``dosing``).

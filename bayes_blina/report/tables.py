@@ -158,12 +158,10 @@ def summarize_fit(stored, *, prob: float = 0.95, interval: str = "eti", allow_un
     ConvergenceError
         If the fit fails the convergence gate and ``allow_unconverged`` is false.
     """
-    from bayes_blina.families import get_family
-
-    verdict = stored.verdict()
+    verdict = stored.verdict
     gate_or_raise(verdict, allow_unconverged)
     if var_names is None:
-        fam = get_family(stored.family_name)(stored.options, stored.provenance["model"]["resolved"]["priors"])
+        fam = stored.family
         post = stored.idata.posterior
         # a family names what it can show; what this fit's data left out (one study, a factor
         # with one level: recorded in the data use) is not in the posterior

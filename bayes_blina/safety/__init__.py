@@ -26,18 +26,11 @@ class Escalation:
 
 
 def _family_and_data(fit):
-    from bayes_blina._tree import as_dataset
-    from bayes_blina.families import DoseToxicityModel, Prepared, get_family, require_family
+    from bayes_blina.families import DoseToxicityModel, require_family
 
     spec = fit.spec
     require_family(spec.family, DoseToxicityModel, "escalation", fit=getattr(fit, "path", None) and str(fit.path))
-    family = getattr(fit, "family", None) or get_family(spec.family)(spec.options, spec.priors)
-    prepared = getattr(fit, "prepared", None)
-    if prepared is None:
-        const = as_dataset(fit.idata.constant_data)
-        prepared = Prepared(arrays={k: np.asarray(const[k].values) for k in ("dose", "n", "dlt", "log_dose_ratio")},
-                            coords={})
-    return family, prepared
+    return fit.family, fit.prepared
 
 
 def quadrature_table(family, prepared, doses, rule: EwocRule = EwocRule(), *, grid_size: int = 401,
@@ -62,7 +55,7 @@ def escalate(fit, doses, rule: EwocRule = EwocRule(), *, current_dose: float | N
 
     Parameters
     ----------
-    fit : FitResult or StoredFit
+    fit : Fit
         A fit of the ``dose-toxicity`` family.
     doses : sequence of float
         Provisional doses (ug/m2/day).
