@@ -5,13 +5,12 @@ that fails unless the caller explicitly overrides (and then say so loudly).
 """
 from __future__ import annotations
 
-from bayes_blina._tree import as_dataset
-
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from bayes_blina._tree import as_dataset
 from bayes_blina.errors import ConvergenceError
 from bayes_blina.spec import GateConfig
 
@@ -52,11 +51,13 @@ class Verdict:
     thresholds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready), as stored in a fit's provenance."""
         d = asdict(self)
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Verdict":
+        """The verdict of :meth:`to_dict`'s record."""
         d = {k: (float("nan") if v is None and k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "min_bfmi") else v)
              for k, v in d.items()}
         return cls(**d)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, override
 
 import numpy as np
 
@@ -60,11 +60,13 @@ class LevelModel(TrajectoryFamily):
     patient_vars = ("log_level",)
     analyte_prior_names = ("log_level_mu", "sd_log_level", "sigma_obs")
 
+    @override
     def default_priors(self) -> dict[str, Prior]:
         return {"log_level_mu": Prior("Normal", mu=3.0, sigma=3.0),
                 "sd_log_level": Prior("HalfNormal", sigma=1.0),
                 "sigma_obs": Prior("HalfNormal", sigma=0.5)}
 
+    @override
     def add_to_model(self, prepared: Prepared, prefix: str = "") -> dict[str, Any]:
         import pymc as pm
         import pytensor.tensor as pt
@@ -83,12 +85,15 @@ class LevelModel(TrajectoryFamily):
         pm.Deterministic(q + "typical_level", pt.exp(mu_l), dims=ana)
         return {"log_level": log_level}
 
+    @override
     def mean_log(self, draws, prepared: Prepared) -> np.ndarray:
         return level_log_mean({"log_level": _values(draws, "log_level")}, prepared.arrays)
 
+    @override
     def typical_patient(self, draws) -> dict[str, np.ndarray]:
         return {"log_level": np.asarray(draws["log_level_mu"].values)}
 
+    @override
     def summary_vars(self) -> list[str]:
         return ["log_level_mu", "sd_log_level", "sigma_obs", "typical_level"]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from typing import override
 
 import click
 
@@ -20,6 +21,7 @@ class ErrorHandlingGroup(click.Group):
     one, one per line.
     """
 
+    @override
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)

@@ -58,7 +58,7 @@ Every row left out is recorded with its reason in ``data_use``.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, override
 
 import numpy as np
 from pydantic import ConfigDict, Field
@@ -129,6 +129,7 @@ class DepletionModel(TrajectoryFamily):
     population_vars = ()
     analyte_prior_names = POPULATION_PARAMETERS + ("logit_floor",)
 
+    @override
     def default_priors(self) -> dict[str, Prior]:
         rel = self.options.relative_to_baseline
         pri = {
@@ -202,6 +203,7 @@ class DepletionModel(TrajectoryFamily):
                 "log_floor": np.median(np.asarray(draws["log_floor"].transpose(..., "subject", "analyte").values),
                                        axis=-2)}
 
+    @override
     def summary_vars(self) -> list[str]:
         return (list(POPULATION_PARAMETERS) + [f"beta_{f}" for f in self.options.covariates]
                 + ["typical_k_dep", "typical_half_life_h"])

@@ -28,7 +28,7 @@ treat all cohorts as one population.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, override
 
 import numpy as np
 import pandas as pd
@@ -97,6 +97,7 @@ class DoseToxicityModel(ModelFamily):
     name = "dose-toxicity"
     Options = DoseToxicityOptions
 
+    @override
     def default_priors(self) -> dict[str, Prior]:
         return {"log_alpha": Prior("Normal", mu=0.0, sigma=2.0), "log_beta": Prior("Normal", mu=0.0, sigma=1.0)}
 
@@ -110,6 +111,7 @@ class DoseToxicityModel(ModelFamily):
                                 f"is {self.priors[bad[0]].dist}")
 
     # -- data ----------------------------------------------------------------------------------
+    @override
     def prepare(self, dataset) -> Prepared:
         t = getattr(dataset, "dlt", None)
         if t is None or len(t) == 0:
@@ -161,6 +163,7 @@ class DoseToxicityModel(ModelFamily):
         rho = self.options.prior_correlation
         return mean, np.outer(sd, sd) * np.array([[1.0, rho], [rho, 1.0]])
 
+    @override
     def build(self, prepared: Prepared):
         import pymc as pm
 
@@ -180,9 +183,11 @@ class DoseToxicityModel(ModelFamily):
             pm.Binomial("y", n=A["n"], p=p, observed=A["dlt"], dims="cohort")
         return model
 
+    @override
     def summary_vars(self) -> list[str]:
         return ["log_alpha", "log_beta", "p_dlt"]
 
+    @override
     def prior_terms(self) -> dict[str, tuple[str, dict[str, Any]]]:
         if self.options.prior_correlation != 0.0:  # the declared priors are one bivariate normal
             return {}

@@ -107,18 +107,17 @@ observation row of the trajectory parts.
 """
 from __future__ import annotations
 
-from bayes_blina._tree import as_dataset
-
 import math
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, override
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bayes_blina._tree import as_dataset
 from bayes_blina.errors import DataValidationError, Problem, SpecError
 from bayes_blina.families.base import ModelFamily, Prepared
 from bayes_blina.families.levels import (FACTORS, NumericCovariate, factor_vocabulary, known_unique, subject_levels,
@@ -390,6 +389,7 @@ class JointModel(ModelFamily):
                 raise SpecError(f"joint model, {part} sub-model: {e}") from None
         return out
 
+    @override
     def default_priors(self) -> dict[str, Prior]:
         opt = self.options
         pri: dict[str, Prior] = {}
@@ -704,6 +704,7 @@ class JointModel(ModelFamily):
                 out[prefix + k] = da.rename({d: prefix + d for d in da.dims if d not in ("chain", "draw")})
         return out
 
+    @override
     def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
         out = {}
         for part, fam in self.parts.items():
@@ -711,6 +712,7 @@ class JointModel(ModelFamily):
             out.update({prefix + k: v for k, v in fam.observed_arrays(self.sub_prepared(prepared, part)).items()})
         return out
 
+    @override
     def summary_vars(self) -> list[str]:
         opt = self.options
         v: list[str] = []

@@ -74,25 +74,16 @@ Every row left out is recorded with its reason in ``data_use``.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, override
 
 import numpy as np
 from pydantic import ConfigDict, Field
 
 from bayes_blina.curves import DAY29_H, pulse, saturating
 from bayes_blina.families.base import Prepared, start_unjittered
-from bayes_blina.families.trajectory import (
-    PatientEffects,
-    TrajectoryFamily,
-    TrajectoryOptions,
-    _values,
-    analyte_values,
-    cell_values,
-    concrete_arrays,
-    correlated_chol,
-    diagonal_chol,
-    pair_total,
-)
+from bayes_blina.families.trajectory import (PatientEffects, TrajectoryFamily, TrajectoryOptions, _values,
+                                             analyte_values, cell_values, concrete_arrays, correlated_chol,
+                                             diagonal_chol, pair_total)
 from bayes_blina.priors import Prior
 
 __all__ = ["KineticsModel", "KineticsOptions", "POPULATION_PARAMETERS", "kinetics_log_mean", "kinetics_log_mu"]
@@ -190,6 +181,7 @@ class KineticsModel(TrajectoryFamily):
     population_vars = ("t_nadir", "k_shape", "tau_e")
     analyte_prior_names = POPULATION_PARAMETERS
 
+    @override
     def default_priors(self) -> dict[str, Prior]:
         rel = self.options.relative_to_baseline
         pri = {
@@ -353,6 +345,7 @@ class KineticsModel(TrajectoryFamily):
                 "depth": 1.0 / (1.0 + np.exp(-np.asarray(draws["logit_depth_mu"].values))),
                 "log_expansion": np.asarray(draws["expansion_mu"].values)}
 
+    @override
     def summary_vars(self) -> list[str]:
         v = list(POPULATION_PARAMETERS)
         if self._correlated():

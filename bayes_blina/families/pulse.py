@@ -96,7 +96,7 @@ trajectory families (:mod:`bayes_blina.families.trajectory`).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, override
 
 import numpy as np
 import pandas as pd
@@ -105,19 +105,9 @@ from pydantic import ConfigDict, Field
 from bayes_blina.errors import DataValidationError, Problem
 from bayes_blina.families.base import Prepared, start_unjittered
 from bayes_blina.families.levels import subject_numbers
-from bayes_blina.families.trajectory import (
-    REFERENCE_DOSE,
-    PatientEffects,
-    TrajectoryFamily,
-    TrajectoryOptions,
-    analyte_values,
-    cell_values,
-    concrete_arrays,
-    correlated_chol,
-    diagonal_chol,
-    pair_total,
-    prepare_trajectory,
-)
+from bayes_blina.families.trajectory import (REFERENCE_DOSE, PatientEffects, TrajectoryFamily, TrajectoryOptions,
+                                             analyte_values, cell_values, concrete_arrays, correlated_chol,
+                                             diagonal_chol, pair_total, prepare_trajectory)
 from bayes_blina.priors import Prior
 
 __all__ = ["POPULATION_PARAMETERS", "SCENARIOS", "PulseModel", "PulseOptions", "css_offsets", "pulse_log_mean",
@@ -294,6 +284,7 @@ class PulseModel(TrajectoryFamily):
     analyte_prior_names = POPULATION_PARAMETERS
     population_vars = ("gamma_dose", "delta_reexposure", "kappa_cycle", "log_tpeak", "k_shape")
 
+    @override
     def default_priors(self) -> dict[str, Prior]:
         rel = self.options.relative_to_baseline
         pri = {
@@ -609,6 +600,7 @@ class PulseModel(TrajectoryFamily):
                 "log_amp": np.asarray(draws["log_amp_mu"].values),
                 "log_tpeak_i": np.asarray(draws["log_tpeak"].values)}
 
+    @override
     def summary_vars(self) -> list[str]:
         v = [p for p in POPULATION_PARAMETERS if p != "sd_log_tpeak" or self.options.patient_timing]
         if self._correlated():

@@ -49,24 +49,17 @@ with its reason in the fit's ``data_use``.
 """
 from __future__ import annotations
 
-from bayes_blina._tree import as_dataset
-
-from typing import Any, Literal
+from typing import Any, Literal, override
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bayes_blina._tree import as_dataset
 from bayes_blina.errors import DataValidationError, Problem, SpecError
 from bayes_blina.families.base import ModelFamily, Prepared
-from bayes_blina.families.levels import (
-    FACTORS,
-    NON_FACTOR_FAMILIES,
-    factor_vocabulary,
-    known_unique,
-    parse_regimen_mix,
-    subject_levels,
-)
+from bayes_blina.families.levels import (FACTORS, NON_FACTOR_FAMILIES, factor_vocabulary, known_unique,
+                                         parse_regimen_mix, subject_levels)
 from bayes_blina.families.pooling import EffectBlock, effect_block, marginal_block_precision, pooled_effects, zero_sum_basis
 from bayes_blina.priors import Prior
 
@@ -107,6 +100,7 @@ class ResponseModel(ModelFamily):
     sbc_patients = 60
     Options = ResponseOptions
 
+    @override
     def default_priors(self) -> dict[str, Prior]:
         pri = {"p_typical": Prior("Beta", alpha=1.0, beta=1.0)}
         for f in self.options.factors:
@@ -404,8 +398,8 @@ class ResponseModel(ModelFamily):
 
     def log_likelihood(self, idata, prepared: Prepared) -> dict[str, Any]:
         """Pointwise log-likelihood: ``y`` per patient and ``y_agg`` per aggregate row (weighted)."""
-        from scipy import stats
         import xarray as xr
+        from scipy import stats
 
         out = {}
         A = prepared.arrays
@@ -426,12 +420,14 @@ class ResponseModel(ModelFamily):
         per patient, not per cell)."""
         return []
 
+    @override
     def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
         A = prepared.arrays
         if not len(A["agg_r"]):
             return {}
         return {"agg_r": A["agg_r"], "agg_n": A["agg_n"], "agg_weight": A["agg_weight"]}
 
+    @override
     def summary_vars(self) -> list[str]:
         v = ["p_typical", "alpha"]
         for f in self.options.factors:

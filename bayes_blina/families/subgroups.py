@@ -13,7 +13,7 @@ pooled estimate is the unpooled one).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, override
 
 import numpy as np
 import pandas as pd
@@ -59,9 +59,11 @@ class SubgroupModel(ModelFamily):
     name = "subgroups"
     Options = SubgroupOptions
 
+    @override
     def default_priors(self) -> dict[str, Prior]:
         return {"p_typical": Prior("Beta", alpha=1.0, beta=1.0), "sd_level": Prior("HalfNormal", sigma=1.0)}
 
+    @override
     def prepare(self, dataset) -> Prepared:
         if dataset.aggregates is None:
             raise DataValidationError([Problem("aggregates.csv", None, None,
@@ -91,6 +93,7 @@ class SubgroupModel(ModelFamily):
         }
         return Prepared(arrays=arrays, coords={"block": blocks, "cell": cells}, data_use=use)
 
+    @override
     def build(self, prepared: Prepared):
         import pymc as pm
 
@@ -104,5 +107,6 @@ class SubgroupModel(ModelFamily):
             pm.Binomial("y", n=A["n"], p=p, observed=A["r"], dims="cell")
         return model
 
+    @override
     def summary_vars(self) -> list[str]:
         return ["p_typical", "sd_level", "p"]

@@ -44,7 +44,7 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, override
 
 import numpy as np
 import pandas as pd
@@ -53,8 +53,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bayes_blina.data.units import DAYS_PER_MONTH
 from bayes_blina.errors import DataValidationError, Problem
 from bayes_blina.families.base import ModelFamily, Prepared
-from bayes_blina.families.levels import FACTORS, NumericCovariate, factor_vocabulary, known_unique, subject_levels, \
-    subject_numbers
+from bayes_blina.families.levels import (FACTORS, NumericCovariate, factor_vocabulary, known_unique, subject_levels,
+                                         subject_numbers)
 from bayes_blina.priors import Prior
 
 LN2 = math.log(2.0)
@@ -205,6 +205,7 @@ class SurvivalModel(ModelFamily):
     report_checks = ("survival_curves",)
     outcome = "survival"
 
+    @override
     def default_priors(self) -> dict[str, Prior]:
         o = self.options
         if o.baseline == "weibull":
@@ -219,6 +220,7 @@ class SurvivalModel(ModelFamily):
         return p
 
     # -- data ----------------------------------------------------------------------------------
+    @override
     def prepare(self, dataset) -> Prepared:
         o = self.options
         subj = dataset.subjects.reset_index(drop=True)
@@ -356,6 +358,7 @@ class SurvivalModel(ModelFamily):
         return out
 
     # -- model ---------------------------------------------------------------------------------
+    @override
     def build(self, prepared: Prepared):
         import pymc as pm
         import pytensor.tensor as pt
@@ -441,6 +444,7 @@ class SurvivalModel(ModelFamily):
             return log_h0 + eta, exp(eta) * H0
         return switch_terms(log_h0, H0, H0_s, A["hsct_after"], eta, log_hr_hsct, exp=exp)
 
+    @override
     def summary_vars(self) -> list[str]:
         o = self.options
         v = ["median_months", "surv_prob"] + [f"hr_{c}" for c in [*o.covariates, *o.numeric_covariates]]
@@ -609,9 +613,11 @@ class SurvivalModel(ModelFamily):
     def _numpy_hsct(post, A):
         return np.asarray(post["log_hr_hsct"].values)[..., None] if "hsct_after" in A else None
 
+    @override
     def pointwise_observed(self) -> list[str]:
         return []
 
+    @override
     def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
         return {"time_months": prepared.arrays["time"], "event": prepared.arrays["event"]}
 

@@ -44,15 +44,14 @@ and ``cov_<factor>`` (level index per subject) for each covariate.
 """
 from __future__ import annotations
 
-from bayes_blina._tree import as_dataset
-
 import re
-from typing import Any, ClassVar, Literal, Mapping, NamedTuple
+from typing import Any, ClassVar, Literal, Mapping, NamedTuple, override
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bayes_blina._tree import as_dataset
 from bayes_blina.errors import DataValidationError, Problem, SpecError, UnknownPriorError
 from bayes_blina.events import infusion_events, time_features
 from bayes_blina.families.base import ModelFamily, Prepared
@@ -715,6 +714,7 @@ class TrajectoryFamily(ModelFamily):
         """Declared priors with per-analyte parameters along the last axis (:meth:`analyte_prior`)."""
         return {name: self.analyte_prior(name) for name in self.priors}
 
+    @override
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d["priors"].update({f"{n}[{a}]": p.to_dict() for (n, a), p in self.analyte_priors.items()})
@@ -894,6 +894,7 @@ class TrajectoryFamily(ModelFamily):
                                   coords={"chain": post.chain, "draw": post.draw,
                                           "obs": prepared.coords["obs"]})}
 
+    @override
     def observed_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
         A = prepared.arrays
         out = {"log_y": A["log_y"], "log_limit": A["log_limit"], "is_censored": A["is_censored"]}

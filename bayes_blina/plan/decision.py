@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Sequence, override
 
 import numpy as np
 import pandas as pd
@@ -136,6 +136,7 @@ class Decision:
     side: str | None = None
 
     def __call__(self, *posteriors: BetaMixture) -> bool:  # pragma: no cover - abstract
+        """Whether the rule is met by the posterior(s)."""
         raise NotImplementedError
 
 
@@ -156,6 +157,7 @@ class Decision1S(Decision):
         _need_mixture(posterior, "posterior")
         return float(_tail(_single_batch(posterior), self.threshold, self.lower_tail)[0])
 
+    @override
     def __call__(self, posterior: BetaMixture) -> bool:
         return self.probability(posterior) > self.prob
 
@@ -187,6 +189,7 @@ class Decision2S(Decision):
         """The posterior probability the rule compares with ``prob``."""
         return prob_diff(post1, post2, self.delta, lower_tail=self.lower_tail)
 
+    @override
     def __call__(self, post1: BetaMixture, post2: BetaMixture) -> bool:
         return self.probability(post1, post2) > self.prob
 
@@ -220,6 +223,7 @@ class CombinedDecision(Decision):
         sides = {d.side for d in decisions}
         self.side = sides.pop() if len(sides) == 1 else None
 
+    @override
     def __call__(self, *posteriors: BetaMixture) -> bool:
         results = (d(*posteriors) for d in self.decisions)
         return all(results) if self.mode == "all" else any(results)
@@ -375,6 +379,7 @@ class OC1S:
             self.critical_value, self.side = None, None
 
     def __call__(self, theta) -> np.ndarray:
+        """Probability of success at the true response rate(s) ``theta``."""
         t = _theta_array(theta)
         if self.side == "upper":
             return stats.binom.sf(self.critical_value - 1, self.n, t)
@@ -534,6 +539,7 @@ class OC2S:
         self.decision = decision
 
     def __call__(self, theta_act, theta_ctl) -> np.ndarray:
+        """Probability of success at the true rates ``theta_act`` and ``theta_ctl`` (broadcast)."""
         t1, t2 = np.broadcast_arrays(_theta_array(theta_act, "theta_act"), _theta_array(theta_ctl, "theta_ctl"))
         p1 = stats.binom.pmf(np.arange(self.n_act + 1), self.n_act, t1[..., None])
         p2 = stats.binom.pmf(np.arange(self.n_ctl + 1), self.n_ctl, t2[..., None])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import override
 
 import numpy as np
 from scipy import stats
@@ -92,9 +93,11 @@ class Design:
     max_n: int = 30
 
     def next_level(self, n, dlt, current) -> int | None:  # pragma: no cover - abstract
+        """The dose level of the next cohort (``None``: stop the trial), from the cohort counts so far."""
         raise NotImplementedError
 
     def select(self, n, dlt) -> int | None:  # pragma: no cover - abstract
+        """The dose level selected at the end (``None``: none is safe enough)."""
         raise NotImplementedError
 
     def run(self, true_p: np.ndarray, rng: np.random.Generator) -> Trial:
@@ -118,6 +121,7 @@ class ThreePlusThree(Design):
     name: str = "3+3"
     max_n: int = 1000
 
+    @override
     def next_level(self, n, dlt, current):
         k = len(n)
         if dlt[current] >= 2:
@@ -128,6 +132,7 @@ class ThreePlusThree(Design):
             return None
         return current + 1
 
+    @override
     def select(self, n, dlt):
         tried = np.flatnonzero(n > 0)
         top = int(tried.max())
@@ -151,6 +156,7 @@ class BOIN(Design):
                 return j
         return len(n)
 
+    @override
     def next_level(self, n, dlt, current):
         lam_e, lam_d = boin_boundaries(self.target)
         top = self._eliminated(n, dlt)
@@ -165,6 +171,7 @@ class BOIN(Design):
             nxt = current
         return int(min(max(nxt, 0), top - 1))
 
+    @override
     def select(self, n, dlt):
         top = self._eliminated(n, dlt)
         tried = np.flatnonzero(n[:top] > 0)
@@ -199,11 +206,13 @@ class CRM(Design):
         w = np.exp(logw - logw.max())
         return (w / w.sum()) @ p
 
+    @override
     def next_level(self, n, dlt, current):
         rates = self.posterior_rates(n, dlt)
         best = int(np.argmin(np.abs(rates - self.target)))
         return min(best, current + 1)
 
+    @override
     def select(self, n, dlt):
         return int(np.argmin(np.abs(self.posterior_rates(n, dlt) - self.target)))
 
@@ -240,10 +249,12 @@ class BlrmEwoc(Design):
         target = np.where(ok, t["p_target"].to_numpy(), -1.0)
         return int(np.argmax(target))
 
+    @override
     def next_level(self, n, dlt, current):
         if len(self.doses) != len(n):
             raise BayesBlinaError(f"BLRM-EWOC has {len(self.doses)} doses; the trial has {len(n)} levels")
         return self._best(n, dlt, highest=current + 1)  # no skipping of untried levels
 
+    @override
     def select(self, n, dlt):
         return self._best(n, dlt, highest=int(np.flatnonzero(n > 0).max()))
