@@ -104,10 +104,12 @@ def test_calibration_swaps_pm_data_and_rewrites_no_graph_constant():
 
 def test_the_simulator_draws_trajectories_with_the_families_own_mean_formulas():
     """One mean formula per trajectory family (issue 17): the virtual-cohort simulator evaluates the
-    pulse and kinetics curves with ``pulse_log_mean`` / ``kinetics_log_mean``, not its own copy."""
+    pulse, kinetics and depletion curves with ``pulse_log_mean`` / ``kinetics_log_mean`` /
+    ``depletion_log_mean``, not its own copy."""
     imports = _imports(PACKAGE / "simulate" / "cohort.py")
-    assert {"bayes_blina.families.pulse", "bayes_blina.families.kinetics"} <= imports
+    assert {"bayes_blina.families.pulse.pulse_log_mean", "bayes_blina.families.kinetics.kinetics_log_mean",
+            "bayes_blina.families.depletion.depletion_log_mean"} <= imports
     tree = ast.parse((PACKAGE / "simulate" / "cohort.py").read_text())
     from_curves = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "bayes_blina.curves"
                    for a in n.names}
-    assert not from_curves & {"pulse", "saturating"}
+    assert not from_curves & {"pulse", "saturating", "depletion"}

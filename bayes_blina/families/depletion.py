@@ -9,8 +9,8 @@ infusion start) has the noise-free count::
             = B_ij * (floor_ij + (1 - floor_ij) * exp(-k_dep_ij * t))     (t > 0; B_ij before)
     log y   ~ Normal(log N_ij(t), sigma_obs_j)        (below the row's LOD/LLOQ: Beal's M3)
 
-with :func:`bayes_blina.curves.depletion`, the curve the simulator draws from. Patients and
-population (per analyte)::
+with :func:`bayes_blina.curves.depletion` (in its stable log form :func:`depletion_log_mean`, which
+the simulator draws from too). Patients and population (per analyte)::
 
     log B_ij       ~ Normal(log_baseline_mu_j, sd_log_baseline_j)
     log k_dep_ij   ~ Normal(log_k_dep_mu_j [+ covariate effects], sd_log_k_dep_j)
@@ -179,8 +179,8 @@ class DepletionModel(TrajectoryFamily):
         log_floor = pm.Deterministic(q + "log_floor", -_softplus(-logit_floor, pt), dims=(sub, ana))
 
         cell = A["obs_subject"] * n_ana + A["obs_analyte"]
-        mu = log_base.flatten()[cell] + _log_depletion(A["obs_time_h"], log_k.flatten()[cell],
-                                                       logit_floor.flatten()[cell], pt)
+        mu = depletion_log_mean(log_base.flatten()[cell], log_k.flatten()[cell], logit_floor.flatten()[cell],
+                                A["obs_time_h"], xp=pt)
         self.add_likelihood(prepared, mu, sigma[A["obs_analyte"]], prefix=q)
 
         pm.Deterministic(q + "depleted", pt.cast(pt.lt(log_floor, math.log(DEPLETED_BELOW)), "float64"),
@@ -228,6 +228,33 @@ def _log_depletion(t, log_k, logit_floor, xp):
     return m + xp.log1p(xp.exp(-abs(a - b)))
 
 
+def depletion_log_mean(log_baseline, log_k, logit_floor, t, *, xp=np):
+    """The family's one mean formula: ``log B + log depletion(t; k, floor)`` of each row.
+
+    Written once for numpy and ``pytensor.tensor`` (``xp``): the model, :func:`depletion_log_mu`
+    (predictions, checks) and the simulator (:mod:`bayes_blina.simulate.cohort`) use it.
+
+    Parameters
+    ----------
+    log_baseline, log_k, logit_floor : array_like
+        Each row's log baseline count, log depletion rate (1/h) and logit of the remaining fraction.
+    t : array_like
+        Hours from the first infusion start (the curve is the baseline before 0).
+    xp : module
+        ``numpy`` or ``pytensor.tensor``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayes_blina.curves import depletion
+    >>> t = np.array([-5.0, 0.0, 24.0, 240.0])
+    >>> got = np.exp(depletion_log_mean(np.log(30.0), np.log(0.05), np.log(0.01 / 0.99), t))
+    >>> bool(np.allclose(got, 30.0 * depletion(t, 0.05, 0.01)))
+    True
+    """
+    return log_baseline + _log_depletion(t, log_k, logit_floor, xp)
+
+
 def depletion_log_mu(draws, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """Noise-free ``log`` count of every observation row, for each draw (numpy).
 
@@ -248,5 +275,5 @@ def depletion_log_mu(draws, arrays: dict[str, np.ndarray]) -> np.ndarray:
     s, a = arrays["obs_subject"], arrays["obs_analyte"]
     log_floor = val["log_floor"][..., s, a]
     logit_floor = log_floor - np.log(-np.expm1(np.minimum(log_floor, -1e-300)))
-    return val["log_baseline"][..., s, a] + _log_depletion(arrays["obs_time_h"], val["log_k_dep"][..., s, a],
-                                                           logit_floor, np)
+    return depletion_log_mean(val["log_baseline"][..., s, a], val["log_k_dep"][..., s, a], logit_floor,
+                              arrays["obs_time_h"], xp=np)

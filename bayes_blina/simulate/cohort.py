@@ -59,12 +59,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_blina.curves import depletion
 from bayes_blina.data.analytes import analyte_info
 from bayes_blina.data.dataset import Dataset
 from bayes_blina.data.io import DatasetExistsError, write_dataset
 from bayes_blina.data.schema import validate_dataset
 from bayes_blina.errors import BayesBlinaError
+from bayes_blina.families.depletion import depletion_log_mean
 from bayes_blina.families.kinetics import kinetics_log_mean
 from bayes_blina.families.pulse import pulse_log_mean
 from bayes_blina.events import SteadyStatePK, infusion_events, standard_schedule, time_features
@@ -241,7 +241,11 @@ def _infusion_end(dosing: pd.DataFrame, ids: pd.Index) -> np.ndarray:
 
 def _depletion_curve(p: np.ndarray, t: np.ndarray, baseline: np.ndarray, k_dep: np.ndarray,
                      floor: np.ndarray) -> np.ndarray:
-    return baseline[p] * depletion(t, k_dep[p], floor[p])
+    """Count of each row: the depletion family's own formula (:func:`depletion_log_mean`)."""
+    f = np.asarray(floor, dtype=float)[p]
+    with np.errstate(divide="ignore"):  # a floor of 0 or 1 has an infinite logit: the formula takes it
+        logit_floor = np.log(f) - np.log1p(-f)
+    return np.exp(depletion_log_mean(np.log(baseline[p]), np.log(k_dep[p]), logit_floor, t, xp=np))
 
 
 def _pk_curve(dosing: pd.DataFrame, ids: pd.Index, p: np.ndarray, t: np.ndarray,
