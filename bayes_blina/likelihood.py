@@ -68,6 +68,7 @@ __all__ = [
     "CENSORING_KINDS",
     "censored_lognormal_logp",
     "censored_lognormal_logp_np",
+    "censored_rows",
     "censoring_limits",
     "log_diff_ndtr",
     "log_diff_ndtr_np",
@@ -146,6 +147,44 @@ def _has_lower(log_lower, cens):
     lo = np.asarray(log_lower, dtype=float)
     with np.errstate(invalid="ignore"):
         return cens & np.isfinite(lo)
+
+
+def censored_rows(log_y, log_limit, is_censored, log_lower=None) -> dict[str, np.ndarray]:
+    """The likelihood's observed arrays, each row's unused entries neutral.
+
+    The one preparation of the arrays :func:`censored_lognormal_logp` takes, used for a fit's data
+    and for each simulation that calibration swaps in.
+
+    Parameters
+    ----------
+    log_y, log_limit : array_like
+        Log value of each row, log limit (LOD or LLOQ) of each row; NaN where not applicable.
+    is_censored : array_like of bool
+        Rows below their limit.
+    log_lower : array_like, optional
+        Log lower limit of interval-censored rows (a result between the LOD and the LLOQ).
+
+    Returns
+    -------
+    dict
+        ``log_y`` (0 on censored rows), ``log_limit`` (0 on observed rows), ``is_censored``
+        (bool) and ``log_lower`` (-inf where a row is not interval-censored, every row when
+        ``log_lower`` is not given).
+
+    Examples
+    --------
+    >>> rows = censored_rows([1.0, np.nan, np.nan], [np.nan, 2.0, 2.0], [False, True, True],
+    ...                      [np.nan, np.nan, 0.5])
+    >>> rows["log_y"].tolist(), rows["log_limit"].tolist(), rows["log_lower"].tolist()
+    ([1.0, 0.0, 0.0], [0.0, 2.0, 2.0], [-inf, -inf, 0.5])
+    """
+    cens = np.asarray(is_censored, dtype=bool)
+    lo = np.full(cens.shape, -np.inf) if log_lower is None else np.asarray(log_lower, dtype=float)
+    with np.errstate(invalid="ignore"):
+        lo = np.where(cens & np.isfinite(lo), lo, -np.inf)
+    return {"log_y": np.where(cens, 0.0, np.asarray(log_y, dtype=float)),
+            "log_limit": np.where(cens, np.asarray(log_limit, dtype=float), 0.0),
+            "is_censored": cens, "log_lower": lo}
 
 
 def censored_lognormal_logp(mu_log, sigma, log_y, log_limit, is_censored, log_lower=None):

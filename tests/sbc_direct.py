@@ -24,11 +24,7 @@ def direct_model(ctx: dict, data: dict):
     fam = sbc._fit_family(ctx)
     A = dict(ctx["prepared"].arrays)
     for q in sbc._trajectory_prefixes(data):
-        cens = np.asarray(data[q + "censored"], dtype=bool)
-        A[q + "log_y"] = np.where(cens, 0.0, data[q + "log_y"])
-        A[q + "log_limit"] = np.where(cens, data[q + "log_limit"], 0.0)
-        A[q + "log_lower"] = sbc._sim_lower(data, q)
-        A[q + "is_censored"] = cens.astype(np.int8)
+        A.update(sbc.sim_rows(data, q))
     for key in ("cell_y", "agg_r", "cr_y"):
         if key in data:
             A[key] = np.asarray(data[key]).astype(np.int64)

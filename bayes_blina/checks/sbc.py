@@ -73,6 +73,7 @@ import pandas as pd
 from scipy import stats
 
 from bayes_blina.errors import SpecError
+from bayes_blina.likelihood import censored_rows
 
 __all__ = ["MISSPECIFICATIONS", "SBCResult", "SBCSettings", "builtin_design", "run_sbc", "uniformity"]
 
@@ -411,12 +412,13 @@ def _swappable_model(ctx: dict):
     return model
 
 
-def _sim_lower(data: dict, prefix: str = "") -> np.ndarray:
-    """A simulation's ``log_lower`` (-inf where a row is not interval-censored)."""
-    cens = np.asarray(data[prefix + "censored"], dtype=bool)
-    lo = np.asarray(data.get(prefix + "log_lower", np.full(cens.shape, np.nan)), dtype=float)
-    with np.errstate(invalid="ignore"):
-        return np.where(cens & np.isfinite(lo), lo, -np.inf)
+def sim_rows(data: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    """A simulation's censored rows of one trajectory part, as the likelihood takes them
+    (:func:`~bayes_blina.likelihood.censored_rows`; ``is_censored`` as int8, the ``pm.Data`` type)."""
+    rows = censored_rows(data[prefix + "log_y"], data[prefix + "log_limit"], data[prefix + "censored"],
+                         data.get(prefix + "log_lower"))
+    rows["is_censored"] = rows["is_censored"].astype(np.int8)
+    return {prefix + k: v for k, v in rows.items()}
 
 
 def _trajectory_prefixes(data: dict) -> list[str]:
@@ -433,11 +435,7 @@ def _data_updates(ctx: dict, data: dict) -> dict[str, np.ndarray]:
         if key in data:
             out[key] = np.asarray(data[key]).astype(np.int64)
     for q in _trajectory_prefixes(data):
-        cens = np.asarray(data[q + "censored"], dtype=bool)
-        out[q + "log_y"] = np.where(cens, 0.0, data[q + "log_y"]).astype(float)
-        out[q + "log_limit"] = np.where(cens, data[q + "log_limit"], 0.0).astype(float)
-        out[q + "is_censored"] = cens.astype(np.int8)
-        out[q + "log_lower"] = _sim_lower(data, q)
+        out.update(sim_rows(data, q))
     return out
 
 

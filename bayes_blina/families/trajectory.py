@@ -56,7 +56,7 @@ from bayes_blina.errors import DataValidationError, Problem, SpecError, UnknownP
 from bayes_blina.events import infusion_events, time_features
 from bayes_blina.families.base import ModelFamily, Prepared
 from bayes_blina.families.levels import factor_vocabulary, subject_levels
-from bayes_blina.likelihood import censored_lognormal_logp_np, censoring_limits
+from bayes_blina.likelihood import censored_lognormal_logp_np, censored_rows, censoring_limits
 from bayes_blina.priors import Prior
 
 __all__ = ["REFERENCE_DOSE", "TrajectoryFamily", "TrajectoryOptions", "cell_values", "pair_sum", "pair_total", "prefixed_coords",
@@ -788,19 +788,12 @@ class TrajectoryFamily(ModelFamily):
         import pymc as pm
 
         A = prepared.arrays
-        cens = np.asarray(A["is_censored"], dtype=bool)
-        out: dict[str, Any] = {"log_y": np.where(cens, 0.0, np.asarray(A["log_y"], dtype=float)),
-                               "log_limit": np.where(cens, np.asarray(A["log_limit"], dtype=float), 0.0),
-                               "is_censored": cens}
-        lower = A.get("log_lower")
-        if lower is not None:
-            lo = np.asarray(lower, dtype=float)
-            with np.errstate(invalid="ignore"):
-                lo = np.where(cens & np.isfinite(lo), lo, -np.inf)
-            if np.isfinite(lo).any() or prepared.swappable:  # a swapped data set may have interval rows
-                out["log_lower"] = lo
+        out: dict[str, Any] = censored_rows(A["log_y"], A["log_limit"], A["is_censored"], A.get("log_lower"))
+        # a swapped data set may have interval rows where this one has none
+        if A.get("log_lower") is None or not (np.isfinite(out["log_lower"]).any() or prepared.swappable):
+            del out["log_lower"]
         if prepared.swappable:
-            out["is_censored"] = cens.astype(np.int8)
+            out["is_censored"] = out["is_censored"].astype(np.int8)
             out = {k: pm.Data(prefix + k, v) for k, v in out.items()}
         return out
 
