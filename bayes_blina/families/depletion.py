@@ -160,19 +160,15 @@ class DepletionModel(TrajectoryFamily):
         import pytensor.tensor as pt
 
         self._ensure_coords(prepared, prefix)
-        opt, A, P, q = self.options, prepared.arrays, self.priors, prefix
-        n_sub, n_ana = len(prepared.coords["subject"]), len(opt.analytes)
+        opt, A, q = self.options, prepared.arrays, prefix
+        n_ana = len(opt.analytes)
         ana, sub = q + "analyte", q + "subject"
         lbm = self.create_prior("log_baseline_mu", q + "log_baseline_mu", dims=ana)
         sdb = self.create_prior("sd_log_baseline", q + "sd_log_baseline", dims=ana)
         lkm = self.create_prior("log_k_dep_mu", q + "log_k_dep_mu", dims=ana)
         sdk = self.create_prior("sd_log_k_dep", q + "sd_log_k_dep", dims=ana)
         sigma = self.create_prior("sigma_obs", q + "sigma_obs", dims=ana)
-        eff = pt.zeros((n_sub, n_ana))
-        for f in opt.covariates:
-            if len(prepared.coords.get(f"{f}_contrast", [])):
-                beta = P[f"beta_{f}"].create(q + f"beta_{f}", dims=(q + f"{f}_contrast", ana))
-                eff = eff + pt.concatenate([pt.zeros((1, n_ana)), beta], axis=0)[A[f"cov_{f}"]]
+        eff = self.covariate_effects(prepared, q)
         log_base = pm.Normal(q + "log_baseline", lbm, sdb, dims=(sub, ana))
         log_k = pm.Normal(q + "log_k_dep", lkm + eff, sdk, dims=(sub, ana))
         logit_floor = self.create_prior("logit_floor", q + "logit_floor", dims=(sub, ana))

@@ -277,7 +277,7 @@ class KineticsModel(TrajectoryFamily):
         import pytensor.tensor as pt
 
         self._ensure_coords(prepared, prefix)
-        opt, A, P, q = self.options, prepared.arrays, self.priors, prefix
+        opt, A, q = self.options, prepared.arrays, prefix
         n_sub, n_ana = len(prepared.coords["subject"]), len(opt.analytes)
         ana, sub = q + "analyte", q + "subject"
         lbm = self.create_prior("log_baseline_mu", q + "log_baseline_mu", dims=ana)
@@ -290,20 +290,8 @@ class KineticsModel(TrajectoryFamily):
         emu = self.create_prior("expansion_mu", q + "expansion_mu", dims=ana)
         tau_e = self.create_prior("tau_e", q + "tau_e", dims=ana)
         sigma = self.create_prior("sigma_obs", q + "sigma_obs", dims=ana)
-        if self._correlated():
-            sd_dist = self.prior_dist("sd_expansion", n_ana)
-            chol, corr, sds = pm.LKJCholeskyCov(q + "chol_expansion", eta=opt.lkj_eta, n=n_ana,
-                                                sd_dist=sd_dist, compute_corr=True, store_in_trace=False)
-            sde = pm.Deterministic(q + "sd_expansion", sds, dims=ana)
-            pm.Deterministic(q + "corr_expansion", corr, dims=(ana, q + "analyte_b"))
-        else:
-            sde = self.create_prior("sd_expansion", q + "sd_expansion", dims=ana)
-            chol = None
-        eff = pt.zeros((n_sub, n_ana))
-        for f in opt.covariates:
-            if len(prepared.coords.get(f"{f}_contrast", [])):
-                beta = P[f"beta_{f}"].create(q + f"beta_{f}", dims=(q + f"{f}_contrast", ana))
-                eff = eff + pt.concatenate([pt.zeros((1, n_ana)), beta], axis=0)[A[f"cov_{f}"]]
+        sde, chol = self.correlated_sd("sd_expansion", "expansion", q)
+        eff = self.covariate_effects(prepared, q)
         e_mean = emu + eff
         if opt.centred:
             init_base = _initial_log_baseline(A, n_sub, n_ana)

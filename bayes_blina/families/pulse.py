@@ -377,21 +377,8 @@ class PulseModel(TrajectoryFamily):
             start_unjittered(log_tpeak)
         k_shape = self.create_prior("k_shape", q + "k_shape", dims=ana)
         sigma = self.create_prior("sigma_obs", q + "sigma_obs", dims=ana)
-        if self._correlated():
-            sd_dist = self.prior_dist("sd_log_amp", n_ana)
-            chol, corr, sds = pm.LKJCholeskyCov(q + "chol_amp", eta=opt.lkj_eta, n=n_ana, sd_dist=sd_dist,
-                                                compute_corr=True, store_in_trace=False)
-            sda = pm.Deterministic(q + "sd_log_amp", sds, dims=ana)
-            pm.Deterministic(q + "corr_amp", corr, dims=(ana, q + "analyte_b"))
-        else:
-            sda = self.create_prior("sd_log_amp", q + "sd_log_amp", dims=ana)
-            chol = None
-        eff = pt.zeros((n_sub, n_ana))
-        for f in opt.covariates:
-            n_con = len(prepared.coords.get(f"{f}_contrast", []))
-            if n_con:
-                beta = P[f"beta_{f}"].create(q + f"beta_{f}", dims=(q + f"{f}_contrast", ana))
-                eff = eff + pt.concatenate([pt.zeros((1, n_ana)), beta], axis=0)[A[f"cov_{f}"]]
+        sda, chol = self.correlated_sd("sd_log_amp", "amp", q)
+        eff = self.covariate_effects(prepared, q)
         if opt.peak_coordinates:
             # sample each patient's log peak and the baseline given it; see _peak_coordinates
             lam, dev_a, dev_b = self._peak_coordinates(prepared, P, lbm, sdb, eff, gamma, delta, kappa,

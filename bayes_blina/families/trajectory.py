@@ -818,6 +818,53 @@ class TrajectoryFamily(ModelFamily):
         logp = censored_lognormal_logp(mu, sigma, d["log_y"], d["log_limit"], d["is_censored"], d.get("log_lower"))
         pm.Potential(prefix + "loglik", pt.sum(logp))
 
+    def covariate_effects(self, prepared: Prepared, prefix: str = ""):
+        """Each patient's summed covariate effect per analyte, a tensor (subject, analyte).
+
+        For every covariate of the options with data on two or more levels, ``<prefix>beta_<f>``
+        (prior ``beta_<f>``, dims (``<f>_contrast``, analyte)) is each level's difference from the
+        reference level, which has 0; a covariate left out by the preparation adds nothing. The
+        one block of covariate effects of the trajectory families (inside ``with model:``).
+        """
+        import pytensor.tensor as pt
+
+        n_sub, n_ana = len(prepared.coords["subject"]), len(self.options.analytes)
+        eff = pt.zeros((n_sub, n_ana))
+        for f in self.options.covariates:
+            if len(prepared.coords.get(f"{f}_contrast", [])):
+                beta = self.priors[f"beta_{f}"].create(prefix + f"beta_{f}", dims=(prefix + f"{f}_contrast",
+                                                                                    prefix + "analyte"))
+                eff = eff + pt.concatenate([pt.zeros((1, n_ana)), beta], axis=0)[prepared.arrays[f"cov_{f}"]]
+        return eff
+
+    def correlated_sd(self, sd_name: str, block: str, prefix: str = ""):
+        """Between-patient SDs per analyte of one patient effect, and its correlation across analytes.
+
+        With the options ``correlated`` (and two or more analytes) the SDs come with an LKJ
+        correlation (shape ``lkj_eta``): ``<prefix>chol_<block>`` (Cholesky factor, not stored),
+        ``<prefix>corr_<block>`` (dims analyte, analyte_b) and ``<prefix><sd_name>``, whose prior
+        is the SD distribution; otherwise ``<prefix><sd_name>`` alone. The one correlated block
+        of the trajectory families (inside ``with model:``).
+
+        Returns
+        -------
+        sd : tensor
+            The SDs (analyte).
+        chol : tensor or None
+            The Cholesky factor of the covariance, ``None`` without correlation.
+        """
+        import pymc as pm
+
+        ana, n_ana = prefix + "analyte", len(self.options.analytes)
+        if not (getattr(self.options, "correlated", False) and n_ana > 1):
+            return self.create_prior(sd_name, prefix + sd_name, dims=ana), None
+        chol, corr, sds = pm.LKJCholeskyCov(prefix + f"chol_{block}", eta=self.options.lkj_eta, n=n_ana,
+                                            sd_dist=self.prior_dist(sd_name, n_ana), compute_corr=True,
+                                            store_in_trace=False)
+        sd = pm.Deterministic(prefix + sd_name, sds, dims=ana)
+        pm.Deterministic(prefix + f"corr_{block}", corr, dims=(ana, prefix + "analyte_b"))
+        return sd, chol
+
     def typical_patient(self, draws) -> dict[str, np.ndarray]:
         """The typical patient's values of :attr:`patient_vars`, per draw (numpy).
 
