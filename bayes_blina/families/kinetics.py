@@ -222,9 +222,6 @@ class KineticsModel(TrajectoryFamily):
             out[("k_shape", code)] = k_shape
         return out
 
-    def _correlated(self) -> bool:
-        return self.options.correlated and len(self.options.analytes) > 1
-
     def extend_prepared(self, prepared: Prepared) -> Prepared:
         """Adds the ``analyte_b`` coordinate (of ``corr_expansion``)."""
         c = prepared.coords

@@ -342,9 +342,6 @@ class PulseModel(TrajectoryFamily):
         return prepared
 
     # ------------------------------------------------------------------ model
-    def _correlated(self) -> bool:
-        return self.options.correlated and len(self.options.analytes) > 1
-
     def add_to_model(self, prepared: Prepared, prefix: str = "") -> dict[str, Any]:
         """Add the pulse model to the current PyMC model (inside ``with model:``).
 

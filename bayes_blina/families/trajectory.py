@@ -837,6 +837,10 @@ class TrajectoryFamily(ModelFamily):
                 eff = eff + pt.concatenate([pt.zeros((1, n_ana)), beta], axis=0)[prepared.arrays[f"cov_{f}"]]
         return eff
 
+    def _correlated(self) -> bool:
+        """Whether patient effects are correlated across analytes (option ``correlated``, 2+ analytes)."""
+        return bool(getattr(self.options, "correlated", False)) and len(self.options.analytes) > 1
+
     def correlated_sd(self, sd_name: str, block: str, prefix: str = ""):
         """Between-patient SDs per analyte of one patient effect, and its correlation across analytes.
 
@@ -856,7 +860,7 @@ class TrajectoryFamily(ModelFamily):
         import pymc as pm
 
         ana, n_ana = prefix + "analyte", len(self.options.analytes)
-        if not (getattr(self.options, "correlated", False) and n_ana > 1):
+        if not self._correlated():
             return self.create_prior(sd_name, prefix + sd_name, dims=ana), None
         chol, corr, sds = pm.LKJCholeskyCov(prefix + f"chol_{block}", eta=self.options.lkj_eta, n=n_ana,
                                             sd_dist=self.prior_dist(sd_name, n_ana), compute_corr=True,
