@@ -141,6 +141,85 @@ class ModelSpec(BaseModel):
         """The spec as plain data (what provenance records besides the original text)."""
         return self.model_dump(exclude={"text", "path"})
 
+    def resolved(self) -> dict[str, Any]:
+        """Everything a fit of this spec uses: the family's resolved options and priors (its
+        declared defaults where the spec is silent), sampler settings and gate.
+
+        Raises
+        ------
+        SpecError
+            If the family does not accept the spec's options or priors.
+        """
+        from bayes_blina.families import get_family
+
+        described = get_family(self.family)(self.options, self.priors).describe()
+        return {"name": self.name, "family": self.family, "description": self.description,
+                "options": described["options"], "priors": described["priors"],
+                "sampler": self.sampler.model_dump(), "gate": self.gate.model_dump()}
+
+    def resolved_toml(self) -> str:
+        """:meth:`resolved` as TOML, each value the spec does not state marked ``# default``.
+
+        Examples
+        --------
+        >>> text = load_spec("tcell").resolved_toml()
+        >>> "[options]" in text and 'analytes = ["CD3", "CD4", "CD8"]' in text
+        True
+        >>> [line for line in text.splitlines() if line.startswith("cycles")]
+        ['cycles = 2  # default']
+        """
+        r = self.resolved()
+        stated = {"options": set(self.options), "priors": set(self.priors),
+                  "sampler": set(self._stated("sampler")), "gate": set(self._stated("gate"))}
+        lines = [f"name = {_toml_value(r['name'])}", f"family = {_toml_value(r['family'])}",
+                 f"description = {_toml_value(r['description'])}"]
+        for section in ("options", "priors", "sampler", "gate"):
+            lines += ["", f"[{section}]"]
+            for key, value in r[section].items():
+                if value is None:
+                    lines.append(f"# {_toml_key(key)}: not set" + ("" if key in stated[section] else "  (default)"))
+                    continue
+                mark = "" if key in stated[section] else "  # default"
+                lines.append(f"{_toml_key(key)} = {_toml_value(value)}{mark}")
+        return "\n".join(lines) + "\n"
+
+    def _stated(self, section: str) -> list[str]:
+        """Keys of a section that the spec's own text states (all keys when there is no text)."""
+        if not self.text:
+            return list(getattr(self, section).model_dump())
+        try:
+            return list(tomllib.loads(self.text).get(section, {}))
+        except tomllib.TOMLDecodeError:
+            return list(getattr(self, section).model_dump())
+
+
+def _toml_key(key: str) -> str:
+    """A TOML key: bare when it can be, else quoted (``"t_nadir[CD3]"``)."""
+    import re
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    """A plain value (str, bool, number, list, dict) as TOML."""
+    import json
+    import math
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf" if value < 0 else "nan")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }" \
+            if value else "{}"
+    return json.dumps(str(value))
+
 
 def _pydantic_message(err: ValidationError, where: str) -> str:
     parts = []

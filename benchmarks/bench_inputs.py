@@ -133,7 +133,7 @@ def _child(step: str, folder: str) -> None:
         from bayes_blina.spec import load_spec
 
         spec = load_spec(step.removeprefix("prepare-"))
-        options = dict(spec.options)
+        options = dict(spec.resolved()["options"])  # the family's defaults where the spec is silent
         if "analytes" in options:  # the generator's analytes only (CD3 of the T-cell spec's CD3, CD4, CD8)
             options["analytes"] = [a for a in options["analytes"] if a in set(ds.observations["analyte"])]
         get_family(spec.family)(options, spec.priors).prepare(ds)

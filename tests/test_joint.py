@@ -453,11 +453,17 @@ def test_two_stage_stage1_spec_drops_the_cr_part_and_its_priors():
     from bayes_blina.joint.two_stage import compare_beta, stage1_spec
     from bayes_blina.spec import load_spec
 
-    s1 = stage1_spec("joint")  # the shipped spec lists p_typical and the sd_<factor> priors
-    assert s1.options["response_part"] is False and "p_typical" not in s1.priors
+    from bayes_blina.spec import parse_spec
+
+    shipped = load_spec("joint")
+    cr_priors = {"p_typical": {"dist": "Beta", "alpha": 2, "beta": 2}, "sd_regimen": {"dist": "Gamma", "alpha": 2, "beta": 2},
+                 "tcell_sigma_obs": {"dist": "HalfNormal", "sigma": 0.4}}
+    s1 = stage1_spec(parse_spec({**shipped.to_toml_dict(), "priors": cr_priors}))  # a spec stating CR priors
+    assert s1.options["response_part"] is False and set(s1.priors) == {"tcell_sigma_obs"}
     fam = JointModel(s1.options, s1.priors)
     assert fam.part_names() == ["tcell", "cyt"] and "beta_tcell_expansion" not in fam.priors
-    assert load_spec("joint").options["cycles"] == 1
+    assert fam.priors["tcell_sigma_obs"].params == {"sigma": 0.4}  # the trajectory priors are kept
+    assert JointModel(shipped.options, shipped.priors).options.cycles == 1
     # compare_beta: widths, ratios and coverage from two posteriors
     rng = np.random.default_rng(0)
 

@@ -130,8 +130,8 @@ def test_default_joint_spec_runs_on_the_core_data_format(small_cohort):
     ds, _ = small_cohort
     core = ["subject_id", "study", "regimen", "age_years", "age_group", "blast_pct", "bsa_m2", "response"]
     spec = load_spec("joint")
-    assert spec.options["numeric_covariates"] == {} and spec.options["window_days"] == 29
     fam = JointModel(spec.options, spec.priors)
+    assert fam.options.numeric_covariates == {} and fam.options.window_days == 29
     prep = fam.prepare(ds.with_tables(subjects=ds.subjects[core]))
     assert prep.data_use["cr"]["patients_used"] == 12 and prep.data_use["cr"]["numeric"] == {}
     assert not any(k.startswith("cr_num_") for k in prep.arrays)

@@ -104,13 +104,19 @@ def loo(fitdirs, fmt, var_name, allow_unconverged) -> None:
 
 
 @main.command()
-def specs() -> None:
-    """List the model specs found in models/."""
+@click.argument("name", required=False)
+def specs(name) -> None:
+    """List the model specs found in models/; with NAME (a spec name or TOML path), print everything
+    a fit of it uses: the family's resolved options and priors, sampler settings and gate, each
+    value the spec does not state marked '# default'."""
     from bayes_blina.spec import available_specs, load_spec
 
-    for name, path in available_specs().items():
+    if name:
+        click.echo(load_spec(name).resolved_toml(), nl=False)
+        return
+    for spec_name, path in available_specs().items():
         s = load_spec(path)
-        click.echo(f"{name:<22} family={s.family:<12} {s.description}  ({path})")
+        click.echo(f"{spec_name:<22} family={s.family:<12} {s.description}  ({path})")
 
 
 @main.command()
