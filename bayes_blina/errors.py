@@ -89,12 +89,17 @@ class DataValidationError(BayesBlinaError, ValueError):
             raise ValueError("DataValidationError needs at least one problem")
         super().__init__(_render_grouped(self.problems, max_kinds, max_values))
 
-    def write_csv(self, path) -> str:
-        """Write every problem, one per line (``file,column,row,rule,value``), atomically; return the path."""
+    def to_csv(self) -> str:
+        """Every problem, one per line (``file,column,row,rule,value``), as CSV text.
+
+        Examples
+        --------
+        >>> print(DataValidationError([Problem("a.csv", "x", 2, "bad, really")]).to_csv(), end="")
+        file,column,row,rule,value
+        a.csv,x,2,"bad, really",
+        """
         import csv
         import io
-
-        from bayes_blina._atomic import write_text_atomic
 
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -102,7 +107,7 @@ class DataValidationError(BayesBlinaError, ValueError):
         for p in self.problems:
             w.writerow([p.file, "" if p.column is None else p.column, "" if p.row is None else p.row, p.rule,
                         "" if p.value is None else p.value])
-        return str(write_text_atomic(path, buf.getvalue()))
+        return buf.getvalue()
 
 
 def _row_ranges(rows: list[int], limit: int = 8) -> str:

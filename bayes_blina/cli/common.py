@@ -43,7 +43,8 @@ def _report_problems(err: DataValidationError, *, verbose: bool, problems_file: 
     click.secho(f"error: {text}", fg="red", err=True)
     if problems_file:
         try:
-            click.echo(f"wrote every problem ({len(err.problems)}) to {err.write_csv(problems_file)}", err=True)
+            written = write_text_atomic(problems_file, err.to_csv())
+            click.echo(f"wrote every problem ({len(err.problems)}) to {written}", err=True)
         except BayesBlinaError as out_err:
             click.secho(f"error: {out_err}", fg="red", err=True)
     elif not verbose and len(err.problems) > len(str(err).splitlines()) - 1:
