@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from bayes_blina.families.joint import derived_summary
-    from bayes_blina.joint.cr_curves import fitted_biomarkers, pcr_curve, pcr_curve_figure
+    from bayes_blina.joint.cr_curves import fitted_biomarkers, pcr_curve
+    from bayes_blina.report.figures import pcr_curve_figure
     from bayes_blina.joint.landmark import predict_landmark, read_landmark_inputs
     from bayes_blina.report.figures import save_figure
     from bayes_blina.report.tables import UNCONVERGED_BANNER, format_table, gate_or_raise

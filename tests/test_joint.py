@@ -411,7 +411,8 @@ def _fake_joint_fit():
 
 
 def test_pcr_curve_is_the_logistic_formula_by_regimen():
-    from bayes_blina.joint.cr_curves import fitted_biomarkers, pcr_curve, pcr_curve_figure
+    from bayes_blina.joint.cr_curves import fitted_biomarkers, pcr_curve
+    from bayes_blina.report.figures import pcr_curve_figure
 
     fit_ = _fake_joint_fit()
     fb = fitted_biomarkers(fit_)

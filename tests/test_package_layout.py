@@ -33,6 +33,10 @@ def _modules(folder: str) -> list[Path]:
 #: (importing layer, imported prefixes it must not reach, why)
 RULES = [
     ("checks", ("bayes_blina.report",), "checks compute tables and datasets; report renders them"),
+    ("joint", ("bayes_blina.report",), "the joint model's tools compute; report renders (figures included)"),
+    ("plan", ("bayes_blina.report",), "planning computes; report renders"),
+    ("safety", ("bayes_blina.report",), "escalation computes; report renders"),
+    ("simulate", ("bayes_blina.report",), "the simulator computes; report renders"),
     ("report", ("bayes_blina.inference", "bayes_blina.approx"), "nothing in report/ fits a model"),
     ("data", ("bayes_blina.families", "bayes_blina.inference", "bayes_blina.store",
               "bayes_blina.checks", "bayes_blina.report"), "data never imports models"),

@@ -234,3 +234,50 @@ def rank_figure(draws, *, title: str | None = None):
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def pcr_curve_figure(curve: pd.DataFrame, *, patients: pd.DataFrame | None = None, title: str | None = None):
+    """Plot :func:`~bayes_blina.joint.cr_curves.pcr_curve` (log2 x axis), one line and band per level; optionally the fitted
+    patients (posterior mean biomarker, CR 1 at the top, 0 at the bottom) as ticks.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from bayes_blina.families.joint import BIOMARKERS
+
+    plt = _plt()
+    b = str(curve["biomarker"].iloc[0])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for lv, d in curve.groupby("level", sort=False):
+        line, = ax.plot(d["value"], d["p_median"], lw=2, label=str(lv) if lv != "all" else "posterior median")
+        ax.fill_between(d["value"], d["p_lower"], d["p_upper"], color=line.get_color(), alpha=0.18, lw=0)
+    if patients is not None and b in patients and "response" in patients:
+        x = 2.0 ** patients[b].to_numpy(float) * float(curve.attrs.get("ref", 1.0))
+        y = patients["response"].to_numpy(float)
+        ax.plot(x, np.where(y == 1, 1.02, -0.02), "|", color="0.3", ms=8, label="fitted patients (CR / no CR)")
+    ax.set_xscale("log", base=2)
+    lo, hi = curve["value"].min(), curve["value"].max()
+    ax.set_xlim(lo, hi)
+    ticks = 2.0 ** np.arange(np.ceil(np.log2(lo)), np.floor(np.log2(hi)) + 1)
+    if len(ticks) > 9:
+        ticks = ticks[::2]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel(BIOMARKERS[b].label)
+    ax.set_ylabel("P(CR)")
+    prob = curve.attrs.get("prob", 0.9)
+    by = curve.attrs.get("by")
+    ax.set_title(title or f"P(CR) by {b.replace('_', ' ')}"
+                 + (f" and {by}" if by else "") + f" ({prob:.0%} credible bands)")
+    others = {**(curve.attrs.get("others") or {}), **(curve.attrs.get("numeric") or {})}
+    if others:
+        ax.text(0.01, 0.93, "held at: " + ", ".join(f"{k} = {v:.3g}" for k, v in others.items()),
+                transform=ax.transAxes, fontsize=8, color="0.3")
+    ax.legend(loc="lower right" if not others else "center right", fontsize=8, frameon=False,
+              title=by.replace("_", " ") if by else None)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -563,7 +563,8 @@ def _joint_vpc_parts(stored, dataset, a, bins, n_draws, prob, fig, sec_parts: li
 
 def _pcr_expansion_part(stored, prob, fig) -> str:
     """P(CR) against T-cell expansion by regimen (:mod:`bayes_blina.joint.cr_curves`)."""
-    from bayes_blina.joint.cr_curves import fitted_biomarkers, pcr_curve, pcr_curve_figure
+    from bayes_blina.joint.cr_curves import fitted_biomarkers, pcr_curve
+    from bayes_blina.report.figures import pcr_curve_figure
 
     title = "P(CR) against T-cell expansion by regimen"
     try:
