@@ -208,10 +208,9 @@ class Fit:
         the same fit read back hold the same record; ``family``, ``prepared`` and ``verdict`` are
         the objects of the run.
         """
-        record = {"spec": spec, "family": family, "prepared": prepared, "verdict": verdict,
-                  "dataset_name": dataset_name, "dataset_origin": dataset_origin, "data_sha256": data_sha256,
-                  "backend": backend, "timing": timing}
-        prov = json.loads(json.dumps(build_provenance(**record), default=str))
+        prov = json.loads(json.dumps(build_provenance(
+            spec=spec, family=family, prepared=prepared, verdict=verdict, dataset_name=dataset_name,
+            dataset_origin=dataset_origin, data_sha256=data_sha256, backend=backend, timing=timing), default=str))
         out = cls(idata=idata, provenance=prov)
         out.__dict__.update(spec=spec, family=family, prepared=prepared, verdict=verdict)  # the run's own objects
         return out

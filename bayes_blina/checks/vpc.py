@@ -319,7 +319,7 @@ def stored_prepared(stored):
         raise BayesBlinaError(f"fit {stored.path} ({stored.family_name}) has no trajectory observations: "
                               "this check needs a trajectory family (e.g. pulse)")
     family = stored.family
-    arrays = {k: np.asarray(const[k].values) for k in const.data_vars}
+    arrays = stored.prepared.arrays  # rebuilt from constant_data by the store
     post = as_dataset(stored.idata.posterior)
     subjects = [str(s) for s in post.coords["subject"].values] if "subject" in post.coords else []
     coords = {"analyte": list(stored.options.get("analytes", [])), "subject": subjects}
